@@ -1,0 +1,40 @@
+# Everything runs inside .venv, which these targets create on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR := demo_output
+
+.PHONY: install dev demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files so that a second `make` reinstalls only when pyproject.toml changed.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/dctconv transform sample_images/*.png -o $(DEMO_DIR) --kernels
+	$(BIN)/dctconv transform --inverse $(DEMO_DIR)/*_coefficients.npz -o $(DEMO_DIR)
+	@echo
+	@echo "Demo pictures are in $(DEMO_DIR)/: *_maps.png (coefficient maps), kernels_4.png (the 16 kernels),"
+	@echo "*_reconstruction.png (forward then inverse: identical pixels)."
+
+test: dev
+	$(BIN)/python -m pytest
+
+bench: dev
+	$(BIN)/python benchmarks/bench_transform.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis

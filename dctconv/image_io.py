@@ -1,0 +1,157 @@
+"""Reading grayscale images at full precision, and writing them back at their bit depth."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageReadError, ImageTooLargeError
+
+#: Pillow's own default limit (``PIL.Image.MAX_IMAGE_PIXELS``), restated so that the
+#: command line can show it without importing Pillow.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+#: Gray modes kept at full precision: Pillow mode -> (numpy dtype, file suffix written).
+GRAY_MODES = {
+    "L": (np.uint8, ".png"),
+    "I;16": (np.uint16, ".png"),
+    "I": (np.int32, ".tif"),
+    "F": (np.float32, ".tif"),
+}
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What was read: the gray mode kept, what the file held, and any conversion made."""
+
+    mode: str
+    """Gray mode the pixels are kept and written back in: "L", "I;16", "I" or "F"."""
+    file_mode: str
+    """Pillow mode of the file itself, e.g. "RGB" or "P"."""
+    converted: bool
+    """True when color or palette pixels were turned into luma (ITU-R 601-2)."""
+    frames: int
+    """Number of frames in the file; only the first is read."""
+
+    @property
+    def data_range(self) -> float:
+        """Full range of the mode's pixel values, as PSNR and SSIM use it."""
+        return {"L": 255.0, "I;16": 65535.0, "I": float(2**32 - 1), "F": 1.0}[self.mode]
+
+
+def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+    """Read the first frame of an image file as a 2-D gray array at full precision.
+
+    8-bit gray (L) gives uint8, 16-bit gray (I;16 and its byte orders) uint16, 32-bit
+    integer (I) int32 and float (F) float32. Any other mode (1, P, LA, RGB, RGBA,
+    CMYK, ...) is converted to 8-bit luma by Pillow's ``convert("L")``, which uses
+    the ITU-R 601-2 weights L = 0.299 R + 0.587 G + 0.114 B.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file Pillow reads (PNG, TIFF, JPEG, BMP, GIF, PGM, ...).
+    max_pixels : int or None, optional
+        Refuse images with more pixels than this, before decoding them (Pillow's
+        decompression-bomb guard). None lifts the limit.
+
+    Returns
+    -------
+    image : ndarray, shape (H, W)
+    info : ImageInfo
+
+    Raises
+    ------
+    ImageTooLargeError
+        If the image has more than ``max_pixels`` pixels.
+    ImageReadError
+        If the file cannot be decoded, is empty, or holds NaN or infinity.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    # Pillow's own guard is global and only warns below twice its limit; this check
+    # replaces it with the caller's limit, applied to the header before decoding.
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                width, height = im.size
+                if width < 1 or height < 1:
+                    raise ImageReadError(f"image has no pixels ({width} x {height})")
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageTooLargeError(
+                        f"image is {width} x {height} = {width * height:,} pixels, "
+                        f"more than the limit of {max_pixels:,}"
+                    )
+                frames = getattr(im, "n_frames", 1)
+                im.seek(0)
+                im.load()
+                array, info = _to_gray(im, frames)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ...
+        raise ImageReadError(f"cannot read image: {_reason(exc)}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
+    if info.mode == "F" and not np.isfinite(array).all():
+        raise ImageReadError("float image contains NaN or infinity")
+    return array, info
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text or type(exc).__name__
+
+
+def _to_gray(im, frames: int) -> tuple[np.ndarray, ImageInfo]:
+    mode = im.mode
+    if mode in _SIXTEEN_BIT or (mode == "I" and im.format == "PNG"):
+        # PNG has no 32-bit gray: an "I" PNG is a 16-bit one read by an older Pillow.
+        return np.asarray(im).astype(np.uint16), ImageInfo("I;16", mode, False, frames)
+    if mode in ("L", "I", "F"):
+        dtype = GRAY_MODES[mode][0]
+        return np.asarray(im).astype(dtype, copy=False), ImageInfo(mode, mode, False, frames)
+    try:
+        gray = im.convert("L")
+    except ValueError:
+        gray = im.convert("RGB").convert("L")
+    return np.asarray(gray), ImageInfo("L", mode, True, frames)
+
+
+def to_pixels(image, mode: str) -> np.ndarray:
+    """Round and clip a float image to the pixel type of ``mode`` (float stays float32)."""
+    dtype = np.dtype(GRAY_MODES[mode][0])
+    image = np.asarray(image)
+    if dtype.kind == "f":
+        return image.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(image), info.min, info.max).astype(dtype)
+
+
+def image_suffix(mode: str) -> str:
+    """File suffix a reconstruction of ``mode`` is written with: .png for 8/16 bit, .tif otherwise."""
+    return GRAY_MODES[mode][1]
+
+
+def save_image(path, image, mode: str) -> None:
+    """Write ``image``, rounded and clipped to ``mode``, as PNG (L, I;16) or TIFF (I, F)."""
+    from PIL import Image
+
+    pixels = to_pixels(image, mode)
+    suffix = image_suffix(mode)
+    fmt = "PNG" if suffix == ".png" else "TIFF"
+    Image.fromarray(pixels).save(path, format=fmt)
+
+
+def save_picture(path, picture) -> None:
+    """Write an 8-bit picture (uint8 array, gray (H, W) or RGB (H, W, 3)) as PNG."""
+    from PIL import Image
+
+    Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(path, format="PNG")

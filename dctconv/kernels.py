@@ -1,0 +1,108 @@
+"""The n*n fixed kernels of the block DCT-II seen as a convolutional layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidBlockSizeError
+
+MIN_BLOCK_SIZE = 2
+MAX_BLOCK_SIZE = 64
+DEFAULT_BLOCK_SIZE = 4
+
+
+def check_block_size(block_size) -> int:
+    """Return ``block_size`` as an int, or raise InvalidBlockSizeError."""
+    # bool is an int subclass; True as a block size is always a mistake.
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+        raise InvalidBlockSizeError(
+            f"block size must be an integer, got {block_size!r}"
+        )
+    if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
+        raise InvalidBlockSizeError(
+            f"block size must be from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}, got {block_size}"
+        )
+    return int(block_size)
+
+
+def dct_matrix(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+    """Return the orthonormal 1-D DCT-II matrix C, with C[k, i] = a(k) cos(pi (i + 1/2) k / n).
+
+    Parameters
+    ----------
+    block_size : int
+        n, from 2 to 64.
+
+    Returns
+    -------
+    C : ndarray of float64, shape (n, n)
+        Row ``k`` is the k-th cosine basis vector; ``C @ C.T`` is the identity, so
+        ``C @ v`` equals ``scipy.fft.dct(v, norm="ortho")``.
+    """
+    n = check_block_size(block_size)
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    scale = np.full((n, 1), np.sqrt(2.0 / n))
+    scale[0] = np.sqrt(1.0 / n)
+    return scale * np.cos(np.pi * (i + 0.5) * k / n)
+
+
+def dct_kernels(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+    r"""Return the n*n convolution kernels of the orthonormal n x n block DCT-II.
+
+    Kernel ``x*n + y`` is the basis image of frequency (row x, column y):
+
+    .. math::
+
+        K_{x,y}(i, j) = a(x)\,a(y)\cos\frac{\pi (i + 1/2) x}{n}\cos\frac{\pi (j + 1/2) y}{n},
+        \qquad a(0) = \sqrt{1/n},\quad a(k > 0) = \sqrt{2/n}
+
+    with ``i`` the row and ``j`` the column inside the patch. Correlating an image with
+    kernel ``x*n + y`` at stride n gives the (x, y) DCT coefficient of every patch.
+
+    Parameters
+    ----------
+    block_size : int, optional
+        n, the patch side, from 2 to 64. Default 4.
+
+    Returns
+    -------
+    kernels : ndarray of float64, shape (n*n, n, n)
+        Orthonormal: ``kernels.reshape(n*n, n*n)`` is an orthogonal matrix, so the
+        same kernels, transposed, give the inverse.
+
+    Raises
+    ------
+    InvalidBlockSizeError
+        If ``block_size`` is not an integer from 2 to 64.
+
+    References
+    ----------
+    .. [1] N. Ahmed, T. Natarajan, K. R. Rao, "Discrete Cosine Transform",
+       IEEE Trans. Computers C-23(1), 1974, pp. 90-93.
+    .. [2] G. K. Wallace, "The JPEG still picture compression standard",
+       Comm. ACM 34(4), 1991 (the 8 x 8 case, with a(x) a(y) = C(u) C(v) / 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv import dct_kernels
+    >>> K = dct_kernels(4)
+    >>> K.shape
+    (16, 4, 4)
+    >>> bool(np.allclose(K[0], 0.25))     # DC kernel: the patch mean times n
+    True
+    >>> G = K.reshape(16, 16) @ K.reshape(16, 16).T
+    >>> bool(np.allclose(G, np.eye(16)))
+    True
+    """
+    n = check_block_size(block_size)
+    c = dct_matrix(n)
+    # Outer product of the row and column basis vectors: K[x, y, i, j] = C[x, i] C[y, j].
+    return np.einsum("xi,yj->xyij", c, c).reshape(n * n, n, n)
+
+
+def kernel_matrix(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+    """Return the kernels flattened to the (n*n, n*n) weight matrix of the layer."""
+    n = check_block_size(block_size)
+    return dct_kernels(n).reshape(n * n, n * n)

@@ -29,6 +29,12 @@ def check_not_input(output, inputs) -> None:
             )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class OutputSet:
     """Files that appear together or not at all: see :func:`atomic_outputs`."""
 
@@ -52,7 +58,11 @@ class OutputSet:
         return Path(tmp)
 
     def _commit(self) -> None:
+        # mkstemp creates files readable by the owner only; give outputs the usual
+        # permissions, as open() would have.
+        mode = 0o666 & ~_umask()
         for tmp, final in self._pending:
+            os.chmod(tmp, mode)
             os.replace(tmp, final)
             self.written.append(final)
 

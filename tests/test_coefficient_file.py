@@ -1,0 +1,111 @@
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+
+from dctconv.coefficient_file import (
+    FORMAT_VERSION,
+    CoefficientHeader,
+    load_coefficients,
+    save_coefficients,
+    save_compressed,
+)
+from dctconv.errors import CoefficientFileError
+
+HEADER = CoefficientHeader(block_size=4, image_shape=(7, 9), image_mode="L", source="x.png")
+
+
+def write(tmp_path, name="c.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def valid_arrays(rng):
+    return {
+        "format_version": np.array(FORMAT_VERSION),
+        "kind": np.array("transform"),
+        "block_size": np.array(4),
+        "image_shape": np.array([7, 9]),
+        "image_mode": np.array("L"),
+        "coefficients": rng.standard_normal((16, 2, 3)),
+    }
+
+
+def test_transform_file_round_trips_exactly(tmp_path, rng):
+    coefficients = rng.standard_normal((16, 2, 3))
+    path = tmp_path / "c.npz"
+    save_coefficients(path, coefficients, HEADER)
+    loaded, header = load_coefficients(path)
+    np.testing.assert_array_equal(loaded, coefficients)
+    assert header == HEADER
+    with np.load(path, allow_pickle=False) as archive:
+        # The contract of the issue: these keys, readable without dctconv.
+        assert {"coefficients", "block_size", "image_shape", "format_version", "image_mode"} <= set(archive.files)
+        assert archive["image_shape"].tolist() == [7, 9]
+
+
+@pytest.mark.parametrize("step, kept_dtype", [(2.0, np.int16), (0.0, np.float64)])
+def test_compressed_file_decodes_kept_channels_times_step(tmp_path, rng, step, kept_dtype):
+    mask = np.zeros(16, bool)
+    mask[[0, 1, 4]] = True
+    kept = (rng.standard_normal((3, 2, 3)) * 100).astype(kept_dtype)
+    buffer = io.BytesIO()
+    save_compressed(buffer, kept, mask, dataclasses.replace(HEADER, step=step))
+    path = tmp_path / "x_compressed.npz"
+    path.write_bytes(buffer.getvalue())
+    coefficients, header = load_coefficients(path)
+    assert header.kind == "compressed" and header.step == step
+    expected = np.zeros((16, 2, 3))
+    expected[[0, 1, 4]] = kept * step if step else kept
+    np.testing.assert_array_equal(coefficients, expected)
+
+
+def test_unknown_version_is_refused_with_a_clear_message(tmp_path, rng):
+    arrays = valid_arrays(rng) | {"format_version": np.array(99)}
+    with pytest.raises(CoefficientFileError, match="format version 99 is not supported"):
+        load_coefficients(write(tmp_path, **arrays))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"coefficients": np.zeros((9, 2, 3))}, r"coefficients has shape \(9, 2, 3\), expected \(16, 2, 3\)"),
+        ({"block_size": np.array(1)}, "block_size 1 is not from 2 to 64"),
+        ({"image_shape": np.array([7])}, "image_shape must be two positive integers"),
+        ({"kind": np.array("jpeg")}, "unknown kind 'jpeg'"),
+        ({"image_mode": np.array("RGB")}, "unknown image_mode 'RGB'"),
+        ({"coefficients": np.full((16, 2, 3), np.nan)}, "NaN or infinity"),
+        ({"coefficients": np.zeros((16, 2, 3), np.int64)}, "expected float"),
+    ],
+)
+def test_malformed_files_are_refused(tmp_path, rng, change, message):
+    with pytest.raises(CoefficientFileError, match=message):
+        load_coefficients(write(tmp_path, **(valid_arrays(rng) | change)))
+
+
+def test_missing_keys_are_named(tmp_path, rng):
+    arrays = valid_arrays(rng)
+    del arrays["block_size"]
+    with pytest.raises(CoefficientFileError, match="missing block_size"):
+        load_coefficients(write(tmp_path, **arrays))
+    arrays = valid_arrays(rng)
+    del arrays["coefficients"]
+    with pytest.raises(CoefficientFileError, match="transform file is missing coefficients"):
+        load_coefficients(write(tmp_path, **arrays))
+
+
+def test_object_array_is_refused_without_unpickling(tmp_path, rng):
+    arrays = valid_arrays(rng) | {"coefficients": np.array([{"a": 1}, None], dtype=object)}
+    path = tmp_path / "p.npz"
+    np.savez(path, **arrays)  # savez pickles object arrays; load must refuse them
+    with pytest.raises(CoefficientFileError, match="pickled object array; refused"):
+        load_coefficients(path)
+
+
+def test_not_an_archive(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CoefficientFileError, match="cannot read coefficient file"):
+        load_coefficients(path)

@@ -97,7 +97,7 @@ def run_each(items, work, *, label: str, debug: bool):
             )
 
     if len(items) > 1:
-        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        with click.progressbar(items, label=f"{label} {len(items)} files", file=sys.stderr) as bar:
             for item in bar:
                 one(item)
     else:
@@ -194,7 +194,7 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
             transform_file, out_dir=output_dir, block_size=block_size,
             dtype=dtype or "float64", max_pixels=max_pixels, protected=inputs,
         )
-    results, failed = run_each(list(inputs), work, label="transform", debug=debug)
+    results, failed = run_each(list(inputs), work, label="inverse" if inverse else "transform", debug=debug)
     if kernels:
         try:
             path = write_kernels_picture(output_dir, block_size, protected=inputs)

@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import scipy.fft
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import TOLERANCE, textbook_kernel
 from dctconv import dct_kernels
@@ -69,3 +71,13 @@ def test_block_size_64_kernels_are_outer_products_of_scipy_dct():
     for channel in (0, 1, 64, 65, 2017, 4095):
         x, y = divmod(channel, 64)
         np.testing.assert_allclose(kernels[channel], np.outer(c[x], c[y]), atol=1e-15)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 64), seed=st.integers(0, 2**32 - 1))
+def test_kernel_transform_keeps_inner_products(n, seed):
+    # Orthonormal kernels: <K u, K v> = <u, v> for any two patches u, v.
+    rng = np.random.default_rng(seed)
+    u, v = rng.standard_normal((2, n * n))
+    weights = kernel_matrix(n)
+    assert abs((weights @ u) @ (weights @ v) - u @ v) <= 1e-12 * n * n

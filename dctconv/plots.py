@@ -194,7 +194,11 @@ def save_sweep(path, points, *, title: str, highlight_keep: int | None = None) -
         ax.set_ylabel(label, fontsize=11)
         ax.set_xlim(left=0)
         ax.grid(True, color="#dddddd")
-        ax.legend(loc="lower right", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=9)
+        else:
+            ax.text(0.5, 0.5, f"no {label} to draw\n(identical images, or too small)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=11, color="#777777")
     axes[0].set_title("PSNR: higher is better", fontsize=11)
     axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
     fig.suptitle(title, fontsize=13)

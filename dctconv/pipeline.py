@@ -222,9 +222,8 @@ def compress_file(
             save_sweep(
                 outputs.path(out_dir / f"{stem}_sweep.png"), [p.as_dict() for p in points],
                 title=(f"{path.name}: quality against size, {n}×{n} block DCT ({step_text}"
-                       f"{', threshold %g' % result.threshold if result.threshold > 0 else ''}) "
-                       "and JPEG" if info.mode == "L" else
-                       f"{path.name}: quality against size, {n}×{n} block DCT ({step_text})"),
+                       + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
+                       + (" and JPEG" if info.mode == "L" else "")),
                 highlight_keep=result.keep,
             )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:

@@ -23,12 +23,17 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.installed-test
 
+# compress writes into its own folder: its camera_maps.png and camera_reconstruction.png
+# (lossy) would otherwise replace the transform's.
 demo: install
 	$(BIN)/dctconv transform sample_images/*.png -o $(DEMO_DIR) --kernels
 	$(BIN)/dctconv transform --inverse $(DEMO_DIR)/*_coefficients.npz -o $(DEMO_DIR)
+	$(BIN)/dctconv compress sample_images/camera.png -o $(DEMO_DIR)/compress --sweep
 	@echo
 	@echo "Demo pictures are in $(DEMO_DIR)/: *_maps.png (coefficient maps), kernels_4.png (the 16 kernels),"
 	@echo "*_reconstruction.png (forward then inverse: identical pixels)."
+	@echo "$(DEMO_DIR)/compress/: camera compressed with the default K = 6 of 16 (camera_summary.png)"
+	@echo "and the quality-against-size sweep against JPEG (camera_sweep.png, camera_sweep.csv)."
 
 test: dev
 	$(BIN)/python -m pytest

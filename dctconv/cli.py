@@ -205,3 +205,154 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     _report(results, as_json)
     if failed:
         ctx.exit(1)
+
+
+# ---------------------------------------------------------------- compress
+
+
+def _finite(ctx, param, value):
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number.", ctx=ctx, param=param)
+    return value
+
+
+def _image_suffixes() -> set[str]:
+    """Lower-case file suffixes of the formats Pillow can open (.png, .jpg, .tif, ...)."""
+    from PIL import Image
+
+    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def _expand_folders(paths) -> tuple[list[Path], list[str]]:
+    """Replace each folder by its image files (sorted, not recursive, hidden files skipped).
+
+    Returns the files and one error line per folder that holds no image file.
+    """
+    files, errors, suffixes = [], [], None
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        if suffixes is None:
+            suffixes = _image_suffixes()
+        found = sorted(
+            p for p in path.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+        )
+        if not found:
+            errors.append(f"Error: {path}: folder holds no image file (no name ending in a suffix "
+                          "Pillow reads, such as .png, .jpg, .tif)")
+        files.extend(found)
+    return files, errors
+
+
+def _compress_table(metrics_list) -> str:
+    header = ("file", "K", "step", "kept", "PSNR dB", "SSIM", "bpp", "bytes")
+    rows = [header]
+    for m in metrics_list:
+        rows.append((
+            m["source"],
+            f"{m['kept_per_block']}/{m['block_size'] ** 2}",
+            f"{m['step']:g}",
+            f"{100 * m['surviving_fraction']:.1f}%",
+            "inf" if m["psnr_db"] is None else f"{m['psnr_db']:.2f}",
+            "-" if m["ssim"] is None else f"{m['ssim']:.4f}",
+            f"{m['bits_per_pixel']:.3f}",
+            f"{m['compressed_bytes']:,}",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument(
+    "inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR...",
+    type=click.Path(exists=True, path_type=Path),
+)
+@output_dir_option
+@block_size_option
+@click.option("--keep", type=int, default=None,
+              help="Coefficients kept per block, the K lowest in JPEG zigzag order (1 to n*n).  "
+                   "[default: 6 for n = 4, about 3/8 of n*n in whole diagonals; n*n with --threshold]")
+@click.option("--step", type=click.FloatRange(min=0), default=1.0, show_default=True, callback=_finite,
+              help="Quantization step: kept coefficients become rint(c / step) * step; 0 keeps them unquantized.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              callback=_finite,
+              help="Also zero kept coefficients with |c| below this (DC always kept).")
+@click.option("--sweep", is_flag=True,
+              help="Also write <stem>_sweep.csv and <stem>_sweep.png: PSNR and SSIM against bits per pixel "
+                   "for K = 1 .. n*n and for JPEG at qualities 5 .. 95.")
+@max_pixels_option
+@json_option
+@click.pass_context
+def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, max_pixels, as_json):
+    """Compress images by zeroing high DCT frequencies, and measure what is lost.
+
+    Every n x n block keeps its K lowest frequencies (JPEG zigzag order), quantized
+    to multiples of --step. For each image, DIR receives:
+
+    \b
+      <stem>_compressed.npz       the compressed file (decode it with transform --inverse)
+      <stem>_reconstruction.png   the decoded image at the source bit depth (.tif for 32-bit)
+      <stem>_error.png            |original - reconstruction|, stretched (error_scale in the json)
+      <stem>_maps.png             the kept coefficient maps (dropped ones mid-gray)
+      <stem>_summary.png          original, reconstruction, error and mask in one figure
+      <stem>_metrics.json         PSNR, SSIM, MSE, largest error, size, bits per pixel, ...
+
+    A folder stands for the image files directly in it (by suffix, sorted by name).
+    A table of the numbers is printed at the end; --json prints the list of metrics.
+
+    \b
+    Examples:
+        dctconv compress photo.png -o out
+        dctconv compress photos/ -o out --block-size 8 --keep 10 --step 4
+        dctconv compress photo.png -o out --sweep
+        dctconv transform --inverse out/photo_compressed.npz -o decoded
+    """
+    from .errors import OutputCollisionError
+    from .pipeline import compress_file
+
+    debug = ctx.obj["debug"]
+    n = block_size or 4
+    if keep is not None and not 1 <= keep <= n * n:
+        raise click.BadParameter(
+            f"must be from 1 to {n * n} for --block-size {n} (got {keep}).", ctx=ctx, param_hint="'--keep'"
+        )
+    files, folder_errors = _expand_folders(inputs)
+    for line in folder_errors:
+        click.echo(line, err=True)
+
+    first_with_stem: dict[str, Path] = {}
+
+    def work(path):
+        # Two inputs with one stem (a/x.png, b/x.png, or x.png and x.tif) would write the same outputs.
+        first = first_with_stem.setdefault(path.stem, path)
+        if first.resolve() != path.resolve():
+            raise OutputCollisionError(
+                f"its outputs would overwrite those of {first} (same name {path.stem!r}); "
+                "compress it into another -o DIR"
+            )
+        return compress_file(
+            path, output_dir, block_size=n, keep=keep, step=step, threshold=threshold,
+            sweep=sweep, max_pixels=max_pixels, protected=files,
+        )
+
+    results, failed = run_each(files, work, label="compress", debug=debug)
+    for result in results:
+        for note in result.notes:
+            click.echo(f"Note: {result.source}: {note}", err=True)
+    metrics_list = [r.metrics for r in results]
+    if as_json:
+        click.echo(json.dumps(
+            [dict(m, outputs=[str(p) for p in r.outputs]) for m, r in zip(metrics_list, results)], indent=2
+        ))
+    elif metrics_list:
+        click.echo(_compress_table(metrics_list))
+    if failed or folder_errors:
+        ctx.exit(1)

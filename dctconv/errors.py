@@ -35,3 +35,7 @@ class CoefficientFileError(DctconvError):
 
 class OutputCollisionError(DctconvError):
     """An output file would overwrite one of the inputs."""
+
+
+class InvalidCompressionError(DctconvError, ValueError):
+    """A compression setting (keep, step, threshold) is out of range, or the levels overflow."""

@@ -17,6 +17,8 @@ class FileResult:
     outputs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     info: ImageInfo | None = None
+    metrics: dict | None = None
+    """The numbers a command reports for this file (``compress``: the metrics json)."""
 
 
 def image_notes(info: ImageInfo) -> list[str]:
@@ -96,3 +98,135 @@ def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
     with atomic_outputs(protected) as outputs:
         save_picture(outputs.path(Path(out_dir) / f"kernels_{block_size}.png"), kernels_picture(block_size))
     return outputs.written[0]
+
+
+def _format_bytes(size: int) -> str:
+    return f"{size / 1024:.1f} kB" if size >= 1024 else f"{size} bytes"
+
+
+def compress_file(
+    path,
+    out_dir,
+    *,
+    block_size: int = 4,
+    keep: int | None = None,
+    step: float = 1.0,
+    threshold: float = 0.0,
+    sweep: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    protected=(),
+) -> FileResult:
+    """Compress one image and write, all or nothing, in ``out_dir``:
+
+    ``<stem>_compressed.npz`` (what a decoder needs), ``<stem>_reconstruction.png``
+    (``.tif`` for 32-bit and float sources), ``<stem>_error.png``, ``<stem>_maps.png``
+    (the kept maps), ``<stem>_summary.png``, ``<stem>_metrics.json``; with ``sweep``
+    also ``<stem>_sweep.csv`` and ``<stem>_sweep.png``. The metrics compare the
+    original with the reconstruction as written, and ``compressed_bytes`` is the
+    size of the npz file on disk. Returns the metrics in ``FileResult.metrics``.
+    """
+    import csv
+    import json
+    import os
+
+    from .compression import compress
+    from .image_io import image_suffix, read_image, save_image, save_picture, to_pixels
+    from .metrics import compare, error_picture
+    from .pictures import maps_mosaic
+    from .plots import save_summary, save_sweep
+
+    path, out_dir = Path(path), Path(out_dir)
+    image, info = read_image(path, max_pixels=max_pixels)
+    notes = image_notes(info)
+    result = compress(image, block_size=block_size, keep=keep, step=step, threshold=threshold)
+    pixels = to_pixels(result.reconstruction, info.mode)
+    quality = compare(image, pixels, data_range=info.data_range)
+    error, error_scale = error_picture(image, pixels)
+    mosaic = maps_mosaic(result.coefficients, mask=result.channel_mask)
+    points = []
+    if sweep:
+        from .sweep import COLUMNS, dct_sweep, jpeg_sweep
+
+        points = dct_sweep(image, image_mode=info.mode, data_range=info.data_range, block_size=block_size,
+                           step=result.step, threshold=result.threshold, source=path.name)
+        if info.mode == "L":
+            points += jpeg_sweep(image)
+        else:
+            notes.append("JPEG left out of the sweep: Pillow's JPEG encoder takes 8-bit gray only")
+
+    height, width = image.shape
+    n, stem = result.block_size, path.stem
+    names = {
+        "compressed": f"{stem}_compressed.npz",
+        "reconstruction": f"{stem}_reconstruction{image_suffix(info.mode)}",
+        "error": f"{stem}_error.png",
+        "maps": f"{stem}_maps.png",
+        "summary": f"{stem}_summary.png",
+        "metrics": f"{stem}_metrics.json",
+    }
+    with atomic_outputs(protected) as outputs:
+        temp = outputs.path(out_dir / names["compressed"])
+        with open(temp, "wb") as f:
+            result.save(f, info.mode, path.name)
+        # The rename into place keeps the size, so this is the size on disk.
+        compressed_bytes = os.path.getsize(temp)
+        metrics = {
+            "source": str(path),
+            "image_mode": info.mode,
+            "width": width,
+            "height": height,
+            "block_size": n,
+            "kept_per_block": result.keep,
+            "kept_fraction": result.kept_fraction,
+            "step": result.step,
+            "threshold": result.threshold,
+            "surviving_fraction": result.surviving_fraction,
+            "nonzero_fraction": result.nonzero_fraction,
+            "stored_dtype": str(result.levels.dtype),
+            "compressed_bytes": compressed_bytes,
+            "bits_per_pixel": 8 * compressed_bytes / image.size,
+            "data_range": info.data_range,
+            **quality.as_dict(),
+            "error_scale": error_scale,
+            "files": dict(names),
+        }
+        save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
+        save_picture(outputs.path(out_dir / names["error"]), error)
+        save_picture(outputs.path(out_dir / names["maps"]), mosaic)
+        psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
+        ssim_text = "" if quality.ssim is None else f"   SSIM {quality.ssim:.4f}"
+        step_text = "unquantized" if result.step == 0 else f"step {result.step:g}"
+        threshold_text = (f", threshold {result.threshold:g} ({100 * result.surviving_fraction:.1f} % survive)"
+                          if result.threshold > 0 else "")
+        keep_text = (f"all {n * n} frequencies" if result.keep == n * n
+                     else f"keep the {result.keep} of {n * n} lowest zigzag frequencies")
+        low, high = ((0.0, info.data_range) if info.mode != "F"
+                     else (float(image.min()), float(image.max())))
+        save_summary(
+            outputs.path(out_dir / names["summary"]), image, pixels,
+            channel_mask=result.channel_mask, error_scale=error_scale, value_range=(low, high),
+            channel_share=(result.survivors / result.levels[0].size
+                           if result.threshold > 0 else None),
+            title=(f"{path.name}: {psnr_text}{ssim_text}   {metrics['bits_per_pixel']:.3f} bits/pixel "
+                   f"({_format_bytes(compressed_bytes)})"),
+            subtitle=(f"{n}×{n} blocks, {keep_text}, {step_text}{threshold_text};  "
+                      f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}"),
+        )
+        if sweep:
+            metrics["files"].update(sweep_csv=f"{stem}_sweep.csv", sweep_plot=f"{stem}_sweep.png")
+            with open(outputs.path(out_dir / f"{stem}_sweep.csv"), "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=COLUMNS)
+                writer.writeheader()
+                for point in points:
+                    writer.writerow({k: ("" if v is None else v) for k, v in point.as_dict().items()})
+            save_sweep(
+                outputs.path(out_dir / f"{stem}_sweep.png"), [p.as_dict() for p in points],
+                title=(f"{path.name}: quality against size, {n}×{n} block DCT ({step_text}"
+                       + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
+                       + (" and JPEG" if info.mode == "L" else "")),
+                highlight_keep=result.keep,
+            )
+        with open(outputs.path(out_dir / names["metrics"]), "w") as f:
+            json.dump(metrics, f, indent=2)
+            f.write("\n")
+    return FileResult(path, outputs.written, notes, info, metrics)

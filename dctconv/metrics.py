@@ -1,0 +1,163 @@
+"""How far a reconstruction is from its original: PSNR, SSIM, MSE, largest error, error picture.
+
+PSNR and SSIM are scikit-image's. Compare the original with the reconstruction as it
+is written to disk (rounded and clipped by :func:`dctconv.image_io.to_pixels`), and
+pass the full range of the source's bit depth as ``data_range`` (255 for 8-bit,
+65535 for 16-bit: :attr:`dctconv.image_io.ImageInfo.data_range`), not the range
+the image happens to use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import InvalidImageError
+from .transform import check_image
+
+#: Share of the pixels whose error is drawn below full white by :func:`error_picture`.
+ERROR_PERCENTILE = 99.0
+
+#: Side of scikit-image's default SSIM window; smaller images use their smaller side.
+SSIM_WINDOW = 7
+
+
+def _pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
+    original = check_image(original)
+    reconstruction = check_image(reconstruction)
+    if original.shape != reconstruction.shape:
+        raise InvalidImageError(
+            f"original is {original.shape[0]} x {original.shape[1]} but the reconstruction is "
+            f"{reconstruction.shape[0]} x {reconstruction.shape[1]}"
+        )
+    return original, reconstruction
+
+
+def mse(original, reconstruction) -> float:
+    """Mean squared error, in squared pixel units, computed in float64."""
+    original, reconstruction = _pair(original, reconstruction)
+    difference = original.astype(np.float64) - reconstruction.astype(np.float64)
+    return float(np.mean(np.square(difference)))
+
+
+def max_abs_error(original, reconstruction) -> float:
+    """Largest absolute pixel difference, in pixel units."""
+    original, reconstruction = _pair(original, reconstruction)
+    return float(np.max(np.abs(original.astype(np.float64) - reconstruction.astype(np.float64))))
+
+
+def psnr(original, reconstruction, *, data_range: float) -> float | None:
+    r"""Peak signal-to-noise ratio in dB, or None when the images are identical.
+
+    :math:`10 \log_{10}(R^2 / \mathrm{MSE})` with R = ``data_range``, computed by
+    :func:`skimage.metrics.peak_signal_noise_ratio`. Identical images have an
+    infinite PSNR, returned as None (it has no JSON number).
+
+    Parameters
+    ----------
+    original, reconstruction : array_like, shape (H, W)
+    data_range : float
+        Full range of the source bit depth: 255 for 8-bit, 65535 for 16-bit.
+
+    References
+    ----------
+    .. [1] https://en.wikipedia.org/wiki/Peak_signal-to-noise_ratio
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.metrics import psnr
+    >>> a = np.zeros((8, 8), np.uint8)
+    >>> b = a.copy(); b[0, 0] = 8                  # MSE = 64 / 64 = 1
+    >>> round(psnr(a, b, data_range=255), 4)       # 20 log10(255)
+    48.1308
+    >>> psnr(a, a, data_range=255) is None
+    True
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    original, reconstruction = _pair(original, reconstruction)
+    if mse(original, reconstruction) == 0:
+        return None
+    return float(peak_signal_noise_ratio(original, reconstruction, data_range=data_range))
+
+
+def ssim(original, reconstruction, *, data_range: float) -> float | None:
+    """Mean structural similarity (1 for identical images), or None for images under 3 pixels wide.
+
+    :func:`skimage.metrics.structural_similarity` with its defaults (7 x 7 uniform
+    window, K1 = 0.01, K2 = 0.03, sample covariance) and the given ``data_range``.
+    An image with a side under 7 pixels uses the largest odd window that fits; one
+    with a side under 3 has no SSIM.
+
+    References
+    ----------
+    .. [1] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
+       assessment: from error visibility to structural similarity", IEEE Trans.
+       Image Processing 13(4), 2004, pp. 600-612.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.metrics import ssim
+    >>> a = np.tile(np.arange(16, dtype=np.uint8) * 16, (16, 1))
+    >>> ssim(a, a, data_range=255)
+    1.0
+    """
+    from skimage.metrics import structural_similarity
+
+    original, reconstruction = _pair(original, reconstruction)
+    window = min(SSIM_WINDOW, *original.shape)
+    window -= 1 - window % 2  # the window side must be odd
+    if window < 3:
+        return None
+    return float(structural_similarity(original, reconstruction, data_range=data_range, win_size=window))
+
+
+@dataclass(frozen=True)
+class Quality:
+    """The four numbers comparing a reconstruction with its original."""
+
+    psnr_db: float | None
+    ssim: float | None
+    mse: float
+    max_abs_error: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(original, reconstruction, *, data_range: float) -> Quality:
+    """PSNR, SSIM, MSE and largest error of ``reconstruction`` against ``original``."""
+    original, reconstruction = _pair(original, reconstruction)
+    return Quality(
+        psnr_db=psnr(original, reconstruction, data_range=data_range),
+        ssim=ssim(original, reconstruction, data_range=data_range),
+        mse=mse(original, reconstruction),
+        max_abs_error=max_abs_error(original, reconstruction),
+    )
+
+
+def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
+    """|original - reconstruction| as an 8-bit picture, stretched so that small errors show.
+
+    Gray value = ``min(255, rint(|e| * scale))``. The scale makes the 99th
+    percentile of |e| full white (the largest |e| if that percentile is 0), so the
+    picture shows where the error is even when it is a few gray levels; the top 1 %
+    saturates. Identical images give a black picture and scale 1.
+
+    Returns
+    -------
+    picture : ndarray of uint8, shape (H, W)
+    error_scale : float
+        Gray values per unit of error: divide a gray value by it to read the error.
+    """
+    original, reconstruction = _pair(original, reconstruction)
+    error = np.abs(original.astype(np.float64) - reconstruction.astype(np.float64))
+    white = float(np.percentile(error, ERROR_PERCENTILE))
+    if white == 0:
+        white = float(error.max())
+    scale = 255.0 / white if white > 0 else 1.0
+    picture = np.minimum(np.rint(error * scale), 255).astype(np.uint8)
+    return picture, scale

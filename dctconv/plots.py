@@ -1,0 +1,211 @@
+"""Figures for people, drawn with matplotlib: the compression summary and the rate-distortion sweep.
+
+matplotlib is imported inside the functions, and figures are drawn on their own
+Agg canvas (``matplotlib.figure.Figure``, no pyplot), so importing this module is
+cheap and plotting never touches a global backend or opens a window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Figures are written at this resolution; the sizes below are in inches.
+DPI = 110
+
+
+def _zigzag_ranks(block_size: int) -> np.ndarray:
+    from .compression import zigzag_order
+
+    ranks = np.empty(block_size * block_size, dtype=np.int64)
+    ranks[zigzag_order(block_size)] = np.arange(block_size * block_size)
+    return ranks.reshape(block_size, block_size)
+
+
+def save_summary(
+    path,
+    original,
+    reconstruction,
+    *,
+    channel_mask,
+    error_scale: float,
+    value_range: tuple[float, float],
+    title: str,
+    subtitle: str = "",
+    channel_share=None,
+) -> None:
+    """Write one PNG: original, reconstruction, error map and kept-frequency mask.
+
+    The three pictures sit side by side, or one above the other for images more
+    than 1.5 times wider than tall, so that each stays large enough to see.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG to write.
+    original, reconstruction : ndarray, shape (H, W)
+        The source pixels and the reconstruction as written (rounded, clipped).
+    channel_mask : ndarray of bool, shape (n*n,)
+        Kept channels; drawn as an n x n grid (row frequency down, column
+        frequency right) with each cell's zigzag rank written in it for n <= 8.
+    error_scale : float
+        Gray values per unit of error of the error picture
+        (:func:`dctconv.metrics.error_picture`); the error panel uses the same
+        white point, 255 / error_scale, and has a colorbar in pixel units.
+    value_range : (float, float)
+        Pixel values drawn black and white in the two image panels.
+    title, subtitle : str
+        First and second line of the figure title: the key numbers.
+    channel_share : array_like of float, shape (n*n,), optional
+        Share of the blocks in which each channel survived a threshold; when
+        given, the grid is shaded by it (with a colorbar) instead of kept/dropped.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    original = np.asarray(original, dtype=np.float64)
+    reconstruction = np.asarray(reconstruction, dtype=np.float64)
+    error = np.abs(original - reconstruction)
+    height, width = original.shape
+    n = math.isqrt(len(channel_mask))
+
+    # Equal image panels with the image's aspect; the error colorbar gets its own
+    # narrow column so that it does not shrink the error panel.
+    if width > 1.5 * height:
+        panel_w = 8.0
+        panel_h = max(panel_w * height / width, 1.0)
+        fig = Figure(figsize=(panel_w + 5.0, 3 * panel_h + 2.0), dpi=DPI, layout="constrained")
+        grid = fig.add_gridspec(3, 3, width_ratios=[panel_w, 0.2, 3.6])
+        cells = [grid[0, 0], grid[1, 0], grid[2, 0]]
+        bar_cell, mask_cell = grid[2, 1], grid[:, 2]
+    else:
+        panel_h = 4.2
+        panel_w = min(max(panel_h * width / height, 2.2), 9.0)
+        fig = Figure(figsize=(3 * panel_w + 4.6, panel_h + 1.5), dpi=DPI, layout="constrained")
+        grid = fig.add_gridspec(1, 5, width_ratios=[panel_w, panel_w, panel_w, 0.18, 3.0])
+        cells = [grid[0, 0], grid[0, 1], grid[0, 2]]
+        bar_cell, mask_cell = grid[0, 3], grid[0, 4]
+    low, high = value_range
+    show = dict(cmap="gray", vmin=low, vmax=high, interpolation="antialiased")
+    white = 255.0 / error_scale if error_scale > 0 else 1.0
+    panels = [
+        (original, show, "original"),
+        (reconstruction, show, "reconstruction"),
+        (error, dict(cmap="inferno", vmin=0, vmax=white, interpolation="antialiased"),
+         "|original − reconstruction|"),
+    ]
+    for cell, (picture, options, name) in zip(cells, panels):
+        ax = fig.add_subplot(cell)
+        drawn = ax.imshow(picture, **options)
+        ax.set_title(name, fontsize=12)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bar = fig.colorbar(drawn, cax=fig.add_subplot(bar_cell), extend="max" if error.max() > white else "neither")
+    bar.set_label("error (pixel values)", fontsize=10)
+
+    ax = fig.add_subplot(mask_cell)
+    kept = np.asarray(channel_mask, dtype=bool).reshape(n, n)
+    if channel_share is None:
+        shade = kept.astype(float)
+        ax.imshow(shade, cmap=ListedColormap(["#e4e4e4", "#2b7bba"]), vmin=0, vmax=1)
+        ax.set_title(f"kept frequencies: {int(kept.sum())} of {n * n}", fontsize=12)
+    else:
+        shade = np.asarray(channel_share, dtype=float).reshape(n, n)
+        drawn = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+        ax.set_title("kept frequencies\n(share of blocks above threshold)", fontsize=11)
+        share_bar = fig.colorbar(drawn, ax=ax, orientation="horizontal", shrink=0.8, pad=0.02, aspect=25)
+        share_bar.set_label("share of blocks", fontsize=9)
+    if n <= 8:
+        ranks = _zigzag_ranks(n)
+        for x in range(n):
+            for y in range(n):
+                ax.text(y, x, str(ranks[x, y] + 1), ha="center", va="center",
+                        fontsize=11 if n <= 4 else 8, color="white" if shade[x, y] > 0.5 else "#777777")
+    ticks = np.arange(n) if n <= 8 else np.arange(0, n, max(1, n // 4))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xticks(np.arange(-0.5, n), minor=True)
+    ax.set_yticks(np.arange(-0.5, n), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5 if n <= 16 else 0)
+    ax.tick_params(which="minor", length=0)
+    ax.set_ylabel("row frequency x", fontsize=10)
+    ax.set_xlabel("column frequency y" + ("\n(numbers: zigzag order)" if n <= 8 else ""), fontsize=10)
+    if channel_share is not None:
+        # The share colorbar sits below the grid: move the axis labels to the top.
+        ax.xaxis.set_label_position("top")
+        ax.xaxis.tick_top()
+
+    fig.suptitle(title + ("\n" + subtitle if subtitle else ""), fontsize=13)
+    fig.savefig(path, format="png", dpi=DPI)
+
+
+def save_sweep(path, points, *, title: str, highlight_keep: int | None = None) -> None:
+    """Write one PNG: PSNR and SSIM against bits per pixel, block DCT against JPEG.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG to write.
+    points : sequence of dict
+        Rows of the sweep: ``method`` ("dct" or "jpeg"), ``keep`` (dct) or
+        ``quality`` (jpeg), ``bits_per_pixel``, ``psnr_db`` (None: identical, not
+        drawn) and ``ssim``.
+    title : str
+        Figure title.
+    highlight_keep : int, optional
+        K of the dct point to ring: the one the summary shows.
+    """
+    from matplotlib.figure import Figure
+
+    dct = sorted((p for p in points if p["method"] == "dct"), key=lambda p: p["keep"])
+    jpeg = sorted((p for p in points if p["method"] == "jpeg"), key=lambda p: p["quality"])
+    fig = Figure(figsize=(13, 5.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2)
+    style = {
+        "dct": dict(color="#2b7bba", marker="o", markersize=5, linewidth=1.8),
+        "jpeg": dict(color="#d95f02", marker="s", markersize=4.5, linewidth=1.8),
+    }
+    dct_label = "block DCT, keep K = 1 .. n²" if dct else None
+    if dct:
+        dct_label = f"block DCT, keep K = 1 .. {dct[-1]['keep']}"
+    for ax, key, label in zip(axes, ("psnr_db", "ssim"), ("PSNR (dB)", "SSIM")):
+        for method, rows, legend in (("dct", dct, dct_label), ("jpeg", jpeg, "Pillow JPEG, quality 5 .. 95")):
+            shown = [p for p in rows if p[key] is not None]
+            if not shown:
+                continue
+            xs = [p["bits_per_pixel"] for p in shown]
+            ys = [p[key] for p in shown]
+            ax.plot(xs, ys, label=legend, **style[method])
+            for i, p in enumerate(shown):
+                tag = p["keep"] if method == "dct" else p["quality"]
+                if method == "dct" and (len(shown) <= 16 or tag in _few(dct[-1]["keep"])):
+                    ax.annotate(f"{tag}", (xs[i], ys[i]), textcoords="offset points", xytext=(-4, 6),
+                                fontsize=8, color=style["dct"]["color"], ha="right")
+                elif method == "jpeg" and tag in (5, 10, 25, 50, 75, 90, 95):
+                    ax.annotate(f"q{tag}", (xs[i], ys[i]), textcoords="offset points", xytext=(5, -11),
+                                fontsize=8, color=style["jpeg"]["color"])
+        if highlight_keep is not None:
+            for p in dct:
+                if p["keep"] == highlight_keep and p[key] is not None:
+                    ax.plot([p["bits_per_pixel"]], [p[key]], marker="o", markersize=13, fillstyle="none",
+                            color="black", linewidth=0, label=f"K = {highlight_keep} (summary)")
+        ax.set_xlabel("bits per pixel (compressed file size × 8 / pixels)", fontsize=11)
+        ax.set_ylabel(label, fontsize=11)
+        ax.set_xlim(left=0)
+        ax.grid(True, color="#dddddd")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=9)
+        else:
+            ax.text(0.5, 0.5, f"no {label} to draw\n(identical images, or too small)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=11, color="#777777")
+    axes[0].set_title("PSNR: higher is better", fontsize=11)
+    axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
+    fig.suptitle(title, fontsize=13)
+    fig.savefig(path, format="png", dpi=DPI)
+
+
+def _few(count: int) -> set[int]:
+    """About a dozen K values worth labelling on a long sweep: the first few, then spread out."""
+    every = max(1, count // 8)
+    return {1, 2, 3, 4, 6, count} | set(range(every, count + 1, every))

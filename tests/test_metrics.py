@@ -1,0 +1,115 @@
+"""PSNR, SSIM, MSE, largest error and the error picture, against numpy formulas and scikit-image."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from conftest import SAMPLES
+from dctconv.errors import InvalidImageError
+from dctconv.image_io import read_image
+from dctconv.metrics import compare, error_picture, max_abs_error, mse, psnr, ssim
+
+
+def noisy(image: np.ndarray, rng, spread: int) -> np.ndarray:
+    """The image plus integer noise in [-spread, spread], clipped to its dtype."""
+    info = np.iinfo(image.dtype)
+    noise = rng.integers(-spread, spread + 1, image.shape)
+    return np.clip(image.astype(np.int64) + noise, info.min, info.max).astype(image.dtype)
+
+
+def test_known_psnr_values():
+    # MSE 1 at 8 bits: 10 log10(255^2) = 48.1308 dB; at 16 bits 10 log10(65535^2) = 96.3296 dB.
+    a = np.zeros((8, 8), np.uint8)
+    b = a.copy()
+    b[0, 0] = 8  # MSE = 64 / 64 = 1
+    assert psnr(a, b, data_range=255) == pytest.approx(20 * math.log10(255), abs=1e-12)
+    assert psnr(a.astype(np.uint16), b.astype(np.uint16), data_range=65535) == pytest.approx(
+        20 * math.log10(65535), abs=1e-12
+    )
+    assert mse(a, b) == 1.0
+    assert max_abs_error(a, b) == 8.0
+
+
+def test_identical_images_have_no_psnr_and_ssim_one():
+    image, _ = read_image(SAMPLES / "text.png")
+    assert psnr(image, image.copy(), data_range=255) is None
+    assert ssim(image, image.copy(), data_range=255) == 1.0
+    quality = compare(image, image, data_range=255)
+    assert (quality.psnr_db, quality.ssim, quality.mse, quality.max_abs_error) == (None, 1.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ["camera.png", "coins.png", "text.png"])
+def test_metrics_agree_with_numpy_and_scikit_image(name, rng):
+    image, info = read_image(SAMPLES / name)
+    other = noisy(image, rng, 6)
+    difference = image.astype(np.float64) - other
+    expected_mse = np.mean(difference**2)
+    quality = compare(image, other, data_range=info.data_range)
+    assert quality.mse == pytest.approx(expected_mse, rel=1e-12)
+    assert quality.max_abs_error == np.abs(difference).max()
+    # PSNR by its formula, then by scikit-image.
+    assert quality.psnr_db == pytest.approx(10 * math.log10(255**2 / expected_mse), rel=1e-12)
+    assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=255), rel=1e-12)
+    assert quality.ssim == pytest.approx(structural_similarity(image, other, data_range=255), rel=1e-12)
+
+
+def test_sixteen_bit_uses_the_full_sixteen_bit_range(rng):
+    image = read_image(SAMPLES / "coins.png")[0].astype(np.uint16) * 100  # uses 0 .. 25500 only
+    other = noisy(image, rng, 300)
+    quality = compare(image, other, data_range=65535)
+    assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=65535), rel=1e-12)
+    assert quality.ssim == pytest.approx(structural_similarity(image, other, data_range=65535), rel=1e-12)
+    # The range the image happens to use would give another number: data_range matters.
+    used = float(image.max()) - float(image.min())
+    assert quality.psnr_db != pytest.approx(peak_signal_noise_ratio(image, other, data_range=used), rel=1e-3)
+
+
+def test_small_images_use_a_smaller_ssim_window(rng):
+    image = rng.integers(0, 256, (5, 40)).astype(np.uint8)
+    other = noisy(image, rng, 20)
+    assert ssim(image, other, data_range=255) == pytest.approx(
+        structural_similarity(image, other, data_range=255, win_size=5), rel=1e-12
+    )
+    image = rng.integers(0, 256, (4, 9)).astype(np.uint8)
+    other = noisy(image, rng, 20)
+    assert ssim(image, other, data_range=255) == pytest.approx(
+        structural_similarity(image, other, data_range=255, win_size=3), rel=1e-12
+    )
+    # A 2-pixel side leaves no window of 3: no SSIM, but the other numbers exist.
+    quality = compare(image[:2], other[:2], data_range=255)
+    assert quality.ssim is None and quality.mse > 0
+
+
+def test_shapes_must_match():
+    with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 4 x 5"):
+        compare(np.zeros((4, 4)), np.zeros((4, 5)), data_range=255)
+
+
+def test_error_picture_scale():
+    original = np.zeros((20, 50), np.uint8)
+    reconstruction = (np.arange(1000) % 5).reshape(20, 50).astype(np.uint8)  # errors 0 .. 4
+    reconstruction[0, 0] = 200  # one outlier, above the 99th percentile
+    picture, scale = error_picture(original, reconstruction)
+    error = np.abs(original.astype(float) - reconstruction)
+    white = np.percentile(error, 99)
+    assert white == 4.0
+    assert scale == 255 / 4
+    np.testing.assert_array_equal(picture, np.minimum(np.rint(error * 255 / 4), 255))
+    assert picture[0, 0] == 255 and picture[0, 1] == 64  # 1 * 63.75 rounds to 64
+    # Reading the picture back: gray / scale is the error, to within half a gray level.
+    below = error <= white
+    assert np.all(np.abs(picture[below] / scale - error[below]) <= 0.5 / scale)
+
+
+def test_error_picture_of_rare_errors_and_of_identical_images():
+    original = np.zeros((20, 20), np.uint16)
+    reconstruction = original.copy()
+    reconstruction[3, 4] = 7  # one pixel in 400: the 99th percentile is 0, the maximum is used
+    picture, scale = error_picture(original, reconstruction)
+    assert scale == 255 / 7 and picture[3, 4] == 255 and picture.sum() == 255
+    picture, scale = error_picture(original, original)
+    assert scale == 1.0 and not picture.any()

@@ -35,3 +35,7 @@ class CoefficientFileError(DctconvError):
 
 class OutputCollisionError(DctconvError):
     """An output file would overwrite one of the inputs."""
+
+
+class ImageMismatchError(DctconvError, ValueError):
+    """An image cannot be checked against a coefficient file: its shape is not the file's."""

@@ -658,7 +658,7 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     if not np.isfinite(difference).all():
         error = math.inf
     passed = error <= tol
-    name = coefficient_path.name
+    name = str(coefficient_path)
     if passed:
         reason = (f"{name} holds {what}: largest difference {error:.3g}"
                   + (f" at {location}" if location else "") + f", within the tolerance {tol:.3g}")

@@ -34,15 +34,20 @@ def output_dir_option(f):
     )(f)
 
 
-def block_size_option(f):
-    return click.option(
-        "--block-size",
-        "-n",
-        "block_size",
-        type=click.IntRange(2, 64),
-        default=None,
-        help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]",
-    )(f)
+def block_size_option(f=None, *, help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]"):
+    """``@block_size_option``, or ``@block_size_option(help=...)`` for a command whose default differs."""
+
+    def decorate(f):
+        return click.option(
+            "--block-size",
+            "-n",
+            "block_size",
+            type=click.IntRange(2, 64),
+            default=None,
+            help=help,
+        )(f)
+
+    return decorate if f is None else decorate(f)
 
 
 def json_option(f):
@@ -273,7 +278,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         if found.skipped:
             compared += f", {found.skipped:,} zeros of kept channels not compared (possible --threshold)"
         click.echo(f"compared:  {compared}")
-        where = f" at {found.location}" if found.location else ""
+        where = f" at {found.location}" if found.location else " (every coefficient identical)"
         click.echo(f"largest:   {check.max_error:.3g}{where}")
         click.echo(f"tolerance: {check.tolerance:.3g}")
         click.echo(("OK: " if check.passed else "FAILED: ") + found.reason)
@@ -286,7 +291,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     "inputs", nargs=-1, metavar="[IMAGE...]",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@block_size_option
+@block_size_option(help="Check this block size only (2 to 64).  [default: 2, 4 and 8]")
 @max_pixels_option
 @json_option
 @click.pass_context

@@ -216,7 +216,7 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
 
 
 def _scientific(value: float) -> str:
-    return "-" if value != value or value in (float("inf"), float("-inf")) else f"{value:.1e}"
+    return f"{value:.1e}"  # inf and nan print as themselves
 
 
 def _checks_table(checks) -> list[str]:
@@ -230,7 +230,10 @@ def _checks_table(checks) -> list[str]:
     right = {1, 3, 4}  # numbers align right
 
     def line(row):
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
         return "  ".join(cells).rstrip()
 
     return [line(header), line(tuple("-" * w for w in widths)), *(line(row) for row in rows)]

@@ -35,6 +35,18 @@ With ``eps`` = 2.2e-16 (float64) and 1.2e-7 (float32), an 8-bit image and n = 8 
 coefficient tolerance is 67 * eps * 2040 = 3.0e-11 (float64) and 1.6e-2 (float32);
 every deliberate error in the tests (a transposed kernel, a scale off by 1 %, a
 shifted image, a rounded inverse, a changed file) is larger by orders of magnitude.
+
+Examples
+--------
+>>> import numpy as np
+>>> from dctconv import forward
+>>> from dctconv.verification import check_forward_is_dctn
+>>> ramp = np.arange(64.0).reshape(8, 8)
+>>> result = check_forward_is_dctn(ramp, 4, label="ramp")
+>>> result.passed, result.name, result.input
+(True, 'forward=dctn-per-block', 'ramp')
+>>> check_forward_is_dctn(ramp, 4, forward=lambda x, n: 1.01 * forward(x, n)).passed
+False
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ from . import coefficient_file as _coefficient_file
 from . import kernels as _kernels
 from . import transform as _transform
 from .errors import DctconvError, ImageMismatchError
+from .image_io import ImageInfo
 from .kernels import check_block_size
 from .transform import blocks_shape, check_image, work_dtype
 
@@ -523,8 +536,8 @@ class ImageChecks:
     """The checks of one image file, and what reading it changed (for notes)."""
 
     source: Path
-    checks: list
-    info: object
+    checks: list[CheckResult]
+    info: ImageInfo
 
 
 def verify_image_file(path, block_sizes=DEFAULT_BLOCK_SIZES, *, max_pixels=None) -> ImageChecks:

@@ -164,6 +164,26 @@ def test_file_fails_when_one_4x4_block_changed(camera_file, tmp_path):
     assert abs(data["checks"][0]["max_error"] - np.abs(delta).max()) <= tolerance(np.float64, 4 * 255)
 
 
+def test_compressed_file(tmp_path):
+    """A compressed file as issue 3 specifies it (6 kept channels, levels rint(c / step))."""
+    from dctconv.coefficient_file import CoefficientHeader, save_compressed
+
+    image = np.asarray(Image.open(SAMPLES / "coins.png"))
+    c = reference_blockwise_dct(image, 4)
+    mask = np.zeros(16, bool)
+    mask[[0, 1, 4, 8, 5, 2]] = True  # the first 6 in zigzag order
+    path = tmp_path / "coins_compressed.npz"
+    save_compressed(path, np.rint(c[mask] / 2.0).astype(np.int16), mask,
+                    CoefficientHeader(4, image.shape, "L", step=2.0))
+    result = run("verify", path, SAMPLES / "coins.png")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"file:      {path} (compressed, block size 4)"
+    assert lines[2] == f"compared:  {6 * 76 * 96:,} coefficients compared"
+    assert lines[-1].startswith(f"OK: {path} holds the compression of {SAMPLES / 'coins.png'} "
+                                "(kept channels, quantization step 2)")
+
+
 def test_file_against_an_image_of_another_shape(camera_file):
     coins = SAMPLES / "coins.png"
     result = run("verify", camera_file, coins)

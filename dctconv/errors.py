@@ -39,3 +39,7 @@ class OutputCollisionError(DctconvError):
 
 class InvalidCompressionError(DctconvError, ValueError):
     """A compression setting (keep, step, threshold) is out of range, or the levels overflow."""
+
+
+class ImageMismatchError(DctconvError, ValueError):
+    """An image cannot be checked against a coefficient file: its shape is not the file's."""

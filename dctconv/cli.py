@@ -430,7 +430,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         click.echo(f"image:     {image_path}")
         compared = f"{found.compared:,} coefficients compared"
         if found.skipped:
-            compared += f", {found.skipped:,} zeros of kept channels not compared (possible --threshold)"
+            compared += f", {found.skipped:,} zeros of kept channels not compared (below the file's --threshold)"
         click.echo(f"compared:  {compared}")
         where = f" at {found.location}" if found.location else " (every coefficient identical)"
         click.echo(f"largest:   {check.max_error:.3g}{where}")

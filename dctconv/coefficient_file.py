@@ -39,6 +39,8 @@ class CoefficientHeader:
     """"transform" (all coefficients, float) or "compressed" (kept channels, quantized)."""
     step: float = 0.0
     """Quantization step of a compressed file; 0 means the values are stored unquantized."""
+    threshold: float = 0.0
+    """Threshold of a compressed file: kept AC coefficients with |c| below it were zeroed."""
     format_version: int = FORMAT_VERSION
 
     @property
@@ -74,6 +76,7 @@ def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:
         "image_mode": np.array(header.image_mode),
         "source": np.array(header.source),
         "step": np.array(header.step, dtype=np.float64),
+        "threshold": np.array(header.threshold, dtype=np.float64),
     }
 
 
@@ -176,6 +179,9 @@ def _header(archive, keys) -> CoefficientHeader:
     step = _scalar(archive, "step", float) if "step" in keys else 0.0
     if not math.isfinite(step) or step < 0:
         raise CoefficientFileError(f"step must be a finite number >= 0, got {step}")
+    threshold = _scalar(archive, "threshold", float) if "threshold" in keys else 0.0
+    if not math.isfinite(threshold) or threshold < 0:
+        raise CoefficientFileError(f"threshold must be a finite number >= 0, got {threshold}")
     source = _scalar(archive, "source", str) if "source" in keys else ""
     return CoefficientHeader(
         block_size=block_size,
@@ -184,6 +190,7 @@ def _header(archive, keys) -> CoefficientHeader:
         source=source,
         kind=kind,
         step=step,
+        threshold=threshold,
     )
 
 

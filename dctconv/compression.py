@@ -326,6 +326,7 @@ class Compressed:
             source=source,
             kind="compressed",
             step=self.step,
+            threshold=self.threshold,
         )
 
     def save(self, file, image_mode: str, source: str = "") -> None:

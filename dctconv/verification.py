@@ -596,11 +596,11 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
       dropped on purpose. A kept coefficient stored as ``level * step`` was rounded
       to the nearest multiple of step, so it may differ from the true coefficient by
       up to step/2; the tolerance is ``step/2`` plus the float64 one. A kept AC
-      coefficient stored as exactly 0 although it is larger than that may have been
-      zeroed by ``compress --threshold``, whose value the file does not record, so
-      such zeros are not compared (counted in ``skipped``); the DC channel is always
-      compared because compress always keeps it. Anything else in a kept channel (a changed image, a
-      corrupted or misplaced value) is reported.
+      coefficient stored as exactly 0 whose true value is below the file's recorded
+      ``compress --threshold`` (plus the float64 tolerance, for ties) was zeroed on
+      purpose and is not compared (counted in ``skipped``); any other value in a
+      kept channel, zeros included, is compared, so a changed image or a corrupted,
+      misplaced or wrongly zeroed value is reported. DC is never thresholded.
 
     Parameters
     ----------
@@ -662,11 +662,14 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
         kept = _channel_mask(coefficient_path)
         tol = header.step / 2 + tolerance(dtype, terms=product_terms(n), magnitude=magnitude)
         compared = np.broadcast_to(kept[:, None, None], coefficients.shape).copy()
-        # A zero that quantization explains (|c| <= step/2) is compared like any value.
-        maybe_thresholded = compared & (coefficients == 0) & (np.abs(expected) > tol)
-        maybe_thresholded[0] = False
-        skipped = int(maybe_thresholded.sum())
-        compared &= ~maybe_thresholded
+        # A zero that quantization explains (|c| <= step/2) is compared like any value;
+        # one below the recorded threshold was zeroed on purpose.
+        eps = tolerance(dtype, terms=product_terms(n), magnitude=magnitude)
+        thresholded = compared & (coefficients == 0) & (np.abs(expected) < header.threshold + eps)
+        thresholded &= np.abs(expected) > tol
+        thresholded[0] = False
+        skipped = int(thresholded.sum())
+        compared &= ~thresholded
         what = (f"the compression of {image_name} (kept channels, quantization step {header.step:g})")
     else:
         dtype = work_dtype(coefficients.dtype)

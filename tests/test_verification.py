@@ -369,7 +369,7 @@ def compressed_file(tmp_path, image, *, n=4, step=2.0, keep=6, threshold=0.0):
     kept = np.where(small, 0, kept)
     levels = np.rint(kept / step).astype(np.int32)
     path = tmp_path / "c_compressed.npz"
-    save_compressed(path, levels, mask, CoefficientHeader(n, image.shape, "F", step=step))
+    save_compressed(path, levels, mask, CoefficientHeader(n, image.shape, "F", step=step, threshold=threshold))
     return path
 
 
@@ -386,6 +386,23 @@ def test_verify_compressed_file_skips_thresholded_zeros(tmp_path, rng):
     found = v.verify_file(compressed_file(tmp_path, image, step=1.0, threshold=20.0), image)
     assert found.check.passed and found.skipped > 0
     assert found.compared + found.skipped == 6 * 10 * 14
+
+
+def test_verify_compressed_file_catches_a_kept_coefficient_wrongly_zeroed(tmp_path, rng):
+    image = random_image(rng)
+    c = reference_blockwise_dct(image, 4)
+    # A kept AC coefficient well above the threshold (20) and step / 2, set to 0 in the file.
+    channel = 1
+    row, col = np.unravel_index(np.argmax(np.abs(c[channel])), c[channel].shape)
+    assert abs(c[channel, row, col]) > 40
+    path = compressed_file(tmp_path, image, step=1.0, threshold=20.0)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    arrays["kept"][channel, row, col] = 0
+    np.savez_compressed(path, **arrays)
+    found = v.verify_file(path, image)
+    assert not found.check.passed
+    assert found.location == v.Location(int(row), int(col), 0, 1)
 
 
 def test_verify_compressed_file_locates_a_changed_block(tmp_path, rng):

@@ -25,13 +25,30 @@ class ImageReadError(DctconvError):
     """An image file could not be read as a grayscale image."""
 
 
-class ImageTooLargeError(ImageReadError):
-    """An image has more pixels than the allowed maximum."""
+class TooManyPixelsError(DctconvError):
+    """An image to read or to reconstruct has more pixels than the allowed maximum."""
+
+    def __init__(self, message: str, *, pixels: int, limit: int):
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+
+class ImageTooLargeError(TooManyPixelsError, ImageReadError):
+    """An image file has more pixels than the allowed maximum."""
 
 
 class CoefficientFileError(DctconvError):
     """A coefficient file is missing, malformed or of an unknown version."""
 
 
+class ReconstructionTooLargeError(TooManyPixelsError, CoefficientFileError):
+    """A coefficient file describes an image with more pixels than the allowed maximum."""
+
+
 class OutputCollisionError(DctconvError):
-    """An output file would overwrite one of the inputs."""
+    """An output file would overwrite one of the inputs, or one written earlier in the same run."""
+
+
+class OutputWriteError(DctconvError):
+    """An output file or its folder could not be written."""

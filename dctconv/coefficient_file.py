@@ -158,10 +158,18 @@ def _dims(shape) -> str:
     return " x ".join(str(side) for side in shape) if len(shape) else "a single value"
 
 
+def _dtype_name(dtype) -> str:
+    """A dtype as a user reads it: "text" for strings, else numpy's name ("int64", "bool")."""
+    return "text" if dtype.kind in "US" else dtype.name
+
+
 def _member_header(archive, key: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of array ``key``, from its .npy header alone."""
+    if f"{key}.npy" not in archive.zip.namelist():
+        raise CoefficientFileError(f"{key} is not stored as a .npy array")
     try:
-        with archive.zip.open(f"{key}.npy") as f:
+        member = archive.zip.getinfo(f"{key}.npy")
+        with archive.zip.open(member) as f:
             version = np.lib.format.read_magic(f)
             read_header = (
                 np.lib.format.read_array_header_1_0
@@ -169,10 +177,19 @@ def _member_header(archive, key: str) -> tuple[tuple[int, ...], np.dtype]:
                 else np.lib.format.read_array_header_2_0
             )
             shape, _, dtype = read_header(f)
+            data_bytes = member.file_size - f.tell()
     except Exception as exc:  # zipfile, zlib and the .npy header parser each raise their own
         raise CoefficientFileError(f"{key} cannot be read: {_reason(exc)}") from None
     if dtype.hasobject:
         raise CoefficientFileError(f"array {key} holds pickled Python objects; {_NEVER_UNPICKLED}")
+    # numpy allocates what the header claims before reading: a forged header must not
+    # get a terabyte array allocated for a few bytes of data.
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > data_bytes:
+        raise CoefficientFileError(
+            f"array {key} is damaged: its header promises {needed:,} bytes of data, "
+            f"it holds {max(data_bytes, 0):,}"
+        )
     return tuple(shape), dtype
 
 
@@ -246,7 +263,7 @@ def _coefficients(archive, header: CoefficientHeader) -> np.ndarray:
             f"at block size {n} needs {n * n} x {rows} x {cols}"
         )
     if dtype.kind != "f":
-        raise CoefficientFileError(f"coefficients have dtype {dtype}, expected float")
+        raise CoefficientFileError(f"coefficients are {_dtype_name(dtype)}, expected floats")
     return _member(archive, "coefficients")
 
 
@@ -258,7 +275,7 @@ def _kept(archive, header: CoefficientHeader) -> dict[str, np.ndarray]:
             f"channel_mask is {_dims(shape)}, expected {n * n} entries for block_size {n}"
         )
     if dtype != bool:
-        raise CoefficientFileError(f"channel_mask has dtype {dtype}, expected bool")
+        raise CoefficientFileError(f"channel_mask is {_dtype_name(dtype)}, expected bool")
     mask = _member(archive, "channel_mask")
     expected = (int(mask.sum()), *header.grid)
     shape, dtype = _member_header(archive, "kept")
@@ -268,7 +285,7 @@ def _kept(archive, header: CoefficientHeader) -> dict[str, np.ndarray]:
             "(the kept channels of channel_mask, by the block grid of image_shape)"
         )
     if dtype.kind not in "iuf":
-        raise CoefficientFileError(f"kept has dtype {dtype}, expected integers or floats")
+        raise CoefficientFileError(f"kept is {_dtype_name(dtype)}, expected integers or floats")
     return {"channel_mask": mask, "kept": _member(archive, "kept")}
 
 
@@ -279,9 +296,12 @@ def _scalar(archive, key: str, kind):
     dtype_kinds, name = _SCALAR_KINDS[kind]
     value = _member(archive, key)
     if value.shape != () or value.dtype.kind not in dtype_kinds:
-        raise CoefficientFileError(
-            f"{key} must be a single {name}, got {_dims(value.shape)} of dtype {value.dtype}"
+        got = (
+            _dtype_name(value.dtype)
+            if value.shape == ()
+            else f"an array of {_dims(value.shape)} values of {_dtype_name(value.dtype)}"
         )
+        raise CoefficientFileError(f"{key} must be a single {name}, got {got}")
     return kind(value)
 
 

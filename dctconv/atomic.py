@@ -26,9 +26,9 @@ def check_not_input(output, inputs) -> None:
     out_resolved = Path(output).resolve()
     for path in inputs:
         if Path(path).resolve() == out_resolved or same_file(output, path):
-            raise OutputCollisionError(
-                f"output {output} would overwrite the input {path}; choose another -o DIR"
-            )
+            same_name = Path(path) == Path(output)
+            what = "is also an input" if same_name else f"would overwrite the input {path}"
+            raise OutputCollisionError(f"output {output} {what}; choose another -o DIR")
 
 
 def _reason(exc: OSError) -> str:

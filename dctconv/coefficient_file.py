@@ -130,6 +130,9 @@ _NEVER_UNPICKLED = "refused without unpickling it (dctconv never unpickles)"
 
 
 def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message, without an OSError's "[Errno 22]"."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

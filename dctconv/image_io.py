@@ -114,6 +114,9 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
 
 
 def _reason(exc: Exception) -> str:
+    """The first line of an exception's message, without an OSError's "[Errno 22]"."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text or type(exc).__name__
 
@@ -164,6 +167,10 @@ def to_pixels(image, mode: str) -> np.ndarray:
         limit = np.finfo(dtype).max
         return np.clip(image, -limit, limit).astype(dtype)
     info = np.iinfo(dtype)
+    if image.dtype.itemsize < 8 and dtype.itemsize >= 4:
+        # float32 cannot hold int32's maximum (2**31 - 1 rounds up to 2**31), so a
+        # float32 image clipped to it would still overflow, and wrap, in the cast.
+        image = image.astype(np.float64)
     return np.clip(np.rint(image), info.min, info.max).astype(dtype)
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from conftest import SAMPLES, reference_blockwise_dct
+from conftest import SAMPLES, reference_blockwise_dct, reference_blockwise_idct, tolerance
 
 # ---------------------------------------------------------------- the commands
 
@@ -43,6 +43,11 @@ class Command:
     """A library function (``module:name``) the command calls for every input."""
     bad_options: list[tuple[list[str], str]] = field(default_factory=list)
     """(extra arguments, click's error line) for option values the command must refuse."""
+    check: Callable[[Path, Path], None] | None = None
+    """(input, output folder) -> assert that what the command wrote for it is right.
+
+    The fuzz tests call it after every exit 0; None means they check only the exit
+    code, the absence of tracebacks and of temporary files."""
 
 
 def _transform_outputs(src: Path, out: Path) -> list[Path]:
@@ -51,6 +56,89 @@ def _transform_outputs(src: Path, out: Path) -> list[Path]:
 
 def _inverse_outputs(src: Path, out: Path) -> list[Path]:
     return [out / f"{src.stem.removesuffix('_coefficients')}_reconstruction.png"]
+
+
+# ---------------------------------------------------------------- independent decoders
+
+
+_GRAY = {"L": np.uint8, "I;16": np.uint16, "I": np.int32, "F": np.float32}
+
+
+def decode_gray(path: Path) -> np.ndarray:
+    """The first frame of an image file as gray pixels, as the README specifies it.
+
+    8/16/32-bit gray and float are kept as they are; anything else becomes 8-bit
+    luma (Pillow's ITU-R 601-2 ``convert("L")``).
+    """
+    with Image.open(path) as im:
+        im.seek(0)
+        if im.mode in ("L", "I;16", "I", "F"):
+            return np.asarray(im)
+        try:
+            return np.asarray(im.convert("L"))
+        except ValueError:  # modes Pillow converts to L only by way of RGB
+            return np.asarray(im.convert("RGB").convert("L"))
+
+
+def decode_coefficient_file(path: Path) -> tuple[tuple[int, int], str, np.ndarray]:
+    """(image_shape, image_mode, full coefficient maps) of a file in the documented layout."""
+    with np.load(path, allow_pickle=False) as f:
+        n = int(f["block_size"])
+        shape = tuple(int(side) for side in f["image_shape"])
+        mode = str(f["image_mode"]) if "image_mode" in f.files else "F"
+        kind = str(f["kind"]) if "kind" in f.files else "transform"
+        if kind == "transform":
+            return shape, mode, f["coefficients"]
+        step = float(f["step"]) if "step" in f.files else 0.0
+        coefficients = np.zeros((n * n, -(-shape[0] // n), -(-shape[1] // n)))
+        kept = f["kept"].astype(np.float64)
+        coefficients[f["channel_mask"]] = kept * step if step > 0 else kept
+        return shape, mode, coefficients
+
+
+def assert_pixels(got: np.ndarray, reference: np.ndarray, mode: str, tol: float) -> None:
+    """``got`` is a float within ``tol`` of ``reference``, rounded and clipped to ``mode``'s pixels."""
+    dtype = np.dtype(_GRAY[mode])
+    assert got.dtype == dtype, (got.dtype, mode)
+    assert got.shape == reference.shape
+    if dtype.kind == "f":
+        limit = float(np.finfo(dtype).max)
+        np.testing.assert_allclose(got, np.clip(reference, -limit, limit), rtol=2.0**-23, atol=tol)
+        return
+    info = np.iinfo(dtype)
+    low = np.clip(np.rint(reference - tol), info.min, info.max)
+    high = np.clip(np.rint(reference + tol), info.min, info.max)
+    inside = (low <= got) & (got <= high)
+    assert inside.all(), (got[~inside][:5], reference[~inside][:5], tol)
+
+
+def check_transform_output(src: Path, out: Path) -> None:
+    image = decode_gray(src).astype(np.float64)
+    with np.load(out / f"{src.stem}_coefficients.npz", allow_pickle=False) as f:
+        coefficients, n = f["coefficients"], int(f["block_size"])
+        assert tuple(f["image_shape"]) == image.shape
+    assert coefficients.dtype == np.float64
+    expected = reference_blockwise_dct(image, n)
+    magnitude = float(np.abs(image).max()) * n
+    np.testing.assert_allclose(coefficients, expected, rtol=0, atol=tolerance(np.float64, magnitude))
+    with Image.open(out / f"{src.stem}_maps.png") as maps:
+        assert maps.mode == "L"
+
+
+def check_inverse_output(src: Path, out: Path) -> None:
+    shape, mode, coefficients = decode_coefficient_file(src)
+    stem = src.stem.removesuffix("_coefficients")
+    [written] = [p for p in out.iterdir() if p.name.startswith(f"{stem}_reconstruction.")]
+    assert written.suffix == (".png" if mode in ("L", "I;16") else ".tif")
+    reference = reference_blockwise_idct(coefficients.astype(np.float64), shape)
+    n = int(round(np.sqrt(coefficients.shape[0])))
+    work = np.float32 if coefficients.dtype == np.float32 else np.float64
+    tol = tolerance(work, float(np.abs(coefficients).max(initial=0)) * n)
+    with Image.open(written) as im:
+        assert_pixels(np.asarray(im), reference, mode, tol)
+
+
+# ---------------------------------------------------------------- the table
 
 
 def _range_error(value, low=2, high=64, option="'--block-size' / '-n'") -> str:
@@ -78,6 +166,7 @@ COMMANDS = [
         writer="dctconv.image_io:save_picture",
         library_call="dctconv.transform:forward",
         bad_options=BLOCK_SIZE_ERRORS,
+        check=check_transform_output,
     ),
     Command(
         id="transform-inverse",
@@ -92,6 +181,7 @@ COMMANDS = [
             (["--block-size", "8"], "Error: Invalid value for '--block-size' / '-n': "
              "the coefficient file records it; drop this option with --inverse"),
         ],
+        check=check_inverse_output,
     ),
     # compress and verify are added here when they are merged, e.g. compress with
     # bad_options [(["--keep", "0"], ...), (["--keep", "17"], ...), (["--step", "-1"], ...)].

@@ -249,6 +249,47 @@ def test_tiny_images_are_padded_and_round_trip_exactly(shape, dtype, block_size,
     np.testing.assert_array_equal(restored, image)
 
 
+def test_float_image_near_float32_limits_round_trips(tmp_path):
+    """Found by the fuzz test: float images were transformed in float32 even by default,
+    so values near float32's maximum overflowed to infinite coefficients."""
+    big = float(np.finfo(np.float32).max)
+    image = np.array([[big, -big, 1.0], [0.5, big / 3, -1e-30]], dtype=np.float32)
+    path = tmp_path / "huge.tif"
+    Image.fromarray(image).save(path)
+    out = tmp_path / "out"
+    assert run(["transform", path, "-o", out]).exit_code == 0
+    with np.load(out / "huge_coefficients.npz") as f:
+        coefficients = f["coefficients"]
+    assert coefficients.dtype == np.float64
+    np.testing.assert_allclose(
+        coefficients, reference_blockwise_dct(image, 4), rtol=0, atol=tolerance(np.float64, big * 4)
+    )
+    result = run(["transform", "--inverse", out / "huge_coefficients.npz", "-o", out])
+    assert result.exit_code == 0, result.output
+    restored = np.asarray(Image.open(out / "huge_reconstruction.tif"))
+    assert np.isfinite(restored).all()
+    np.testing.assert_allclose(restored, image, rtol=2.0**-23, atol=tolerance(np.float64, big * 4))
+
+    flat = tmp_path / "flat.tif"
+    Image.fromarray(np.full((4, 4), big, dtype=np.float32)).save(flat)  # DC = 4 * big
+    result = run(["transform", flat, "-o", tmp_path / "out32", "--dtype", "float32"])
+    assert_fails(result, flat, "pixel values too large for float32 coefficients (they overflow); use float64")
+    assert run(["transform", flat, "-o", tmp_path / "out64"]).exit_code == 0
+
+
+def test_reconstruction_beyond_int32_is_clipped_not_wrapped(tmp_path):
+    """Found by the fuzz test: float32 cannot hold 2**31 - 1, so clipping a float32
+    reconstruction to int32 still overflowed in the cast and wrapped to -2**31."""
+    coefficients = np.zeros((4, 1, 2), dtype=np.float32)
+    coefficients[0] = [[6e9, -6e9]]  # DC of a 2 x 2 block: pixel = DC / 2 = +-3e9
+    arrays = {**coefficient_arrays(np.zeros((1, 3)), block_size=2, mode="I"), "coefficients": coefficients}
+    path = write_npz(tmp_path / "wide_coefficients.npz", arrays)
+    result = run(["transform", "--inverse", path, "-o", tmp_path])
+    assert result.exit_code == 0, result.output
+    restored = np.asarray(Image.open(tmp_path / "wide_reconstruction.tif"))
+    assert restored.tolist() == [[2**31 - 1, 2**31 - 1, -(2**31)]]
+
+
 # ---------------------------------------------------------------- coefficient files
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-from .errors import OutputCollisionError, OutputWriteError
+from .errors import OutputCollisionError, OutputWriteError, exception_reason
 
 
 def same_file(a, b) -> bool:
@@ -29,10 +29,6 @@ def check_not_input(output, inputs) -> None:
             same_name = Path(path) == Path(output)
             what = "is also an input" if same_name else f"would overwrite the input {path}"
             raise OutputCollisionError(f"output {output} {what}; choose another -o DIR")
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 @functools.cache
@@ -116,7 +112,7 @@ class OutputSet:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputWriteError(f"cannot create the folder {final.parent}: {_reason(exc)}") from None
+            raise OutputWriteError(f"cannot create the folder {final.parent}: {exception_reason(exc)}") from None
         # Same folder so the rename is atomic; keep the suffix so writers that look at
         # it still see the real one.
         try:
@@ -124,7 +120,7 @@ class OutputSet:
                 prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
             )
         except OSError as exc:
-            raise OutputWriteError(f"cannot write in the folder {final.parent}: {_reason(exc)}") from None
+            raise OutputWriteError(f"cannot write in the folder {final.parent}: {exception_reason(exc)}") from None
         os.close(fd)
         self._pending.append((Path(tmp), final))
         # mkstemp makes the file private (0o600); outputs get the permissions of any new file.
@@ -137,7 +133,7 @@ class OutputSet:
                 try:
                     os.replace(tmp, final)
                 except OSError as exc:
-                    raise OutputWriteError(f"cannot write {final}: {_reason(exc)}") from None
+                    raise OutputWriteError(f"cannot write {final}: {exception_reason(exc)}") from None
                 self.written.append(final)
         except BaseException:
             # All or none: take back what was already renamed into place.
@@ -189,7 +185,7 @@ def atomic_outputs(protected=()):
         outputs._discard()
         final = outputs._last_final()
         where = f"cannot write {final}" if final is not None else "cannot write the outputs"
-        raise OutputWriteError(f"{where}: {_reason(exc)}") from None
+        raise OutputWriteError(f"{where}: {exception_reason(exc)}") from None
     except BaseException:
         outputs._discard()
         raise

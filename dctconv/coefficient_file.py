@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CoefficientFileError, ReconstructionTooLargeError
+from .errors import CoefficientFileError, ReconstructionTooLargeError, exception_reason
 from .image_io import DEFAULT_MAX_PIXELS, GRAY_MODES
 from .kernels import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 from .transform import blocks_shape
@@ -129,21 +129,13 @@ _IMAGE_MAGIC = (b"\x89PNG", b"II*\x00", b"MM\x00*", b"GIF8", b"\xff\xd8\xff", b"
 _NEVER_UNPICKLED = "refused without unpickling it (dctconv never unpickles)"
 
 
-def _reason(exc: BaseException) -> str:
-    """The first line of an exception's message, without an OSError's "[Errno 22]"."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _check_format(path) -> None:
     """Raise CoefficientFileError unless the file starts like a zip archive (an .npz)."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as exc:
-        raise CoefficientFileError(f"cannot open: {exc.strerror or _reason(exc)}") from None
+        raise CoefficientFileError(f"cannot open: {exc.strerror or exception_reason(exc)}") from None
     if not head:
         raise CoefficientFileError("file is empty")
     if head.startswith(_ZIP_MAGIC):
@@ -182,7 +174,7 @@ def _member_header(archive, key: str) -> tuple[tuple[int, ...], np.dtype]:
             shape, _, dtype = read_header(f)
             data_bytes = member.file_size - f.tell()
     except Exception as exc:  # zipfile, zlib and the .npy header parser each raise their own
-        raise CoefficientFileError(f"{key} cannot be read: {_reason(exc)}") from None
+        raise CoefficientFileError(f"{key} cannot be read: {exception_reason(exc)}") from None
     if dtype.hasobject:
         raise CoefficientFileError(f"array {key} holds pickled Python objects; {_NEVER_UNPICKLED}")
     # numpy allocates what the header claims before reading: a forged header must not
@@ -196,15 +188,13 @@ def _member_header(archive, key: str) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(shape), dtype
 
 
-def _member(archive, key: str, shape=None) -> np.ndarray:
-    """Read array ``key``, after checking its header (and its shape when given)."""
-    found, _ = _member_header(archive, key)
-    if shape is not None and found != tuple(shape):
-        raise CoefficientFileError(f"{key} is {_dims(found)}, expected {_dims(shape)}")
+def _member(archive, key: str) -> np.ndarray:
+    """Read array ``key``, after checking its header."""
+    _member_header(archive, key)
     try:
         value = archive[key]
     except Exception as exc:  # a damaged member: bad CRC, truncated data, ...
-        raise CoefficientFileError(f"{key} cannot be read: {_reason(exc)}") from None
+        raise CoefficientFileError(f"{key} cannot be read: {exception_reason(exc)}") from None
     return value
 
 
@@ -213,7 +203,7 @@ def _read(path, max_pixels) -> tuple[CoefficientHeader, dict[str, np.ndarray]]:
     try:
         archive = np.load(Path(path), allow_pickle=False)
     except Exception as exc:  # a damaged zip directory: BadZipFile, OSError, ValueError, ...
-        raise CoefficientFileError(f"damaged .npz archive: {_reason(exc)}") from None
+        raise CoefficientFileError(f"damaged .npz archive: {exception_reason(exc)}") from None
     with archive:
         keys = set(archive.files)
         missing = [k for k in ("format_version", "block_size", "image_shape") if k not in keys]
@@ -275,7 +265,8 @@ def _kept(archive, header: CoefficientHeader) -> dict[str, np.ndarray]:
     shape, dtype = _member_header(archive, "channel_mask")
     if shape != (n * n,):
         raise CoefficientFileError(
-            f"channel_mask is {_dims(shape)}, expected {n * n} entries for block_size {n}"
+            f"channel_mask has {'x'.join(map(str, shape)) or 'a single value'}"
+            f"{' entries' if len(shape) == 1 else ''}, expected {n * n} entries for block_size {n}"
         )
     if dtype != bool:
         raise CoefficientFileError(f"channel_mask is {_dtype_name(dtype)}, expected bool")

@@ -5,6 +5,27 @@ place that turns these into one-line messages and exit codes.
 """
 
 
+import re
+
+_BYTES_LITERAL = re.compile(r"""\bb(['"]).*?(?<!\\)\1""")
+
+
+def exception_reason(exc: BaseException) -> str:
+    """One readable line saying why a foreign exception (Pillow, zipfile, numpy) was raised.
+
+    An OSError gives its strerror ("Permission denied", not "[Errno 13] ..."); bytes
+    literals that parsers quote from the file are replaced by "(bytes)", and a message
+    that still holds raw data is not echoed at all.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    text = _BYTES_LITERAL.sub("(bytes)", text.splitlines()[0]) if text else ""
+    if "\\x" in text or len(text) > 160:
+        text = ""
+    return text or "damaged or unreadable data"
+
+
 class DctconvError(Exception):
     """Base class of every error dctconv raises on purpose."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageReadError, ImageTooLargeError
+from .errors import ImageReadError, ImageTooLargeError, exception_reason
 
 #: Pillow's own default limit (``PIL.Image.MAX_IMAGE_PIXELS``), restated so that the
 #: command line can show it without importing Pillow.
@@ -103,22 +103,14 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
             raise ImageReadError(_unidentified(path)) from None
         if exc.strerror:  # the file itself: missing, a folder, no permission
             raise ImageReadError(f"cannot open: {exc.strerror}") from None
-        raise ImageReadError(f"cannot read image: {_reason(exc)}") from None
+        raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
     except Exception as exc:  # Pillow's decoders raise SyntaxError, ValueError, EOFError, ...
-        raise ImageReadError(f"cannot read image: {_reason(exc)}") from None
+        raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
     if info.mode == "F" and not np.isfinite(array).all():
         raise ImageReadError("float image contains NaN or infinity")
     return array, info
-
-
-def _reason(exc: Exception) -> str:
-    """The first line of an exception's message, without an OSError's "[Errno 22]"."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text or type(exc).__name__
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -130,7 +122,7 @@ def _unidentified(path: Path) -> str:
         with open(path, "rb") as f:
             head = f.read(24)
     except OSError as exc:
-        return f"cannot open: {exc.strerror or _reason(exc)}"
+        return f"cannot open: {exc.strerror or exception_reason(exc)}"
     if not head:
         return "file is empty"
     # Pillow rejects a PNG whose header claims a zero side with the same words as a

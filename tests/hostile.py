@@ -302,7 +302,11 @@ def files_in(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-FORBIDDEN_IN_MESSAGES = ["Traceback", "Errno", "array(", "dtype(", "np.", "<", ">", "\\n", "None"]
+#: Signs of Python internals in a message: tracebacks, OSError numbers, reprs of arrays,
+#: objects (<Foo at 0x...>), classes, bytes (b'\x89...') and escaped newlines.
+FORBIDDEN_IN_MESSAGES = [
+    "Traceback", "Errno", "array(", "dtype(", "np.", " at 0x", "<class", "b'", 'b"', "\\x", "\\n", "None",
+]
 
 
 def assert_clean_error(line: str) -> None:

@@ -369,7 +369,7 @@ COEFFICIENT_CASES = {
     ),
     "compressed-mask-wrong-length": (
         lambda: _with(kind=np.array("compressed"), channel_mask=np.ones(9, bool), kept=np.zeros((9, 3, 4))),
-        "channel_mask is 9, expected 16 entries for block_size 4",
+        "channel_mask has 9 entries, expected 16 entries for block_size 4",
     ),
     "compressed-kept-wrong-count": (
         lambda: _with(kind=np.array("compressed"), channel_mask=np.arange(16) < 3, kept=np.zeros((4, 3, 4))),

@@ -101,7 +101,7 @@ def invert_file(
         image = inverse(coefficients, header.image_shape)
     if not np.isfinite(image).all():
         raise CoefficientFileError(
-            "coefficient values are too large: the reconstructed image overflows float64"
+            "coefficient values are too large: the reconstructed image overflows"
         )
     name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
     with atomic_outputs(protected) as outputs:

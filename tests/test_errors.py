@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import reference_blockwise_dct, reference_blockwise_idct, tolerance
+from conftest import reference_blockwise_dct, tolerance
 from dctconv.cli import cli
 from hostile import (
     BAD_OPTIONS,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
-from .errors import OutputCollisionError
+from .errors import OutputCollisionError, OutputWriteError, exception_reason
 
 
 def same_file(a, b) -> bool:
@@ -24,15 +26,70 @@ def check_not_input(output, inputs) -> None:
     out_resolved = Path(output).resolve()
     for path in inputs:
         if Path(path).resolve() == out_resolved or same_file(output, path):
+            same_name = Path(path) == Path(output)
+            what = "is also an input" if same_name else f"would overwrite the input {path}"
+            raise OutputCollisionError(f"output {output} {what}; choose another -o DIR")
+
+
+@functools.cache
+def _file_mode() -> int:
+    """Permissions a plainly created file gets: 0o666 less the umask (mkstemp uses 0o600)."""
+    # The umask can only be read by setting it; done once, before any file is written.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+class WriteOnce:
+    """The final paths written so far in one run, each with the input it was written for."""
+
+    def __init__(self):
+        self._owners: dict[Path, object] = {}
+        self.current = None
+        """The input being processed; recorded as the owner of what is written now."""
+
+    def check(self, final) -> None:
+        """Raise OutputCollisionError if ``final`` was already written in this run."""
+        owner = self._owners.get(Path(final).resolve())
+        if owner is not None:
             raise OutputCollisionError(
-                f"output {output} would overwrite the input {path}; choose another -o DIR"
+                f"output {final} was already written for {owner} in this run; "
+                "rename one of the inputs or give each its own -o DIR"
             )
 
+    def record(self, finals) -> None:
+        for final in finals:
+            owner = self.current if self.current is not None else "an earlier input"
+            self._owners[Path(final).resolve()] = owner
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
+_RUN: ContextVar[WriteOnce | None] = ContextVar("dctconv_write_once", default=None)
+
+
+@contextmanager
+def write_once():
+    """Context manager: inside it, no output path may be written twice.
+
+    Two inputs of one command call whose outputs have the same name (``a/x.png`` and
+    ``b/x.png`` both give ``x_maps.png``) would otherwise silently replace the first
+    one's results. Inside this block :func:`atomic_outputs` refuses, with
+    OutputCollisionError, a final name that an earlier group of the block already
+    wrote. Set ``run.current`` to the input being processed so that the error can
+    name the input that wrote the file first.
+
+    Examples
+    --------
+    >>> with write_once() as run:                         # doctest: +SKIP
+    ...     for path in inputs:
+    ...         run.current = path
+    ...         process(path)
+    """
+    run = WriteOnce()
+    token = _RUN.set(run)
+    try:
+        yield run
+    finally:
+        _RUN.reset(token)
 
 
 class OutputSet:
@@ -47,24 +104,50 @@ class OutputSet:
         """Return a temporary path, in the folder of ``final``, to write ``final``'s content to."""
         final = Path(final)
         check_not_input(final, self._protected)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        run = _RUN.get()
+        if run is not None:
+            run.check(final)
+        if any(Path(f).resolve() == final.resolve() for _, f in self._pending):
+            raise OutputCollisionError(f"output {final} is written twice by the same input")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot create the folder {final.parent}: {exception_reason(exc)}") from None
         # Same folder so the rename is atomic; keep the suffix so writers that look at
         # it still see the real one.
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
-        )
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+            )
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write in the folder {final.parent}: {exception_reason(exc)}") from None
         os.close(fd)
         self._pending.append((Path(tmp), final))
+        # mkstemp makes the file private (0o600); outputs get the permissions of any new file.
+        os.chmod(tmp, _file_mode())
         return Path(tmp)
 
     def _commit(self) -> None:
-        # mkstemp creates files readable by the owner only; give outputs the usual
-        # permissions, as open() would have.
-        mode = 0o666 & ~_umask()
-        for tmp, final in self._pending:
-            os.chmod(tmp, mode)
-            os.replace(tmp, final)
-            self.written.append(final)
+        try:
+            for tmp, final in self._pending:
+                try:
+                    os.replace(tmp, final)
+                except OSError as exc:
+                    raise OutputWriteError(f"cannot write {final}: {exception_reason(exc)}") from None
+                self.written.append(final)
+        except BaseException:
+            # All or none: take back what was already renamed into place.
+            for final in self.written:
+                try:
+                    final.unlink()
+                except OSError:
+                    pass
+            self.written = []
+            self._discard()
+            raise
+        run = _RUN.get()
+        if run is not None:
+            run.record(self.written)
 
     def _discard(self) -> None:
         for tmp, _ in self._pending:
@@ -72,6 +155,9 @@ class OutputSet:
                 tmp.unlink()
             except FileNotFoundError:
                 pass
+
+    def _last_final(self):
+        return self._pending[-1][1] if self._pending else None
 
 
 @contextmanager
@@ -82,12 +168,24 @@ def atomic_outputs(protected=()):
     final names. If the block finishes, each is renamed into place (``os.replace`` is
     atomic on POSIX, so a reader never sees a truncated file); if it raises, or is
     interrupted by Ctrl-C, every temporary file is removed and no final name is
-    touched. A final name equal to one of ``protected`` raises OutputCollisionError
-    before anything is written.
+    touched. A final name equal to one of ``protected``, or already written inside
+    an enclosing :func:`write_once` block, raises OutputCollisionError before anything
+    is written.
+
+    Output files get the usual permissions of a new file (0o666 less the umask). An
+    OSError inside the block (disk full, permission denied) is taken as a failure to
+    write the file handed out last and raised as OutputWriteError; so is a failure to
+    create the folder or to rename. If a rename fails after others succeeded, the
+    ones already in place are removed again, so the group stays all or nothing.
     """
     outputs = OutputSet(protected)
     try:
         yield outputs
+    except OSError as exc:
+        outputs._discard()
+        final = outputs._last_final()
+        where = f"cannot write {final}" if final is not None else "cannot write the outputs"
+        raise OutputWriteError(f"{where}: {exception_reason(exc)}") from None
     except BaseException:
         outputs._discard()
         raise

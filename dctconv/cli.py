@@ -15,12 +15,35 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import DctconvError, ImageTooLargeError
+from .errors import DctconvError, TooManyPixelsError
 
 DEFAULT_MAX_PIXELS = 89_478_485  # == image_io.DEFAULT_MAX_PIXELS, without importing numpy
 
 
 # ---------------------------------------------------------------- shared options
+
+
+class _WholeNumber(click.IntRange):
+    """click.IntRange whose message for a non-number says "integer", not "integer range"."""
+
+    name = "integer"
+
+
+def _check_output_dir(ctx, param, value):
+    # click.Path(file_okay=False) would catch only DIR itself being a file; a file
+    # further up (-o notes.txt/out) would surface later, once per input, as a write error.
+    if value is None:
+        return value
+    existing = value
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "" if existing == value else f", so the folder {value} cannot be created"
+        raise click.BadParameter(
+            f"{existing} is a file, not a folder{where}; give a folder (it is created when missing)",
+            ctx=ctx, param=param,
+        )
+    return value
 
 
 def output_dir_option(f):
@@ -29,9 +52,13 @@ def output_dir_option(f):
         "--output-dir",
         "output_dir",
         required=True,
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
+        callback=_check_output_dir,
         help="Folder for the output files; created when missing.",
     )(f)
+
+
+BLOCK_SIZE = _WholeNumber(2, 64)
 
 
 def block_size_option(f=None, *, help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]"):
@@ -42,7 +69,7 @@ def block_size_option(f=None, *, help="Patch side n (2 to 64); the transform has
             "--block-size",
             "-n",
             "block_size",
-            type=click.IntRange(2, 64),
+            type=BLOCK_SIZE,
             default=None,
             help=help,
         )(f)
@@ -57,7 +84,7 @@ def json_option(f):
 def max_pixels_option(f):
     return click.option(
         "--max-pixels",
-        type=click.IntRange(1),
+        type=_WholeNumber(1),
         default=DEFAULT_MAX_PIXELS,
         show_default=True,
         help="Refuse larger images (Pillow's decompression-bomb guard); raise it for huge images.",
@@ -67,11 +94,31 @@ def max_pixels_option(f):
 # ---------------------------------------------------------------- error reporting
 
 
-def _error_line(source, exc: BaseException) -> str:
+def _one_line(text: str) -> str:
+    # File names and texts read from files may hold newlines or terminal escapes.
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _error_line(source, exc) -> str:
+    """The one line that reports a failure: ``Error: <source>: <what is wrong>[; the fix]``."""
     message = str(exc)
-    if isinstance(exc, ImageTooLargeError):
-        message += "; raise the limit with --max-pixels"
-    return f"Error: {source}: {message}"
+    if isinstance(exc, TooManyPixelsError):
+        message += f"; rerun with --max-pixels {exc.pixels} to allow it"
+    prefix = "Error: " if source is None else f"Error: {source}: "
+    return _one_line(prefix + message)
+
+
+def _unexpected_error_line(source, exc: BaseException, debug: bool) -> str:
+    """Report an exception dctconv did not raise on purpose: a traceback only with --debug."""
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, MemoryError):
+        return _error_line(source, "not enough memory to process it")
+    detail = str(exc).strip()
+    detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return _error_line(
+        source, f"internal error ({detail}); rerun with --debug for the traceback"
+    )
 
 
 def run_each(items, work, *, label: str, debug: bool):
@@ -79,11 +126,17 @@ def run_each(items, work, *, label: str, debug: bool):
 
     Returns the list of results of the items that worked and whether any failed.
     A progress bar (click's) is shown on stderr when there is more than one item.
+    The loop runs inside :func:`dctconv.atomic.write_once`: an input whose output
+    has the name of one an earlier input wrote in this call is refused, not
+    allowed to replace it.
     """
+    from .atomic import write_once
+
     results, failed = [], False
 
     def one(item):
         nonlocal failed
+        run.current = item
         try:
             results.append(work(item))
         except DctconvError as exc:
@@ -93,21 +146,16 @@ def run_each(items, work, *, label: str, debug: bool):
             raise
         except Exception as exc:  # an internal bug: still one line, unless --debug
             failed = True
-            if debug:
-                traceback.print_exc()
-            click.echo(
-                _error_line(item, f"internal error ({type(exc).__name__}: {exc}); "
-                            "rerun with --debug for the traceback"),
-                err=True,
-            )
+            click.echo(_unexpected_error_line(item, exc, debug), err=True)
 
-    if len(items) > 1:
-        with click.progressbar(items, label=f"{label} {len(items)} files", file=sys.stderr) as bar:
-            for item in bar:
+    with write_once() as run:
+        if len(items) > 1:
+            with click.progressbar(items, label=f"{label} {len(items)} files", file=sys.stderr) as bar:
+                for item in bar:
+                    one(item)
+        else:
+            for item in items:
                 one(item)
-    else:
-        for item in items:
-            one(item)
     return results, failed
 
 
@@ -127,7 +175,30 @@ def _report(results, as_json: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DctconvGroup(click.Group):
+    """A click group after which no Python traceback reaches the user.
+
+    click already turns usage errors into exit 2 and Ctrl-C into "Aborted!". Anything
+    else a command lets escape (it should not: run_each catches per-file errors)
+    becomes one "Error: ..." line and exit 1; ``--debug`` adds the traceback.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                KeyboardInterrupt, EOFError, SystemExit):
+            raise
+        except DctconvError as exc:
+            click.echo(_error_line(None, exc), err=True)
+        except BrokenPipeError:
+            raise  # click's main handles a closed pipe (dctconv ... | head)
+        except Exception as exc:
+            click.echo(_unexpected_error_line(None, exc, bool(ctx.params.get("debug"))), err=True)
+        ctx.exit(1)
+
+
+@click.group(cls=DctconvGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dctconv")
 @click.option("--debug", is_flag=True, help="Show the full traceback of unexpected errors.")
 @click.pass_context
@@ -162,7 +233,7 @@ def _reject_with_inverse(ctx, param, value):
 @output_dir_option
 @click.option("--inverse", is_flag=True, is_eager=True,
               help="Read coefficient files (.npz) and write the reconstructed images.")
-@click.option("--block-size", "-n", "block_size", type=click.IntRange(2, 64), default=None,
+@click.option("--block-size", "-n", "block_size", type=BLOCK_SIZE, default=None,
               callback=_reject_with_inverse,
               help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
@@ -193,7 +264,9 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     debug = ctx.obj["debug"]
     block_size = block_size or 4
     if inverse:
-        work = functools.partial(invert_file, out_dir=output_dir, protected=inputs)
+        work = functools.partial(
+            invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=inputs
+        )
     else:
         work = functools.partial(
             transform_file, out_dir=output_dir, block_size=block_size,

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CoefficientFileError
-from .image_io import GRAY_MODES
+from .errors import CoefficientFileError, ReconstructionTooLargeError, exception_reason
+from .image_io import DEFAULT_MAX_PIXELS, GRAY_MODES
 from .kernels import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 from .transform import blocks_shape
 
@@ -80,36 +79,43 @@ def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:
     }
 
 
-def load_coefficients(path) -> tuple[np.ndarray, CoefficientHeader]:
+def load_coefficients(
+    path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, CoefficientHeader]:
     """Read a coefficient file and return the full (n*n, rows, columns) maps and its header.
 
     A compressed file is decoded: kept channels are multiplied by the step, the
-    others are zero.
+    others are zero. The file is treated as hostile: it is opened with
+    ``allow_pickle=False``, and each array's ``.npy`` header (shape, dtype) is checked
+    before its data is read, so neither a pickled object array nor a header that
+    claims a huge array gets further than its first bytes.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_pixels : int or None, optional
+        Refuse a file whose ``image_shape`` has more pixels than this, before reading
+        its arrays (the same guard as :func:`dctconv.image_io.read_image`). None lifts
+        the limit.
 
     Raises
     ------
+    ReconstructionTooLargeError
+        If ``image_shape`` has more than ``max_pixels`` pixels.
     CoefficientFileError
         If the file is not an npz archive, misses a key, holds a pickled object
         array, has an unknown format version, inconsistent shapes, or NaN/infinity.
     """
-    header, arrays = _read(path)
-    n = header.block_size
-    rows, cols = header.grid
+    header, arrays = _read(path, max_pixels)
     if header.kind == "transform":
         coefficients = arrays["coefficients"]
-        _expect_shape(coefficients, (n * n, rows, cols), "coefficients")
-        if not np.issubdtype(coefficients.dtype, np.floating):
-            raise CoefficientFileError(f"coefficients have dtype {coefficients.dtype}, expected float")
     else:
         mask, kept = arrays["channel_mask"], arrays["kept"]
-        _expect_shape(mask, (n * n,), "channel_mask")
-        if mask.dtype != bool:
-            raise CoefficientFileError(f"channel_mask has dtype {mask.dtype}, expected bool")
-        _expect_shape(kept, (int(mask.sum()), rows, cols), "kept")
-        if not (np.issubdtype(kept.dtype, np.integer) or np.issubdtype(kept.dtype, np.floating)):
-            raise CoefficientFileError(f"kept has dtype {kept.dtype}, expected integers or floats")
-        coefficients = np.zeros((n * n, rows, cols), np.float64)
-        coefficients[mask] = kept * header.step if header.step > 0 else kept
+        n = header.block_size
+        coefficients = np.zeros((n * n, *header.grid), np.float64)
+        # Huge levels times a huge step overflow to infinity: reported just below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            coefficients[mask] = kept * header.step if header.step > 0 else kept
     if not np.isfinite(coefficients).all():
         raise CoefficientFileError("coefficients contain NaN or infinity")
     return coefficients, header
@@ -120,46 +126,179 @@ _REQUIRED = {
     "compressed": ("kept", "channel_mask"),
 }
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+_IMAGE_MAGIC = (b"\x89PNG", b"II*\x00", b"MM\x00*", b"GIF8", b"\xff\xd8\xff", b"BM")
+_NEVER_UNPICKLED = "refused without unpickling it (dctconv never unpickles)"
 
-def _read(path) -> tuple[CoefficientHeader, dict[str, np.ndarray]]:
+
+def _check_format(path) -> None:
+    """Raise CoefficientFileError unless the file starts like a zip archive (an .npz)."""
     try:
-        with np.load(Path(path), allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise CoefficientFileError("not an .npz archive (a single .npy array?)")
-            keys = set(archive.files)
-            missing = [k for k in ("format_version", "block_size", "image_shape") if k not in keys]
-            if missing:
-                raise CoefficientFileError(
-                    f"not a dctconv coefficient file: missing {', '.join(missing)}"
-                )
-            version = _scalar(archive, "format_version", int)
-            if version != FORMAT_VERSION:
-                raise CoefficientFileError(
-                    f"format version {version} is not supported (this dctconv reads version "
-                    f"{FORMAT_VERSION}); upgrade dctconv or re-create the file"
-                )
-            header = _header(archive, keys)
-            missing = [k for k in _REQUIRED[header.kind] if k not in keys]
-            if missing:
-                raise CoefficientFileError(f"{header.kind} file is missing {', '.join(missing)}")
-            arrays = {k: archive[k] for k in _REQUIRED[header.kind]}
-    except CoefficientFileError:
-        raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise CoefficientFileError(f"cannot open: {exc.strerror or exception_reason(exc)}") from None
+    if not head:
+        raise CoefficientFileError("file is empty")
+    if head.startswith(_ZIP_MAGIC):
+        return
+    if head.startswith(_NPY_MAGIC):
+        raise CoefficientFileError("is a single .npy array, not a coefficient file (.npz archive)")
+    if head[:1] == b"\x80":  # the PROTO opcode that starts every pickle of protocol 2 or later
+        raise CoefficientFileError(f"is a Python pickle, not a coefficient file; {_NEVER_UNPICKLED}")
+    if head.startswith(_IMAGE_MAGIC):
+        raise CoefficientFileError("is an image, not a coefficient file (.npz archive)")
+    raise CoefficientFileError("not a coefficient file (.npz archive): unknown format")
+
+
+def _dims(shape) -> str:
+    return " x ".join(str(side) for side in shape) if len(shape) else "a single value"
+
+
+def _dtype_name(dtype) -> str:
+    """A dtype as a user reads it: "text" for strings, else numpy's name ("int64", "bool")."""
+    return "text" if dtype.kind in "US" else dtype.name
+
+
+def _member_header(archive, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of array ``key``, from its .npy header alone."""
+    if f"{key}.npy" not in archive.zip.namelist():
+        raise CoefficientFileError(f"{key} is not stored as a .npy array")
+    try:
+        member = archive.zip.getinfo(f"{key}.npy")
+        with archive.zip.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            data_bytes = member.file_size - f.tell()
+    except Exception as exc:  # zipfile, zlib and the .npy header parser each raise their own
+        raise CoefficientFileError(f"{key} cannot be read: {exception_reason(exc)}") from None
+    if dtype.hasobject:
+        raise CoefficientFileError(f"array {key} holds pickled Python objects; {_NEVER_UNPICKLED}")
+    # numpy allocates what the header claims before reading: a forged header must not
+    # get a terabyte array allocated for a few bytes of data.
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > data_bytes:
+        raise CoefficientFileError(
+            f"array {key} is damaged: its header promises {needed:,} bytes of data, "
+            f"it holds {max(data_bytes, 0):,}"
+        )
+    return tuple(shape), dtype
+
+
+def _member(archive, key: str) -> np.ndarray:
+    """Read array ``key``, after checking its header."""
+    _member_header(archive, key)
+    try:
+        value = archive[key]
+    except Exception as exc:  # a damaged member: bad CRC, truncated data, ...
+        raise CoefficientFileError(f"{key} cannot be read: {exception_reason(exc)}") from None
+    return value
+
+
+def _read(path, max_pixels) -> tuple[CoefficientHeader, dict[str, np.ndarray]]:
+    _check_format(path)
+    try:
+        archive = np.load(Path(path), allow_pickle=False)
+    except Exception as exc:  # a damaged zip directory: BadZipFile, OSError, ValueError, ...
+        raise CoefficientFileError(f"damaged .npz archive: {exception_reason(exc)}") from None
+    with archive:
+        keys = set(archive.files)
+        missing = [k for k in ("format_version", "block_size", "image_shape") if k not in keys]
+        if missing:
             raise CoefficientFileError(
-                "holds a pickled object array; refused (dctconv never unpickles)"
-            ) from None
-        raise CoefficientFileError(f"cannot read coefficient file: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CoefficientFileError(f"cannot read coefficient file: {exc}") from None
+                f"not a dctconv coefficient file: missing {', '.join(missing)}"
+            )
+        version = _scalar(archive, "format_version", int)
+        if version != FORMAT_VERSION:
+            raise CoefficientFileError(
+                f"format version {version} is not supported (this dctconv reads version "
+                f"{FORMAT_VERSION}); upgrade dctconv or re-create the file"
+            )
+        header = _header(archive, keys)
+        height, width = header.image_shape
+        if max_pixels is not None and height * width > max_pixels:
+            raise ReconstructionTooLargeError(
+                f"image_shape {height} x {width} = {height * width:,} pixels is more than "
+                f"the limit of {max_pixels:,}",
+                pixels=height * width,
+                limit=max_pixels,
+            )
+        missing = [k for k in _REQUIRED[header.kind] if k not in keys]
+        if missing:
+            raise CoefficientFileError(f"{header.kind} file is missing {', '.join(missing)}")
+        if header.kind == "transform":
+            arrays = {"coefficients": _coefficients(archive, header)}
+        else:
+            arrays = _kept(archive, header)
     return header, arrays
 
 
+def _coefficients(archive, header: CoefficientHeader) -> np.ndarray:
+    n = header.block_size
+    rows, cols = header.grid
+    shape, dtype = _member_header(archive, "coefficients")
+    if len(shape) != 3:
+        raise CoefficientFileError(
+            f"coefficients must be 3-D (channels, block rows, block columns), got {_dims(shape)}"
+        )
+    if shape[0] != n * n:
+        raise CoefficientFileError(
+            f"block_size {n} needs {n * n} coefficient channels (n*n), "
+            f"but the file has {shape[0]}"
+        )
+    if shape[1:] != (rows, cols):
+        height, width = header.image_shape
+        raise CoefficientFileError(
+            f"coefficients are {_dims(shape)}, but image_shape {height} x {width} "
+            f"at block size {n} needs {n * n} x {rows} x {cols}"
+        )
+    if dtype.kind != "f":
+        raise CoefficientFileError(f"coefficients are {_dtype_name(dtype)}, expected floats")
+    return _member(archive, "coefficients")
+
+
+def _kept(archive, header: CoefficientHeader) -> dict[str, np.ndarray]:
+    n = header.block_size
+    shape, dtype = _member_header(archive, "channel_mask")
+    if shape != (n * n,):
+        raise CoefficientFileError(
+            f"channel_mask has {'x'.join(map(str, shape)) or 'a single value'}"
+            f"{' entries' if len(shape) == 1 else ''}, expected {n * n} entries for block_size {n}"
+        )
+    if dtype != bool:
+        raise CoefficientFileError(f"channel_mask is {_dtype_name(dtype)}, expected bool")
+    mask = _member(archive, "channel_mask")
+    expected = (int(mask.sum()), *header.grid)
+    shape, dtype = _member_header(archive, "kept")
+    if shape != expected:
+        raise CoefficientFileError(
+            f"kept is {_dims(shape)}, expected {_dims(expected)} "
+            "(the kept channels of channel_mask, by the block grid of image_shape)"
+        )
+    if dtype.kind not in "iuf":
+        raise CoefficientFileError(f"kept is {_dtype_name(dtype)}, expected integers or floats")
+    return {"channel_mask": mask, "kept": _member(archive, "kept")}
+
+
+_SCALAR_KINDS = {int: ("iu", "whole number"), float: ("iuf", "number"), str: ("U", "text")}
+
+
 def _scalar(archive, key: str, kind):
-    value = archive[key]
-    if value.shape != () or value.dtype.kind not in {int: "iu", float: "iuf", str: "U"}[kind]:
-        raise CoefficientFileError(f"{key} must be a single {kind.__name__}, got {value.dtype} {value.shape}")
+    dtype_kinds, name = _SCALAR_KINDS[kind]
+    value = _member(archive, key)
+    if value.shape != () or value.dtype.kind not in dtype_kinds:
+        got = (
+            _dtype_name(value.dtype)
+            if value.shape == ()
+            else f"an array of {_dims(value.shape)} values of {_dtype_name(value.dtype)}"
+        )
+        raise CoefficientFileError(f"{key} must be a single {name}, got {got}")
     return kind(value)
 
 
@@ -167,15 +306,18 @@ def _header(archive, keys) -> CoefficientHeader:
     block_size = _scalar(archive, "block_size", int)
     if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
         raise CoefficientFileError(f"block_size {block_size} is not from 2 to 64")
-    shape = archive["image_shape"]
+    shape = _member(archive, "image_shape")
     if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 1).any():
-        raise CoefficientFileError(f"image_shape must be two positive integers, got {shape.tolist()}")
+        got = " x ".join(str(v) for v in shape.ravel()[:4]) if shape.size else "nothing"
+        raise CoefficientFileError(f"image_shape must be two positive whole numbers, got {got}")
     kind = _scalar(archive, "kind", str) if "kind" in keys else "transform"
     if kind not in KINDS:
-        raise CoefficientFileError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+        raise CoefficientFileError(f"unknown kind \"{kind}\" (expected one of {', '.join(KINDS)})")
     mode = _scalar(archive, "image_mode", str) if "image_mode" in keys else "F"
     if mode not in GRAY_MODES:
-        raise CoefficientFileError(f"unknown image_mode {mode!r} (expected one of {', '.join(GRAY_MODES)})")
+        raise CoefficientFileError(
+            f"unknown image_mode \"{mode}\" (expected one of {', '.join(GRAY_MODES)})"
+        )
     step = _scalar(archive, "step", float) if "step" in keys else 0.0
     if not math.isfinite(step) or step < 0:
         raise CoefficientFileError(f"step must be a finite number >= 0, got {step}")
@@ -192,10 +334,3 @@ def _header(archive, keys) -> CoefficientHeader:
         step=step,
         threshold=threshold,
     )
-
-
-def _expect_shape(array, shape, name) -> None:
-    if array.shape != tuple(shape):
-        raise CoefficientFileError(
-            f"{name} has shape {array.shape}, expected {tuple(shape)} for this block size and image shape"
-        )

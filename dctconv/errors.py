@@ -5,6 +5,27 @@ place that turns these into one-line messages and exit codes.
 """
 
 
+import re
+
+_BYTES_LITERAL = re.compile(r"""\bb(['"]).*?(?<!\\)\1""")
+
+
+def exception_reason(exc: BaseException) -> str:
+    """One readable line saying why a foreign exception (Pillow, zipfile, numpy) was raised.
+
+    An OSError gives its strerror ("Permission denied", not "[Errno 13] ..."); bytes
+    literals that parsers quote from the file are replaced by "(bytes)", and a message
+    that still holds raw data is not echoed at all.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    text = _BYTES_LITERAL.sub("(bytes)", text.splitlines()[0]) if text else ""
+    if "\\x" in text or len(text) > 160:
+        text = ""
+    return text or "damaged or unreadable data"
+
+
 class DctconvError(Exception):
     """Base class of every error dctconv raises on purpose."""
 
@@ -25,16 +46,33 @@ class ImageReadError(DctconvError):
     """An image file could not be read as a grayscale image."""
 
 
-class ImageTooLargeError(ImageReadError):
-    """An image has more pixels than the allowed maximum."""
+class TooManyPixelsError(DctconvError):
+    """An image to read or to reconstruct has more pixels than the allowed maximum."""
+
+    def __init__(self, message: str, *, pixels: int, limit: int):
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+
+class ImageTooLargeError(TooManyPixelsError, ImageReadError):
+    """An image file has more pixels than the allowed maximum."""
 
 
 class CoefficientFileError(DctconvError):
     """A coefficient file is missing, malformed or of an unknown version."""
 
 
+class ReconstructionTooLargeError(TooManyPixelsError, CoefficientFileError):
+    """A coefficient file describes an image with more pixels than the allowed maximum."""
+
+
 class OutputCollisionError(DctconvError):
-    """An output file would overwrite one of the inputs."""
+    """An output file would overwrite one of the inputs, or one written earlier in the same run."""
+
+
+class OutputWriteError(DctconvError):
+    """An output file or its folder could not be written."""
 
 
 class InvalidCompressionError(DctconvError, ValueError):

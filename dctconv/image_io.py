@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageReadError, ImageTooLargeError
+from .errors import ImageReadError, ImageTooLargeError, exception_reason
 
 #: Pillow's own default limit (``PIL.Image.MAX_IMAGE_PIXELS``), restated so that the
 #: command line can show it without importing Pillow.
@@ -71,7 +71,7 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
     ImageReadError
         If the file cannot be decoded, is empty, or holds NaN or infinity.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     # Pillow's own guard is global and only warns below twice its limit; this check
@@ -88,7 +88,9 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
                 if max_pixels is not None and width * height > max_pixels:
                     raise ImageTooLargeError(
                         f"image is {width} x {height} = {width * height:,} pixels, "
-                        f"more than the limit of {max_pixels:,}"
+                        f"more than the limit of {max_pixels:,}",
+                        pixels=width * height,
+                        limit=max_pixels,
                     )
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
@@ -96,8 +98,14 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
                 array, info = _to_gray(im, frames)
     except ImageReadError:
         raise
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ...
-        raise ImageReadError(f"cannot read image: {_reason(exc)}") from None
+    except OSError as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageReadError(_unidentified(path)) from None
+        if exc.strerror:  # the file itself: missing, a folder, no permission
+            raise ImageReadError(f"cannot open: {exc.strerror}") from None
+        raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
+    except Exception as exc:  # Pillow's decoders raise SyntaxError, ValueError, EOFError, ...
+        raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
     if info.mode == "F" and not np.isfinite(array).all():
@@ -105,9 +113,25 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
     return array, info
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text or type(exc).__name__
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _unidentified(path: Path) -> str:
+    """Say why Pillow found no format for ``path``: empty, a PNG without pixels, or unknown."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError as exc:
+        return f"cannot open: {exc.strerror or exception_reason(exc)}"
+    if not head:
+        return "file is empty"
+    # Pillow rejects a PNG whose header claims a zero side with the same words as a
+    # text file; the IHDR chunk is always first, so its size is at bytes 16..24.
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) == 24:
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if width == 0 or height == 0:
+            return f"image has no pixels (its PNG header says {width} x {height})"
+    return "not an image file Pillow can read (unknown format, or a damaged header)"
 
 
 def _to_gray(im, frames: int) -> tuple[np.ndarray, ImageInfo]:
@@ -126,12 +150,19 @@ def _to_gray(im, frames: int) -> tuple[np.ndarray, ImageInfo]:
 
 
 def to_pixels(image, mode: str) -> np.ndarray:
-    """Round and clip a float image to the pixel type of ``mode`` (float stays float32)."""
+    """Round and clip a float image to the pixel type of ``mode`` (float: clip to float32's range)."""
     dtype = np.dtype(GRAY_MODES[mode][0])
     image = np.asarray(image)
     if dtype.kind == "f":
-        return image.astype(dtype)
+        # A float64 reconstruction of a pixel at float32's maximum can exceed it by an
+        # ulp, which the cast would turn into infinity.
+        limit = np.finfo(dtype).max
+        return np.clip(image, -limit, limit).astype(dtype)
     info = np.iinfo(dtype)
+    if image.dtype.itemsize < 8 and dtype.itemsize >= 4:
+        # float32 cannot hold int32's maximum (2**31 - 1 rounds up to 2**31), so a
+        # float32 image clipped to it would still overflow, and wrap, in the cast.
+        image = image.astype(np.float64)
     return np.clip(np.rint(image), info.min, info.max).astype(dtype)
 
 

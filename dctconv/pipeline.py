@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_outputs
+from .errors import CoefficientFileError, InvalidImageError
 from .image_io import DEFAULT_MAX_PIXELS, ImageInfo
 
 
@@ -52,7 +53,18 @@ def transform_file(
     image, info = read_image(path, max_pixels=max_pixels)
     if dtype == "float32":
         image = image.astype(np.float32)
-    coefficients = forward(image, block_size)
+    elif image.dtype == np.float32:
+        # forward() keeps float32 input in float32: a float (F) image asked for in float64
+        # is widened here, or its coefficients would silently be float32. (Integer images
+        # are converted strip by strip inside forward(), without a full-size copy.)
+        image = image.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        coefficients = forward(image, block_size)
+    if not np.isfinite(coefficients).all():
+        # The image is finite (read_image checks), so this is float32 overflow.
+        raise InvalidImageError(
+            "pixel values too large for float32 coefficients (they overflow); use float64"
+        )
     header = CoefficientHeader(
         block_size=block_size,
         image_shape=image.shape,
@@ -75,15 +87,24 @@ def original_stem(path) -> str:
     return stem
 
 
-def invert_file(path, out_dir, *, protected=()) -> FileResult:
+def invert_file(
+    path, out_dir, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, protected=()
+) -> FileResult:
     """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit sources) from a coefficient file."""
+    import numpy as np
+
     from .coefficient_file import load_coefficients
     from .image_io import image_suffix, save_image
     from .transform import inverse
 
     path, out_dir = Path(path), Path(out_dir)
-    coefficients, header = load_coefficients(path)
-    image = inverse(coefficients, header.image_shape)
+    coefficients, header = load_coefficients(path, max_pixels=max_pixels)
+    with np.errstate(over="ignore", invalid="ignore"):
+        image = inverse(coefficients, header.image_shape)
+    if not np.isfinite(image).all():
+        raise CoefficientFileError(
+            "coefficient values are too large: the reconstructed image overflows"
+        )
     name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
     with atomic_outputs(protected) as outputs:
         save_image(outputs.path(out_dir / name), image, header.image_mode)

@@ -45,4 +45,4 @@ def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"Error: {bad}: cannot read image: ")
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {bad}: ")

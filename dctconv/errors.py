@@ -35,3 +35,7 @@ class CoefficientFileError(DctconvError):
 
 class OutputCollisionError(DctconvError):
     """An output file would overwrite one of the inputs."""
+
+
+class InvalidOptionError(DctconvError, ValueError):
+    """A keyword option of a library function (workers, dtype) has an invalid value."""

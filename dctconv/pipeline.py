@@ -48,9 +48,8 @@ def transform_file(
 
     path, out_dir = Path(path), Path(out_dir)
     image, info = read_image(path, max_pixels=max_pixels)
-    if dtype == "float32":
-        image = image.astype(np.float32)
-    coefficients = forward(image, block_size)
+    # float32 is converted tile by tile inside forward: no float copy of the image.
+    coefficients = forward(image, block_size, dtype=np.float32 if dtype == "float32" else None)
     header = CoefficientHeader(
         block_size=block_size,
         image_shape=image.shape,

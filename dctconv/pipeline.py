@@ -81,6 +81,7 @@ def invert_file(path, out_dir, *, protected=()) -> FileResult:
     path, out_dir = Path(path), Path(out_dir)
     coefficients, header = load_coefficients(path)
     image = inverse(coefficients, header.image_shape)
+    del coefficients  # as large as the image: free it before the image is encoded
     name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
     with atomic_outputs(protected) as outputs:
         save_image(outputs.path(out_dir / name), image, header.image_mode)

@@ -23,6 +23,10 @@ STRIP_BYTES = 1 << 18
 # is the only parallelism and the BLAS call always runs the same single-threaded code.
 PRODUCT_MACS = 1 << 18
 
+# Pixels per thread, at least: starting a thread and joining it costs about 0.1 ms,
+# worth it only for about a millisecond of work (1 << 18 pixels) or more.
+THREAD_MIN_PIXELS = 1 << 18
+
 # A memory-bound loop gains little beyond this many threads (not measured here: the
 # development machine has 2 cores).
 MAX_WORKERS = 8
@@ -122,6 +126,11 @@ def _tiles(rows: int, cols: int, n: int, itemsize: int):
         for left in range(0, cols, span)
     ]
     return tiles, count * n * n * span
+
+
+def _threads(workers: int, pixels: int) -> int:
+    """Threads worth starting for ``pixels`` of work: at most ``workers``."""
+    return max(1, min(workers, pixels // THREAD_MIN_PIXELS))
 
 
 def _aligned_empty(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray:
@@ -282,7 +291,7 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
         np.matmul(weights, patches, out=out_rows[top:bottom, :, left:right])
 
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
-    _run_tiles(tiles, compute, buffer_size, dtype, workers)
+    _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, out.size))
     return out
 
 
@@ -364,7 +373,7 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
             target[...] = whole[: target.shape[0], : target.shape[1]]
 
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
-    _run_tiles(tiles, compute, buffer_size, dtype, workers)
+    _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, coefficients.size))
     return out
 
 

@@ -22,6 +22,12 @@ from dctconv.errors import InvalidOptionError
 SHAPES = [(45, 38), (37, 101), (1, 29), (30, 1), (3, 3), (64, 48)]
 
 
+@pytest.fixture(autouse=True)
+def threads_even_for_small_images(monkeypatch):
+    """Small test images would otherwise run on one thread (THREAD_MIN_PIXELS)."""
+    monkeypatch.setattr(transform, "THREAD_MIN_PIXELS", 1)
+
+
 @pytest.fixture
 def tiny_tiles(monkeypatch):
     """Call with n: tiles of one block row of 16 blocks, so small images have many tiles."""
@@ -78,6 +84,28 @@ def test_threads_give_bitwise_the_single_threaded_result(tiny_tiles, rng, n, dty
     for workers in (2, 3, 8):
         np.testing.assert_array_equal(forward(image, n, workers=workers), single)
         np.testing.assert_array_equal(inverse(coefficients, (131, 97), workers=workers), back)
+
+
+def test_helper_threads_really_run(tiny_tiles, rng, monkeypatch):
+    tiny_tiles(4)
+    started = []
+    real = transform.ThreadPoolExecutor
+
+    def spy(max_workers, **kwargs):
+        started.append(max_workers)
+        return real(max_workers, **kwargs)
+
+    monkeypatch.setattr(transform, "ThreadPoolExecutor", spy)
+    forward(rng.random((64, 64)), 4, workers=3)
+    inverse(rng.random((16, 16, 16)), workers=3)
+    assert started == [2, 2]  # two helpers besides the calling thread, each time
+
+
+def test_small_images_run_on_the_calling_thread(monkeypatch):
+    monkeypatch.setattr(transform, "THREAD_MIN_PIXELS", 1 << 18)
+    assert transform._threads(8, 512 * 512) == 1
+    assert transform._threads(8, 1024 * 1024) == 4
+    assert transform._threads(2, 1024 * 1024) == 2
 
 
 def test_default_tiles_give_bitwise_the_result_of_one_block_row_per_tile(rng, monkeypatch):

@@ -12,10 +12,13 @@ import numpy as np
 from .errors import InvalidCoefficientsError, InvalidImageError, InvalidOptionError
 from .kernels import DEFAULT_BLOCK_SIZE, check_block_size, kernel_matrix
 
-# Bytes of float data in one tile's patch matrix. A tile's source pixels, patch matrix
-# and output then stay in the 1 MiB L2 cache of one core between the im2col copy and
-# the matrix product (benchmarks/bench_transform.py --tune compares other sizes).
-STRIP_BYTES = 1 << 18
+# Bytes of float data in one tile's patch matrix. A tile's pixels, patch matrix and
+# output stay in cache (1 MiB of L2 per core here, 32 MiB of L3) between the im2col
+# copy and the product, while each of its n*n output rows is written in runs long
+# enough to stream well. `benchmarks/bench_transform.py --tune` compares sizes: from
+# 64 KiB to 2 MiB all were within noise on the busy 2-core development machine, with
+# 512 KiB to 1 MiB ahead on two threads.
+STRIP_BYTES = 1 << 19
 
 # Multiply-adds of one matrix product, at most. OpenBLAS hands a product larger than
 # 4 * 65536 multiply-adds to its own threads; nested inside ours, on a busy 2-core
@@ -23,8 +26,8 @@ STRIP_BYTES = 1 << 18
 # is the only parallelism and the BLAS call always runs the same single-threaded code.
 PRODUCT_MACS = 1 << 18
 
-# Pixels per thread, at least: starting a thread and joining it costs about 0.1 ms,
-# worth it only for about a millisecond of work (1 << 18 pixels) or more.
+# Pixels per thread, at least: starting a helper thread and joining it took 0.2 to
+# 0.25 ms here, worth it only for about a millisecond of work (1 << 18 pixels) or more.
 THREAD_MIN_PIXELS = 1 << 18
 
 # A memory-bound loop gains little beyond this many threads (not measured here: the

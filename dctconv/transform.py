@@ -369,11 +369,16 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
         # col2im is the reverse reshape: (r, i, j, s) -> rows (r, i), columns (s, j).
         patches = pixels.reshape(count, n, n, span)
         target = out[top * n : bottom * n, left * n : right * n]
-        if target.shape == (count * n, span * n):
-            target.reshape(count, n, span, n).transpose(0, 1, 3, 2)[...] = patches
-        else:  # the last block row or column: drop the padding
-            whole = patches.transpose(0, 1, 3, 2).reshape(count * n, span * n)
-            target[...] = whole[: target.shape[0], : target.shape[1]]
+        whole = target.shape == (count * n, span * n)
+        pixel_tile = target if whole else np.empty((count * n, span * n), dtype)
+        blocks = pixel_tile.reshape(count, n, span, n)
+        # One copy per column offset j, so that numpy's inner loop runs along the
+        # patches; a single transposing copy ran it along j, n values at a time, and
+        # was 3 to 4 times slower.
+        for j in range(n):
+            blocks[:, :, :, j] = patches[:, :, j, :]
+        if not whole:  # the last block row or column: drop the padding
+            target[...] = pixel_tile[: target.shape[0], : target.shape[1]]
 
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
     _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, coefficients.size))

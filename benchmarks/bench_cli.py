@@ -249,9 +249,11 @@ def jobs(work: Path, rounds: int, count: int = 32, side: int = 1024) -> list[str
             out = work / f"jobs{n_jobs}"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
-            subprocess.run([DCTCONV, command, *map(str, images), "-o", str(out), "--jobs", str(n_jobs)],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            result = subprocess.run([DCTCONV, command, *map(str, images), "-o", str(out), "--jobs", str(n_jobs)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             times[n_jobs].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                raise SystemExit(f"dctconv {command} --jobs {n_jobs} failed:\n{result.stderr[-2000:]}")
     same = same_outputs(work / "jobs1", work / "jobs2")
     one, two = statistics.median(times[1]), statistics.median(times[2])
     lines += [

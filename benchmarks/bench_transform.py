@@ -151,6 +151,10 @@ def machine() -> dict:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["blas"] = f"{blas['name']} {blas['version']}"
     info["default workers"] = transform.default_workers()
+    try:
+        info["load average at start"] = Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        pass
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if var in os.environ:
             info[var] = os.environ[var]
@@ -296,6 +300,10 @@ def main(argv=None):
         writer.writerows(rows)
     text = table(rows)
     checks = targets(rows)
+    try:
+        info["load average at end"] = Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        pass
     machine_line = ", ".join(f"{k}: {v}" for k, v in info.items())
     (args.out / "bench_transform.md").write_text(
         f"Machine: {machine_line}\n\n{text}\n\n" + "\n".join(f"- {c}" for c in checks) + "\n"

@@ -23,6 +23,7 @@ megapixel against image size, log-log).
     python benchmarks/bench_transform.py                 # the full run (about 2 minutes)
     python benchmarks/bench_transform.py --sizes 512 2048 --rounds 3   # a quick look
     python benchmarks/bench_transform.py --tune          # STRIP_BYTES x workers at 4096²
+    python benchmarks/bench_transform.py --wait-idle 0.3 # on a machine shared with others
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import csv
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -115,15 +117,50 @@ def check_agreement(side: int, dtype) -> float:
 # ---------------------------------------------------------------- timing
 
 
+#: With --wait-idle: start a round only once the CPUs were at most this busy (a
+#: fraction, from /proc/stat over half a second), waiting at most WAIT_LIMIT seconds.
+WAIT_IDLE = None
+WAIT_LIMIT = 60.0
+waits = {"rounds": 0, "timed out": 0}
+
+
+def busy_fraction(interval: float = 0.5) -> float:
+    def read():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:9]]
+        return sum(values), values[3] + values[4]  # all, idle + iowait
+
+    total0, idle0 = read()
+    time.sleep(interval)
+    total1, idle1 = read()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_idle() -> None:
+    """Sleep until other processes leave the CPUs mostly idle (only with --wait-idle)."""
+    if WAIT_IDLE is None:
+        return
+    waits["rounds"] += 1
+    deadline = time.monotonic() + WAIT_LIMIT
+    while busy_fraction() > WAIT_IDLE:
+        if time.monotonic() > deadline:
+            waits["timed out"] += 1
+            return
+
+
 def time_interleaved(cases: dict, rounds: int) -> dict:
     """Median and minimum seconds of each case, timed in ``rounds`` interleaved rounds."""
     for call in cases.values():
         call()  # warm-up: first-touch of inputs, thread start, scipy plan cache
     samples = {key: [] for key in cases}
     keys = list(cases)
-    for r in range(rounds):
-        # Rotate the order so no case always follows the same neighbour.
-        for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+    order = random.Random(len(keys) * rounds)
+    for _ in range(rounds):
+        wait_for_idle()
+        # A new order each round: no case always runs after the same neighbour (after
+        # the slow scipy.signal calls, say, the caches are cold).
+        order.shuffle(keys)
+        for key in keys:
             start = time.perf_counter()
             cases[key]()
             samples[key].append(time.perf_counter() - start)
@@ -285,7 +322,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=None, help="rounds per size (default: more for small sizes)")
     parser.add_argument("--tune", action="store_true", help="compare STRIP_BYTES and thread counts instead")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--wait-idle", type=float, default=None, metavar="BUSY",
+                        help="on a shared machine: start each round only once the CPUs were at most "
+                             "this busy (0 to 1) for half a second, waiting up to a minute")
     args = parser.parse_args(argv)
+    global WAIT_IDLE
+    WAIT_IDLE = args.wait_idle
     info = machine()
     for key, value in info.items():
         print(f"{key}: {value}")
@@ -304,6 +346,10 @@ def main(argv=None):
         info["load average at end"] = Path("/proc/loadavg").read_text().split()[0]
     except OSError:
         pass
+    if WAIT_IDLE is not None:
+        info["rounds started only below this CPU busy fraction"] = (
+            f"{WAIT_IDLE} ({waits['timed out']} of {waits['rounds']} rounds started anyway after {WAIT_LIMIT:.0f} s)"
+        )
     machine_line = ", ".join(f"{k}: {v}" for k, v in info.items())
     (args.out / "bench_transform.md").write_text(
         f"Machine: {machine_line}\n\n{text}\n\n" + "\n".join(f"- {c}" for c in checks) + "\n"

@@ -268,7 +268,6 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     image = check_image(image)
     dtype = work_dtype(image.dtype) if dtype is None else _check_float_dtype(dtype)
     workers = check_workers(workers)
-    height, width = image.shape
     rows, cols = blocks_shape(image.shape, n)
     weights = kernel_matrix(n).astype(dtype)
     out = np.empty((n * n, rows, cols), dtype)

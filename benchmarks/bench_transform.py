@@ -242,6 +242,28 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def summary(rows) -> str:
+    """One line per size, dtype and direction: the numbers the targets are about."""
+    at = {(r["side"], r["dtype"], r["direction"], r["method"]): r for r in rows}
+    lines = [
+        "| size | dtype | direction | dctconv ms | 1 thread ms | scipy.fft ms | scipy.fft / dctconv "
+        "| x.copy() ms | dctconv / x.copy() | dctconv GB/s |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (side, dtype, direction, method), r in at.items():
+        if method != "dctconv":
+            continue
+        scipy_name = "scipy.fft dctn" if direction == "forward" else "scipy.fft idctn"
+        one = at[(side, dtype, direction, "dctconv workers=1")]["median_s"]
+        theirs = at[(side, dtype, direction, scipy_name)]["median_s"]
+        copy = at[(side, dtype, direction, "x.copy()")]["median_s"]
+        lines.append(
+            f"| {side}² | {dtype} | {direction} | {r['median_s'] * 1e3:.1f} | {one * 1e3:.1f} | {theirs * 1e3:.1f} "
+            f"| {theirs / r['median_s']:.1f} | {copy * 1e3:.1f} | {r['median_s'] / copy:.2f} | {r['gb_per_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def targets(rows) -> list[str]:
     """The issue's targets at 4096², from this run."""
     at = {(r["side"], r["dtype"], r["direction"], r["method"]): r["median_s"] for r in rows}
@@ -268,16 +290,18 @@ def plot(rows, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    # One colour per method (the same on both panels), solid float64, dashed float32.
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colours = {m: ("black" if m == "x.copy()" else f"C{i}") for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), sharey=True)
     for ax, direction in zip(axes, ("forward", "inverse")):
-        methods = sorted({r["method"] for r in rows if r["direction"] == direction})
         for method in methods:
-            for dtype, style in (("float64", "-"), ("float32", "--")):
+            for dtype, style, marker in (("float64", "-", "o"), ("float32", "--", "s")):
                 points = sorted((r["side"] ** 2 / 1e6, r["ms_per_megapixel"]) for r in rows
                                 if r["direction"] == direction and r["method"] == method and r["dtype"] == dtype)
                 if points:
                     xs, ys = zip(*points)
-                    ax.plot(xs, ys, style, marker="o", label=f"{method} ({dtype})")
+                    ax.plot(xs, ys, style, marker=marker, color=colours[method], label=f"{method} ({dtype})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("image size (megapixels)")
@@ -352,11 +376,14 @@ def main(argv=None):
         )
     machine_line = ", ".join(f"{k}: {v}" for k, v in info.items())
     (args.out / "bench_transform.md").write_text(
-        f"Machine: {machine_line}\n\n{text}\n\n" + "\n".join(f"- {c}" for c in checks) + "\n"
+        f"Machine: {machine_line}\n\n{summary(rows)}\n\n" + "\n".join(f"- {c}" for c in checks)
+        + f"\n\nAll cases:\n\n{text}\n"
     )
     plot(rows, args.out / "bench_transform.png")
     print()
     print(text)
+    print()
+    print(summary(rows))
     print()
     print("\n".join(checks))
     print(f"\nwritten: {args.out}/bench_transform.csv, .md, .png")

@@ -292,7 +292,12 @@ def plot(rows, path: Path) -> None:
 
     # One colour per method (the same on both panels), solid float64, dashed float32.
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    colours = {m: ("black" if m == "x.copy()" else f"C{i}") for i, m in enumerate(methods)}
+
+    def family(method):  # dctn and idctn, correlate2d and convolve2d share a colour
+        return method.replace("idctn", "dctn").replace("convolve2d", "correlate2d")
+
+    families = list(dict.fromkeys(family(m) for m in methods))
+    colours = {m: ("black" if m == "x.copy()" else f"C{families.index(family(m))}") for m in methods}
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), sharey=True)
     for ax, direction in zip(axes, ("forward", "inverse")):
         for method in methods:

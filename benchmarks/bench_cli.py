@@ -1,8 +1,9 @@
 """The command line end to end: start-up, peak memory, where the time goes, --jobs.
 
 1. ``dctconv --help`` against ``python -c "import click"`` (interleaved runs; medians).
-2. Peak memory (max RSS, from ``resource.getrusage`` in a small helper process) of ``dctconv transform`` on a
-   4096 x 4096 8-bit PNG, and of ``--inverse`` on its coefficient file.
+2. Peak memory (max RSS, from ``resource.getrusage`` in a small helper process) of
+   ``dctconv transform`` on a 4096 x 4096 8-bit PNG, and of ``--inverse`` on its
+   coefficient file.
 3. Where the time goes: each per-file pipeline function (``transform_file``,
    ``invert_file`` and, once it exists, ``compress_file``) runs under cProfile on that
    PNG, and every function it calls directly is one step (decode, transform, encode of

@@ -19,6 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
+
 install: $(VENV)/.installed
 
 dev: $(VENV)/.installed-test
@@ -38,8 +42,11 @@ demo: install
 test: dev
 	$(BIN)/python -m pytest
 
-bench: dev
+# Speed of the transform against scipy and x.copy(), then the command line end to end.
+# Results (CSV, tables, plot) go to benchmarks/results/.
+bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_transform.py
+	$(BIN)/python benchmarks/bench_cli.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis

@@ -6,7 +6,6 @@ import functools
 import os
 import tempfile
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 
 from .errors import OutputCollisionError, OutputWriteError, exception_reason
@@ -40,58 +39,6 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-class WriteOnce:
-    """The final paths written so far in one run, each with the input it was written for."""
-
-    def __init__(self):
-        self._owners: dict[Path, object] = {}
-        self.current = None
-        """The input being processed; recorded as the owner of what is written now."""
-
-    def check(self, final) -> None:
-        """Raise OutputCollisionError if ``final`` was already written in this run."""
-        owner = self._owners.get(Path(final).resolve())
-        if owner is not None:
-            raise OutputCollisionError(
-                f"output {final} was already written for {owner} in this run; "
-                "rename one of the inputs or give each its own -o DIR"
-            )
-
-    def record(self, finals) -> None:
-        for final in finals:
-            owner = self.current if self.current is not None else "an earlier input"
-            self._owners[Path(final).resolve()] = owner
-
-
-_RUN: ContextVar[WriteOnce | None] = ContextVar("dctconv_write_once", default=None)
-
-
-@contextmanager
-def write_once():
-    """Context manager: inside it, no output path may be written twice.
-
-    Two inputs of one command call whose outputs have the same name (``a/x.png`` and
-    ``b/x.png`` both give ``x_maps.png``) would otherwise silently replace the first
-    one's results. Inside this block :func:`atomic_outputs` refuses, with
-    OutputCollisionError, a final name that an earlier group of the block already
-    wrote. Set ``run.current`` to the input being processed so that the error can
-    name the input that wrote the file first.
-
-    Examples
-    --------
-    >>> with write_once() as run:                         # doctest: +SKIP
-    ...     for path in inputs:
-    ...         run.current = path
-    ...         process(path)
-    """
-    run = WriteOnce()
-    token = _RUN.set(run)
-    try:
-        yield run
-    finally:
-        _RUN.reset(token)
-
-
 class OutputSet:
     """Files that appear together or not at all: see :func:`atomic_outputs`."""
 
@@ -104,9 +51,6 @@ class OutputSet:
         """Return a temporary path, in the folder of ``final``, to write ``final``'s content to."""
         final = Path(final)
         check_not_input(final, self._protected)
-        run = _RUN.get()
-        if run is not None:
-            run.check(final)
         if any(Path(f).resolve() == final.resolve() for _, f in self._pending):
             raise OutputCollisionError(f"output {final} is written twice by the same input")
         try:
@@ -145,9 +89,6 @@ class OutputSet:
             self.written = []
             self._discard()
             raise
-        run = _RUN.get()
-        if run is not None:
-            run.record(self.written)
 
     def _discard(self) -> None:
         for tmp, _ in self._pending:
@@ -168,9 +109,8 @@ def atomic_outputs(protected=()):
     final names. If the block finishes, each is renamed into place (``os.replace`` is
     atomic on POSIX, so a reader never sees a truncated file); if it raises, or is
     interrupted by Ctrl-C, every temporary file is removed and no final name is
-    touched. A final name equal to one of ``protected``, or already written inside
-    an enclosing :func:`write_once` block, raises OutputCollisionError before anything
-    is written.
+    touched. A final name equal to one of ``protected`` raises OutputCollisionError
+    before anything is written.
 
     Output files get the usual permissions of a new file (0o666 less the umask). An
     OSError inside the block (disk full, permission denied) is taken as a failure to

@@ -6,8 +6,10 @@ no numpy, scipy or Pillow at top level so that ``dctconv --help`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -91,6 +93,17 @@ def max_pixels_option(f):
     )(f)
 
 
+def jobs_option(f):
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(1),
+        default=None,
+        help="Files processed at once, each in its own process; the output is the same "
+             "for any value.  [default: the number of CPUs]",
+    )(f)
+
+
 # ---------------------------------------------------------------- error reporting
 
 
@@ -121,42 +134,128 @@ def _unexpected_error_line(source, exc: BaseException, debug: bool) -> str:
     )
 
 
-def run_each(items, work, *, label: str, debug: bool):
+def default_jobs() -> int:
+    """Number of files processed at once by default: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_each(items, work, *, label: str, debug: bool, jobs: int | None = 1, output_name=None):
     """Call ``work(item)`` for each item; report failures in one line each and go on.
 
-    Returns the list of results of the items that worked and whether any failed.
-    A progress bar (click's) is shown on stderr when there is more than one item.
-    The loop runs inside :func:`dctconv.atomic.write_once`: an input whose output
-    has the name of one an earlier input wrote in this call is refused, not
-    allowed to replace it.
+    Returns the list of results of the items that worked, in the order of ``items``,
+    and whether any failed. With ``jobs`` > 1 (None: :func:`default_jobs`) the items
+    are processed that many at a time in worker processes (see :func:`map_in_processes`);
+    ``work`` must then be picklable, e.g. a ``functools.partial`` of a module-level
+    function. A progress bar (click's) on stderr counts finished items when there is
+    more than one; failures are reported as they happen.
+
+    ``output_name(item)`` gives the name the item's outputs are made from (its stem).
+    An item whose name an earlier item already has would overwrite that one's
+    outputs, so it is refused up front, before any work starts in any process.
     """
-    from .atomic import write_once
-
-    results, failed = [], False
-
-    def one(item):
-        nonlocal failed
-        run.current = item
-        try:
-            results.append(work(item))
-        except DctconvError as exc:
+    jobs = default_jobs() if jobs is None else jobs
+    results, failed = {}, False
+    if output_name is not None:
+        items, refused = _refuse_same_output_names(items, output_name)
+        for item, exc in refused:
             failed = True
-            click.echo(_error_line(item, exc), err=True)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # an internal bug: still one line, unless --debug
-            failed = True
-            click.echo(_unexpected_error_line(item, exc, debug), err=True)
+            _report_failure(item, exc, debug)
+    bar = (
+        click.progressbar(length=len(items), label=f"{label} {len(items)} files", file=sys.stderr)
+        if len(items) > 1 else contextlib.nullcontext()
+    )
+    with bar:
+        for index, result, exc in map_in_processes(items, work, jobs=jobs):
+            if exc is None:
+                results[index] = result
+            else:
+                failed = True
+                _report_failure(items[index], exc, debug)
+            if len(items) > 1:
+                bar.update(1)
+    return [results[index] for index in sorted(results)], failed
 
-    with write_once() as run:
-        if len(items) > 1:
-            with click.progressbar(items, label=f"{label} {len(items)} files", file=sys.stderr) as bar:
-                for item in bar:
-                    one(item)
+
+def map_in_processes(items, work, *, jobs: int):
+    """Yield ``(index, result, exception)`` for each item as ``work(item)`` finishes.
+
+    One of ``result`` and ``exception`` is None. With ``jobs`` <= 1, or a single item,
+    the work runs here, in order. Otherwise it runs in a pool of ``jobs`` worker
+    processes and items come back in the order they finish; each worker uses its
+    share of the CPUs for its threads (see :func:`_share_cores`), and the results are
+    the same as in one process. Ctrl-C cancels the items not yet started.
+    """
+    if jobs <= 1 or len(items) <= 1:
+        for index, item in enumerate(items):
+            try:
+                yield index, work(item), None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                yield index, None, exc
+        return
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # A fresh interpreter per worker (forkserver, or spawn where there is none): no
+    # fork of a process that already runs BLAS threads.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(items)),
+        mp_context=multiprocessing.get_context(method),
+        initializer=_share_cores,
+        initargs=(min(jobs, len(items)),),
+    )
+    try:
+        futures = {pool.submit(work, item): index for index, item in enumerate(items)}
+        for future in as_completed(futures):
+            exc = future.exception()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise exc
+            yield futures[future], (None if exc else future.result()), exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _share_cores(jobs: int) -> None:
+    """Worker-process initializer: give each of ``jobs`` processes its share of the CPUs.
+
+    The transform's thread pool otherwise starts one thread per CPU in every process.
+    """
+    from . import transform
+
+    transform.DEFAULT_WORKERS = max(1, transform.default_workers() // jobs)
+
+
+def _report_failure(item, exc: BaseException, debug: bool) -> None:
+    if isinstance(exc, DctconvError):
+        click.echo(_error_line(item, exc), err=True)
+    else:  # an internal bug: still one line, unless --debug
+        click.echo(_unexpected_error_line(item, exc, debug), err=True)
+
+
+def _refuse_same_output_names(items, output_name):
+    """Split ``items`` into those to process and (item, error) for later ones whose outputs collide."""
+    from .errors import OutputCollisionError
+
+    first, kept, refused = {}, [], []
+    for item in items:
+        name = output_name(item)
+        earlier = first.setdefault(name, item)
+        if earlier is item:
+            kept.append(item)
+        elif Path(earlier).resolve() == Path(item).resolve():
+            refused.append((item, OutputCollisionError("given more than once; processed once")))
         else:
-            for item in items:
-                one(item)
-    return results, failed
+            refused.append((item, OutputCollisionError(
+                f"its outputs would overwrite those of {earlier} (same name {name!r}); "
+                "rename one of the inputs or give each its own -o DIR"
+            )))
+    return kept, refused
 
 
 def _report(results, as_json: bool) -> None:
@@ -241,9 +340,10 @@ def _reject_with_inverse(ctx, param, value):
               help="Precision of the computation and of the stored coefficients.  [default: float64]")
 @click.option("--kernels", is_flag=True, help="Also write kernels_<n>.png, the n*n kernels drawn enlarged.")
 @max_pixels_option
+@jobs_option
 @json_option
 @click.pass_context
-def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_pixels, as_json):
+def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_pixels, jobs, as_json):
     """Forward block DCT of images, or (--inverse) images from coefficient files.
 
     Forward: for each IMAGE write DIR/<stem>_coefficients.npz (the n*n coefficient
@@ -257,9 +357,10 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     Examples:
         dctconv transform photo.png -o out
         dctconv transform *.png -o out --block-size 8 --kernels
+        dctconv transform *.png -o out --jobs 2
         dctconv transform --inverse out/photo_coefficients.npz -o out
     """
-    from .pipeline import invert_file, transform_file, write_kernels_picture
+    from .pipeline import invert_file, original_stem, transform_file, write_kernels_picture
 
     debug = ctx.obj["debug"]
     block_size = block_size or 4
@@ -272,7 +373,10 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
             transform_file, out_dir=output_dir, block_size=block_size,
             dtype=dtype or "float64", max_pixels=max_pixels, protected=inputs,
         )
-    results, failed = run_each(list(inputs), work, label="inverse" if inverse else "transform", debug=debug)
+    results, failed = run_each(
+        list(inputs), work, label="inverse" if inverse else "transform", debug=debug, jobs=jobs,
+        output_name=original_stem if inverse else (lambda path: path.stem),
+    )
     if kernels:
         try:
             path = write_kernels_picture(output_dir, block_size, protected=inputs)
@@ -367,9 +471,10 @@ def _compress_table(metrics_list) -> str:
               help="Also write <stem>_sweep.csv and <stem>_sweep.png: PSNR and SSIM against bits per pixel "
                    "for K = 1 .. n*n and for JPEG at qualities 5 .. 95.")
 @max_pixels_option
+@jobs_option
 @json_option
 @click.pass_context
-def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, max_pixels, as_json):
+def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, max_pixels, jobs, as_json):
     """Compress images by zeroing high DCT frequencies, and measure what is lost.
 
     Every n x n block keeps its K lowest frequencies (JPEG zigzag order), quantized
@@ -393,7 +498,6 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
         dctconv compress photo.png -o out --sweep
         dctconv transform --inverse out/photo_compressed.npz -o decoded
     """
-    from .errors import OutputCollisionError
     from .pipeline import compress_file
 
     debug = ctx.obj["debug"]
@@ -406,22 +510,13 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
     for line in folder_errors:
         click.echo(line, err=True)
 
-    first_with_stem: dict[str, Path] = {}
-
-    def work(path):
-        # Two inputs with one stem (a/x.png, b/x.png, or x.png and x.tif) would write the same outputs.
-        first = first_with_stem.setdefault(path.stem, path)
-        if first.resolve() != path.resolve():
-            raise OutputCollisionError(
-                f"its outputs would overwrite those of {first} (same name {path.stem!r}); "
-                "compress it into another -o DIR"
-            )
-        return compress_file(
-            path, output_dir, block_size=n, keep=keep, step=step, threshold=threshold,
-            sweep=sweep, max_pixels=max_pixels, protected=files,
-        )
-
-    results, failed = run_each(files, work, label="compress", debug=debug)
+    work = functools.partial(
+        compress_file, out_dir=output_dir, block_size=n, keep=keep, step=step, threshold=threshold,
+        sweep=sweep, max_pixels=max_pixels, protected=files,
+    )
+    results, failed = run_each(
+        files, work, label="compress", debug=debug, jobs=jobs, output_name=lambda path: path.stem
+    )
     for result in results:
         for note in result.notes:
             click.echo(f"Note: {result.source}: {note}", err=True)

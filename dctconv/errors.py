@@ -54,6 +54,15 @@ class TooManyPixelsError(DctconvError):
         self.pixels = pixels
         self.limit = limit
 
+    def __reduce__(self):
+        # --jobs sends errors back from worker processes by pickling them; the default
+        # reduction would call __init__ without the keyword-only arguments.
+        return _rebuild_too_many_pixels, (type(self), str(self), self.pixels, self.limit)
+
+
+def _rebuild_too_many_pixels(cls, message, pixels, limit):
+    return cls(message, pixels=pixels, limit=limit)
+
 
 class ImageTooLargeError(TooManyPixelsError, ImageReadError):
     """An image file has more pixels than the allowed maximum."""
@@ -81,3 +90,7 @@ class InvalidCompressionError(DctconvError, ValueError):
 
 class ImageMismatchError(DctconvError, ValueError):
     """An image cannot be checked against a coefficient file: its shape is not the file's."""
+
+
+class InvalidOptionError(DctconvError, ValueError):
+    """A keyword option of a library function (workers, dtype) has an invalid value."""

@@ -51,15 +51,10 @@ def transform_file(
 
     path, out_dir = Path(path), Path(out_dir)
     image, info = read_image(path, max_pixels=max_pixels)
-    if dtype == "float32":
-        image = image.astype(np.float32)
-    elif image.dtype == np.float32:
-        # forward() keeps float32 input in float32: a float (F) image asked for in float64
-        # is widened here, or its coefficients would silently be float32. (Integer images
-        # are converted strip by strip inside forward(), without a full-size copy.)
-        image = image.astype(np.float64)
+    # The requested precision is passed to forward, which converts tile by tile: no
+    # float copy of the image. (forward alone would keep a float32 (F) image in float32.)
     with np.errstate(over="ignore", invalid="ignore"):
-        coefficients = forward(image, block_size)
+        coefficients = forward(image, block_size, dtype=np.float32 if dtype == "float32" else np.float64)
     if not np.isfinite(coefficients).all():
         # The image is finite (read_image checks), so this is float32 overflow.
         raise InvalidImageError(
@@ -105,6 +100,7 @@ def invert_file(
         raise CoefficientFileError(
             "coefficient values are too large: the reconstructed image overflows"
         )
+    del coefficients  # as large as the image: free it before the image is encoded
     name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
     with atomic_outputs(protected) as outputs:
         save_image(outputs.path(out_dir / name), image, header.image_mode)

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import InvalidCoefficientsError, InvalidImageError
+from .errors import InvalidCoefficientsError, InvalidImageError, InvalidOptionError
 from .kernels import DEFAULT_BLOCK_SIZE, check_block_size, kernel_matrix
 
-# Bytes of float data per strip: small enough that a strip, its patch matrix and its
-# output stay in a 2-core machine's L2/L3 cache between the copy and the matmul.
-STRIP_BYTES = 1 << 20
+# Bytes of float data in one tile's patch matrix. A tile's pixels, patch matrix and
+# output stay in cache (1 MiB of L2 per core here, 32 MiB of L3) between the im2col
+# copy and the product, while each of its n*n output rows is written in runs long
+# enough to stream well. `benchmarks/bench_transform.py --tune` compares sizes: from
+# 64 KiB to 2 MiB all were within noise on the busy 2-core development machine, with
+# 512 KiB to 1 MiB ahead on two threads.
+STRIP_BYTES = 1 << 19
+
+# Multiply-adds of one matrix product, at most. OpenBLAS hands a product larger than
+# 4 * 65536 multiply-adds to its own threads; nested inside ours, on a busy 2-core
+# machine, that made a strip up to 8 times slower. Kept below it, the thread pool here
+# is the only parallelism and the BLAS call always runs the same single-threaded code.
+PRODUCT_MACS = 1 << 18
+
+# Pixels per thread, at least: starting a helper thread and joining it took 0.2 to
+# 0.25 ms here, worth it only for about a millisecond of work (1 << 18 pixels) or more.
+THREAD_MIN_PIXELS = 1 << 18
+
+# A memory-bound loop gains little beyond this many threads (not measured here: the
+# development machine has 2 cores).
+MAX_WORKERS = 8
+
+#: Threads :func:`forward` and :func:`inverse` use when ``workers`` is not given;
+#: None means :func:`default_workers`. Process pools set it to share the cores out.
+DEFAULT_WORKERS: int | None = None
 
 
 def check_image(image) -> np.ndarray:
@@ -62,27 +87,104 @@ def blocks_shape(image_shape, block_size: int) -> tuple[int, int]:
     return -(-height // block_size), -(-width // block_size)
 
 
-def _strips(block_rows: int, row_bytes: int):
-    """Yield (first, stop) block-row ranges of about STRIP_BYTES each."""
-    per_strip = max(1, STRIP_BYTES // max(1, row_bytes))
-    for first in range(0, block_rows, per_strip):
-        yield first, min(block_rows, first + per_strip)
+def default_workers() -> int:
+    """Number of threads used by default: the CPUs this process may run on, at most MAX_WORKERS."""
+    if DEFAULT_WORKERS is not None:
+        return DEFAULT_WORKERS
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cpus))
 
 
-def _padded_strip(image: np.ndarray, top: int, bottom: int, width: int, dtype) -> np.ndarray:
-    """Rows top:bottom of the edge-padded image, ``width`` columns wide, as ``dtype``."""
-    height, image_width = image.shape
-    strip = np.empty((bottom - top, width), dtype)
-    real = min(bottom, height) - top
-    strip[:real, :image_width] = image[top : top + real]
-    if width > image_width:
-        strip[:real, image_width:] = strip[:real, image_width - 1 : image_width]
-    if real < bottom - top:
-        strip[real:] = strip[real - 1]
-    return strip
+def check_workers(workers) -> int:
+    """Return ``workers`` (None: :func:`default_workers`) as an int >= 1, or raise InvalidOptionError."""
+    if workers is None:
+        return default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InvalidOptionError(f"workers must be a whole number >= 1, got {workers!r}")
+    return int(workers)
 
 
-def forward(image, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+def _tiles(rows: int, cols: int, n: int, itemsize: int):
+    """Cut the grid of rows x cols blocks into tiles, the units of work of the threads.
+
+    Returns the tiles as (top, bottom, left, right) block ranges and the number of
+    patch-matrix elements of the largest. A tile is ``count`` block rows of ``span``
+    blocks, and each of its block rows is one matrix product of ``span`` patches.
+    ``span`` depends only on n and the width, never on STRIP_BYTES or the number of
+    threads: BLAS may round differently for products of different widths, and this
+    way every product, hence the result, is bitwise the same however the rows are
+    grouped and whichever thread computes them.
+    """
+    span = PRODUCT_MACS // n**4
+    # For n >= 12 even 16 patches pass the threshold; rather than run tiny products,
+    # let BLAS have whole block rows.
+    span = min(cols, span) if span >= 16 else cols
+    count = min(rows, max(1, STRIP_BYTES // (n * n * span * itemsize)))
+    tiles = [
+        (top, min(rows, top + count), left, min(cols, left + span))
+        for top in range(0, rows, count)
+        for left in range(0, cols, span)
+    ]
+    return tiles, count * n * n * span
+
+
+def _threads(workers: int, pixels: int) -> int:
+    """Threads worth starting for ``pixels`` of work: at most ``workers``."""
+    return max(1, min(workers, pixels // THREAD_MIN_PIXELS))
+
+
+def _aligned_empty(size: int, dtype: np.dtype, alignment: int = 64) -> np.ndarray:
+    """An uninitialized 1-D array of ``size`` items that starts on a cache-line boundary.
+
+    Each thread has its own tile buffer; aligning them all alike means a tile sees the
+    same addresses modulo 64 whichever thread computes it, so no library can take a
+    different (alignment-dependent) path for it.
+    """
+    raw = np.empty(size * dtype.itemsize + alignment, np.uint8)
+    offset = (-raw.ctypes.data) % alignment
+    return raw[offset : offset + size * dtype.itemsize].view(dtype)
+
+
+def _run_tiles(tiles, compute, buffer_size: int, dtype: np.dtype, workers: int) -> None:
+    """Call ``compute(buffer, *tile)`` for every tile, on up to ``workers`` threads.
+
+    Threads take the next tile from a shared list as they finish one, so a slow core
+    does not hold the others back; each thread reuses one buffer of ``buffer_size``
+    items of ``dtype``. numpy releases the GIL inside the copies and the matrix
+    products, which is where the time goes. The calling thread works too.
+    """
+    pending = iter(tiles)
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def drain():
+        buffer = _aligned_empty(buffer_size, dtype)
+        try:
+            while not failed.is_set():
+                with lock:
+                    tile = next(pending, None)
+                if tile is None:
+                    return
+                compute(buffer, *tile)
+        except BaseException:
+            failed.set()  # an error or Ctrl-C: the other threads stop at their next tile
+            raise
+
+    threads = min(workers, len(tiles))
+    if threads <= 1:
+        drain()
+        return
+    with ThreadPoolExecutor(threads - 1, thread_name_prefix="dctconv") as pool:
+        helpers = [pool.submit(drain) for _ in range(threads - 1)]
+        drain()
+    for helper in helpers:
+        helper.result()
+
+
+def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=None) -> np.ndarray:
     r"""Block DCT-II of an image, computed as a stride-n convolution with n*n kernels.
 
     The image is cut into non-overlapping n x n patches. For the patch whose top-left
@@ -98,8 +200,12 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
 
     Because the stride equals the kernel size, the patches do not overlap and im2col is
     a reshape: the layer is a single matrix product of the (n*n, n*n) kernel matrix with
-    the (n*n, patches) patch matrix. It is computed in row strips that stay in cache and
-    are written straight into the channel-first output.
+    the (n*n, patches) patch matrix. It is computed tile by tile (a few block rows, cut
+    to stay in cache): each tile's pixels are converted to float and gathered into its
+    patch matrix, and the product is written straight into its place in the
+    channel-first output, so no full-size temporary is made. Tiles run on a pool of
+    threads; the tiling does not depend on ``workers``, so neither does the result,
+    to the last bit.
 
     Parameters
     ----------
@@ -108,13 +214,19 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
         bottom and right by repeating the edge pixels, as JPEG encoders do.
     block_size : int, optional
         n, the patch side, from 2 to 64. Default 4.
+    dtype : {None, float32, float64}, optional
+        Precision of the computation and of the coefficients. Default (None): float32
+        for a float32 image, float64 for any other dtype. Asking float32 for an 8- or
+        16-bit image converts it tile by tile instead of making a float copy first.
+    workers : int, optional
+        Number of threads. Default: :func:`default_workers` (the CPUs this process may
+        use, at most 8). The result is bitwise the same for every value.
 
     Returns
     -------
     coefficients : ndarray, shape (n*n, ceil(H/n), ceil(W/n))
-        Channel ``x*n + y`` is the map of frequency (row x, column y). float32 for a
-        float32 image, float64 for any other dtype. NaN or infinity in the image
-        spreads to the coefficients of its patch.
+        Channel ``x*n + y`` is the map of frequency (row x, column y), of ``dtype``.
+        NaN or infinity in the image spreads to the coefficients of its patch.
 
     Raises
     ------
@@ -122,6 +234,8 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
         If ``image`` is not a non-empty 2-D array of real numbers.
     InvalidBlockSizeError
         If ``block_size`` is not an integer from 2 to 64.
+    InvalidOptionError
+        If ``dtype`` is not float32 or float64, or ``workers`` is not an integer >= 1.
 
     See Also
     --------
@@ -152,23 +266,38 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     """
     n = check_block_size(block_size)
     image = check_image(image)
-    dtype = work_dtype(image.dtype)
+    dtype = work_dtype(image.dtype) if dtype is None else _check_float_dtype(dtype)
+    workers = check_workers(workers)
     rows, cols = blocks_shape(image.shape, n)
     weights = kernel_matrix(n).astype(dtype)
     out = np.empty((n * n, rows, cols), dtype)
-    for first, stop in _strips(rows, n * cols * n * dtype.itemsize):
-        strip = _padded_strip(image, first * n, stop * n, cols * n, dtype)
+    # out_rows[r] is the (n*n, cols) matrix of block row r: the output of one product.
+    out_rows = out.transpose(1, 0, 2)
+
+    def compute(buffer, top, bottom, left, right):
+        count, span = bottom - top, right - left
+        source = image[top * n : bottom * n, left * n : right * n]
+        if source.shape != (count * n, span * n):  # the last block row or column
+            missing = ((0, count * n - source.shape[0]), (0, span * n - source.shape[1]))
+            source = np.pad(source, missing, mode="edge")
+        patches = buffer[: count * n * n * span].reshape(count, n * n, span)
         # im2col with stride == kernel size: split rows and columns into (block, offset)
-        # and bring the two offsets (i, j) to the front as the n*n patch-vector axis.
-        patches = strip.reshape(stop - first, n, cols, n).transpose(1, 3, 0, 2)
-        patches = patches.reshape(n * n, (stop - first) * cols)
-        # copy=False: a silent copy here would make matmul write into a temporary.
-        target = np.reshape(out[:, first:stop, :], (n * n, -1), copy=False)
-        np.matmul(weights, patches, out=target)
+        # and bring the two offsets (i, j) together as the n*n patch-vector axis; the
+        # copy also converts the pixels to float.
+        np.copyto(
+            patches.reshape(count, n, n, span),
+            source.reshape(count, n, span, n).transpose(0, 1, 3, 2),
+            casting="unsafe",
+        )
+        # The convolution: one (n*n, n*n) x (n*n, span) product per block row.
+        np.matmul(weights, patches, out=out_rows[top:bottom, :, left:right])
+
+    tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
+    _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, out.size))
     return out
 
 
-def inverse(coefficients, image_shape=None) -> np.ndarray:
+def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     r"""Image from its block DCT coefficients: the transposed strided convolution.
 
     Each patch is the sum of the kernels weighted by its coefficients,
@@ -179,7 +308,9 @@ def inverse(coefficients, image_shape=None) -> np.ndarray:
 
     which is a transposed convolution (stride n, kernel size n) with the same kernels as
     :func:`forward`; since they are orthonormal it is the exact inverse, and it equals
-    ``scipy.fft.idctn(block, norm="ortho")`` on every block.
+    ``scipy.fft.idctn(block, norm="ortho")`` on every block. As in :func:`forward` it
+    is one matrix product per block row of a tile, the (n*n, n*n) transposed kernel
+    matrix times the coefficient vectors, scattered (col2im) straight into the image.
 
     Parameters
     ----------
@@ -190,6 +321,9 @@ def inverse(coefficients, image_shape=None) -> np.ndarray:
         Crop the result to this shape, undoing the edge padding of :func:`forward`.
         It must round up to the coefficient grid: ``ceil(H/n) == rows`` and
         ``ceil(W/n) == columns``. Default: the full ``(n*rows, n*columns)``.
+    workers : int, optional
+        Number of threads, as in :func:`forward`; the result is bitwise the same for
+        every value.
 
     Returns
     -------
@@ -202,6 +336,8 @@ def inverse(coefficients, image_shape=None) -> np.ndarray:
     InvalidCoefficientsError
         If the array is not (n*n, rows, columns) with n from 2 to 64, or
         ``image_shape`` does not fit the coefficient grid.
+    InvalidOptionError
+        If ``workers`` is not an integer >= 1.
 
     Examples
     --------
@@ -213,27 +349,50 @@ def inverse(coefficients, image_shape=None) -> np.ndarray:
     True
     """
     coefficients, n = check_coefficients(coefficients)
+    workers = check_workers(workers)
     _, rows, cols = coefficients.shape
     if image_shape is None:
         image_shape = (rows * n, cols * n)
     height, width = _check_image_shape(image_shape, (rows, cols), n)
     dtype = work_dtype(coefficients.dtype)
-    weights_t = np.ascontiguousarray(kernel_matrix(n).T.astype(dtype))
+    weights_t = kernel_matrix(n).T.astype(dtype)
     out = np.empty((height, width), dtype)
-    full_cols = width // n
-    for first, stop in _strips(rows, n * cols * n * dtype.itemsize):
-        count = stop - first
-        block = coefficients[:, first:stop, :].reshape(n * n, count * cols).astype(dtype, copy=False)
-        # col2im is the reverse reshape: (i, j, r, s) -> rows (r, i), columns (s, j).
-        pixels = (weights_t @ block).reshape(n, n, count, cols)
-        top, bottom = first * n, min(stop * n, height)
-        if bottom - top == count * n and full_cols == cols:
-            # Whole blocks: scatter straight into the output, no intermediate image.
-            out[top:bottom].reshape(count, n, cols, n).transpose(1, 3, 0, 2)[...] = pixels
-        else:
-            strip = pixels.transpose(2, 0, 3, 1).reshape(count * n, cols * n)
-            out[top:bottom] = strip[: bottom - top, :width]
+    # coefficient_rows[r] is the (n*n, cols) matrix of block row r: one product's input.
+    coefficient_rows = coefficients.transpose(1, 0, 2)
+
+    def compute(buffer, top, bottom, left, right):
+        count, span = bottom - top, right - left
+        vectors = coefficient_rows[top:bottom, :, left:right].astype(dtype, copy=False)
+        pixels = buffer[: count * n * n * span].reshape(count, n * n, span)
+        np.matmul(weights_t, vectors, out=pixels)
+        # col2im is the reverse reshape: (r, i, j, s) -> rows (r, i), columns (s, j).
+        patches = pixels.reshape(count, n, n, span)
+        target = out[top * n : bottom * n, left * n : right * n]
+        whole = target.shape == (count * n, span * n)
+        pixel_tile = target if whole else np.empty((count * n, span * n), dtype)
+        blocks = pixel_tile.reshape(count, n, span, n)
+        # One copy per column offset j, so that numpy's inner loop runs along the
+        # patches; a single transposing copy ran it along j, n values at a time, and
+        # was 3 to 4 times slower.
+        for j in range(n):
+            blocks[:, :, :, j] = patches[:, :, j, :]
+        if not whole:  # the last block row or column: drop the padding
+            target[...] = pixel_tile[: target.shape[0], : target.shape[1]]
+
+    tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
+    _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, coefficients.size))
     return out
+
+
+def _check_float_dtype(dtype) -> np.dtype:
+    """Return ``dtype`` as float32 or float64, or raise InvalidOptionError."""
+    try:
+        valid = np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:
+        valid = False
+    if not valid:
+        raise InvalidOptionError(f"dtype must be float32 or float64, got {dtype!r}")
+    return np.dtype(dtype)
 
 
 def _check_image_shape(image_shape, grid, n) -> tuple[int, int]:

@@ -156,11 +156,13 @@ BLOCK_SIZE_ERRORS = [
     (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1."),
 ]
 
+# Every command runs with --jobs 1: in this process, so that the tests can patch the
+# library (a failing writer, an internal bug). tests/test_cli_jobs.py covers --jobs > 1.
 COMMANDS = [
     Command(
         id="transform",
         reads="image",
-        argv=lambda inputs, out: ["transform", *map(str, inputs), "-o", str(out)],
+        argv=lambda inputs, out: ["transform", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_transform_outputs,
         metavar="IMAGE...",
         writer="dctconv.image_io:save_picture",
@@ -171,7 +173,7 @@ COMMANDS = [
     Command(
         id="transform-inverse",
         reads="coefficients",
-        argv=lambda inputs, out: ["transform", "--inverse", *map(str, inputs), "-o", str(out)],
+        argv=lambda inputs, out: ["transform", "--inverse", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_inverse_outputs,
         metavar="IMAGE...",
         writer="dctconv.image_io:save_image",

@@ -215,7 +215,7 @@ def test_same_stem_twice_is_refused(tmp_path, small_camera):
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
         f"Error: {twin}: its outputs would overwrite those of {small_camera} (same name 'cam'); "
-        "compress it into another -o DIR"
+        "rename one of the inputs or give each its own -o DIR"
     )
 
 

@@ -1,0 +1,146 @@
+"""--jobs: files processed in worker processes give the same output as one process.
+
+Each --jobs N > 1 run starts a process pool (about a second on a busy machine), so
+the runs are shared by the tests through a module-scoped fixture.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import SAMPLES, SAMPLE_NAMES
+from dctconv.cli import cli, map_in_processes, run_each
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Forward then inverse of the samples and one unreadable file, with --jobs 1 and --jobs 3."""
+    root = tmp_path_factory.mktemp("jobs")
+    bad = root / "not_an_image.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    inputs = [SAMPLES / name for name in SAMPLE_NAMES]
+    outcome = {}
+    for jobs in (1, 3):
+        out = root / f"jobs{jobs}"
+        forward = invoke("transform", *inputs[:2], bad, *inputs[2:], "-o", out, "--jobs", jobs, "--json")
+        npz = sorted(out.glob("*_coefficients.npz"))
+        inverse = invoke("transform", "--inverse", *npz, "-o", out, "--jobs", jobs)
+        outcome[jobs] = (out, forward, inverse, bad)
+    return outcome
+
+
+def test_jobs_write_identical_files(runs):
+    (one, *_), (many, *_) = runs[1], runs[3]
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in many.iterdir())
+    assert len([n for n in names if n.endswith("_reconstruction.png")]) == len(SAMPLE_NAMES)
+    for name in names:
+        if name.endswith(".png"):
+            assert (one / name).read_bytes() == (many / name).read_bytes(), name
+        else:  # npz archives hold their write time; compare every array instead
+            with np.load(one / name) as a, np.load(many / name) as b:
+                assert a.files == b.files
+                for key in a.files:
+                    np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+
+
+def test_jobs_report_in_input_order_with_one_error_line(runs):
+    for jobs, (out, forward, inverse, bad) in runs.items():
+        assert forward.exit_code == 1 and inverse.exit_code == 0, (jobs, forward.output, inverse.output)
+        report = json.loads(forward.stdout)
+        expected = [str(SAMPLES / name) for name in SAMPLE_NAMES]
+        assert [entry["input"] for entry in report["files"]] == expected
+        errors = [line for line in forward.stderr.splitlines() if line.startswith("Error:")]
+        assert errors == [f"Error: {bad}: cannot read image: Truncated File Read"]
+        assert "Traceback" not in forward.output
+        assert not list(out.glob("not_an_image*"))
+
+
+def test_reconstructions_from_worker_processes_are_the_original_pixels(runs):
+    out = runs[3][0]
+    with Image.open(SAMPLES / "coins.png") as original, Image.open(out / "coins_reconstruction.png") as back:
+        np.testing.assert_array_equal(np.asarray(back), np.asarray(original))
+
+
+def test_jobs_must_be_positive(tmp_path):
+    result = invoke("transform", SAMPLES / "camera.png", "-o", tmp_path, "--jobs", 0)
+    assert result.exit_code == 2
+    assert "Invalid value for '--jobs' / '-j': 0 is not in the range x>=1." in result.output
+
+
+def test_run_each_in_one_process_keeps_order_and_reports_failures(capsys):
+    # jobs=1 runs here, so a local function is fine; the pool path is covered above.
+    def work(item):
+        if item == "b":
+            raise ValueError("boom")
+        return item.upper()
+
+    results, failed = run_each(["a", "b", "c"], work, label="test", debug=False, jobs=1)
+    assert results == ["A", "C"] and failed
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")]
+    assert lines == ["Error: b: internal error (ValueError: boom); rerun with --debug for the traceback"]
+
+
+def test_map_in_processes_runs_each_item_once_in_workers():
+    outcomes = sorted(map_in_processes([3, -4, 5], abs, jobs=2))
+    assert outcomes == [(0, 3, None), (1, 4, None), (2, 5, None)]
+
+
+def test_a_single_file_runs_without_a_pool(tmp_path, monkeypatch):
+    # One item: no worker process is started, whatever --jobs says.
+    import concurrent.futures
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for one file")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
+    shutil.copy(SAMPLES / "text.png", tmp_path / "text.png")
+    result = invoke("transform", tmp_path / "text.png", "-o", tmp_path / "out", "--jobs", 4)
+    assert result.exit_code == 0, result.output
+
+
+def test_every_library_error_survives_the_trip_back_from_a_worker_process():
+    # --jobs pickles exceptions raised in worker processes; one that cannot be
+    # unpickled breaks the whole pool (BrokenProcessPool) instead of one file.
+    import inspect
+    import pickle
+
+    import dctconv.errors as errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.DctconvError)]
+    assert len(classes) > 10
+    for cls in classes:
+        if issubclass(cls, errors.TooManyPixelsError):
+            exc = cls("too big", pixels=10, limit=5)
+        else:
+            exc = cls("something is wrong")
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is cls and str(back) == str(exc)
+        if isinstance(exc, errors.TooManyPixelsError):
+            assert (back.pixels, back.limit) == (10, 5)
+
+
+def test_a_refused_image_in_a_worker_is_one_error_line_and_the_pool_goes_on(tmp_path):
+    from PIL import Image as PILImage
+
+    for name in ("a", "b", "c"):
+        PILImage.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / f"{name}.png")
+    result = CliRunner().invoke(
+        cli, ["transform", *(str(tmp_path / f"{n}.png") for n in "abc"), "-o", str(tmp_path / "out"),
+              "--jobs", "2", "--max-pixels", "1000"]
+    )
+    assert result.exit_code == 1
+    errors = sorted(line for line in result.stderr.splitlines() if line.startswith("Error"))
+    assert errors == [
+        f"Error: {tmp_path / n}.png: image is 40 x 40 = 1,600 pixels, more than the limit of 1,000; "
+        "rerun with --max-pixels 1600 to allow it"
+        for n in "abc"
+    ]

@@ -419,7 +419,7 @@ def compress(
         keep = default_keep(n) if threshold == 0 else n * n
     mask = keep_mask(n, check_keep(n, keep))
     if coefficients is None:
-        coefficients = forward(image.astype(np.float64, copy=False), n)
+        coefficients = forward(image, n, dtype=np.float64)  # converted tile by tile: no float copy
     else:
         expected = (n * n, *blocks_shape(image.shape, n))
         if coefficients.shape != expected or coefficients.dtype != np.float64:

@@ -86,7 +86,7 @@ def dct_sweep(
     """
     n = check_block_size(block_size)
     image = check_image(image)
-    coefficients = forward(image.astype(np.float64, copy=False), n)
+    coefficients = forward(image, n, dtype=np.float64)  # converted tile by tile: no float copy
     points = []
     for keep in range(1, n * n + 1):
         result = compress(image, block_size=n, keep=keep, step=step, threshold=threshold,

@@ -63,8 +63,11 @@ def output_dir_option(f):
 BLOCK_SIZE = _WholeNumber(2, 64)
 
 
-def block_size_option(f=None, *, help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]"):
-    """``@block_size_option``, or ``@block_size_option(help=...)`` for a command whose default differs."""
+def block_size_option(
+    f=None, *, help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]", callback=None
+):
+    """``@block_size_option``, or ``@block_size_option(help=..., callback=...)`` for a command
+    whose default differs or that checks the value against another option."""
 
     def decorate(f):
         return click.option(
@@ -73,6 +76,7 @@ def block_size_option(f=None, *, help="Patch side n (2 to 64); the transform has
             "block_size",
             type=BLOCK_SIZE,
             default=None,
+            callback=callback,
             help=help,
         )(f)
 
@@ -332,9 +336,7 @@ def _reject_with_inverse(ctx, param, value):
 @output_dir_option
 @click.option("--inverse", is_flag=True, is_eager=True,
               help="Read coefficient files (.npz) and write the reconstructed images.")
-@click.option("--block-size", "-n", "block_size", type=BLOCK_SIZE, default=None,
-              callback=_reject_with_inverse,
-              help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]")
+@block_size_option(callback=_reject_with_inverse)
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               callback=_reject_with_inverse,
               help="Precision of the computation and of the stored coefficients.  [default: float64]")

@@ -33,6 +33,7 @@ demo: install
 	$(BIN)/dctconv transform sample_images/*.png -o $(DEMO_DIR) --kernels
 	$(BIN)/dctconv transform --inverse $(DEMO_DIR)/*_coefficients.npz -o $(DEMO_DIR)
 	$(BIN)/dctconv compress sample_images/camera.png -o $(DEMO_DIR)/compress --sweep
+	$(BIN)/dctconv verify $(DEMO_DIR)/camera_coefficients.npz sample_images/camera.png
 	@echo
 	@echo "Demo pictures are in $(DEMO_DIR)/: *_maps.png (coefficient maps), kernels_4.png (the 16 kernels),"
 	@echo "*_reconstruction.png (forward then inverse: identical pixels)."

@@ -153,26 +153,24 @@ def smallest_integer_dtype(low: int, high: int) -> np.dtype:
     )
 
 
+def _check_finite_nonnegative(value, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidCompressionError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise InvalidCompressionError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
 def check_step(step) -> float:
     """Return ``step`` as a float if it is finite and >= 0, or raise InvalidCompressionError."""
-    try:
-        value = float(step)
-    except (TypeError, ValueError):
-        raise InvalidCompressionError(f"step must be a number, got {step!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise InvalidCompressionError(f"step must be a finite number >= 0, got {step!r}")
-    return value
+    return _check_finite_nonnegative(step, "step")
 
 
 def check_threshold(threshold) -> float:
     """Return ``threshold`` as a float if it is finite and >= 0, or raise InvalidCompressionError."""
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise InvalidCompressionError(f"threshold must be a number, got {threshold!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise InvalidCompressionError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    return value
+    return _check_finite_nonnegative(threshold, "threshold")
 
 
 def quantize(coefficients, step: float) -> np.ndarray:

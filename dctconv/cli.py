@@ -576,7 +576,8 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     for note in image_notes(info):
         click.echo(f"Note: {image_path}: {note}", err=True)
     found, failed = run_each(
-        [coefficient_path], lambda path: verify_file(path, image, image_name=str(image_path)),
+        [coefficient_path],
+        lambda path: verify_file(path, image, image_name=str(image_path), max_pixels=max_pixels),
         label="verify", debug=debug,
     )
     if failed:

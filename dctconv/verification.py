@@ -609,7 +609,10 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     image : str, Path or array_like
         The image file (read as ``dctconv transform`` reads it) or its pixels.
     max_pixels : int, optional
-        Limit passed to :func:`dctconv.image_io.read_image` when ``image`` is a path.
+        Largest image allowed, in pixels: the limit of
+        :func:`dctconv.coefficient_file.load_coefficients` for the size the file records
+        and of :func:`dctconv.image_io.read_image` when ``image`` is a path. Default
+        :data:`dctconv.image_io.DEFAULT_MAX_PIXELS`.
     image_name : str, optional
         How to name the image in the reason; default its file name, or "the image".
 
@@ -622,6 +625,8 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     ------
     CoefficientFileError
         If the file cannot be read.
+    TooManyPixelsError
+        If the file records, or the image file has, more than ``max_pixels`` pixels.
     ImageReadError
         If ``image`` is a path that cannot be read as an image.
     ImageMismatchError
@@ -639,13 +644,14 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     >>> print(verify_file(path, image).location)
     block row 1, block column 1, frequency (0, 0)
     """
-    coefficient_path = Path(coefficient_path)
-    coefficients, header = _coefficient_file.load_coefficients(coefficient_path)
-    if isinstance(image, (str, os.PathLike)):
-        from .image_io import DEFAULT_MAX_PIXELS, read_image
+    from .image_io import DEFAULT_MAX_PIXELS, read_image
 
+    coefficient_path = Path(coefficient_path)
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    coefficients, header = _coefficient_file.load_coefficients(coefficient_path, max_pixels=max_pixels)
+    if isinstance(image, (str, os.PathLike)):
         image_name = image_name or Path(image).name
-        image, _ = read_image(image, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+        image, _ = read_image(image, max_pixels=max_pixels)
     image_name = image_name or "the image"
     image = check_image(image)
     if tuple(image.shape) != tuple(header.image_shape):

@@ -664,7 +664,9 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     skipped = 0
     if header.kind == "compressed":
         dtype = np.dtype(np.float64)
-        expected = np.asarray(forward(image, n), dtype=np.float64)
+        # compress computes in float64 whatever the image; so does this reference (forward
+        # alone would keep a float32 image in float32, 1e-7 off).
+        expected = np.asarray(forward(image.astype(dtype, copy=False), n), dtype=np.float64)
         kept = _channel_mask(coefficient_path)
         tol = header.step / 2 + tolerance(dtype, terms=product_terms(n), magnitude=magnitude)
         compared = np.broadcast_to(kept[:, None, None], coefficients.shape).copy()
@@ -679,7 +681,8 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
         what = (f"the compression of {image_name} (kept channels, quantization step {header.step:g})")
     else:
         dtype = work_dtype(coefficients.dtype)
-        expected = np.asarray(forward(image.astype(dtype) if dtype == np.float32 else image, n))
+        # In the file's precision: transform writes float64 coefficients of float32 images too.
+        expected = np.asarray(forward(image.astype(dtype, copy=False), n))
         compared = np.ones(coefficients.shape, bool)
         tol = tolerance(dtype, terms=product_terms(n), magnitude=magnitude)
         what = f"the transform of {image_name}"

@@ -161,7 +161,7 @@ def check_step(step) -> float:
         raise InvalidCompressionError(f"step must be a number, got {step!r}") from None
     if not math.isfinite(value) or value < 0:
         raise InvalidCompressionError(f"step must be a finite number >= 0, got {step!r}")
-    return value
+    return value + 0.0  # -0.0 passes the test above; + 0.0 makes it 0.0, so it never shows as "-0"
 
 
 def check_threshold(threshold) -> float:
@@ -172,7 +172,7 @@ def check_threshold(threshold) -> float:
         raise InvalidCompressionError(f"threshold must be a number, got {threshold!r}") from None
     if not math.isfinite(value) or value < 0:
         raise InvalidCompressionError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    return value
+    return value + 0.0  # -0.0 passes the test above; + 0.0 makes it 0.0, so it never shows as "-0"
 
 
 def quantize(coefficients, step: float) -> np.ndarray:

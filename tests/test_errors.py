@@ -710,6 +710,31 @@ def test_error_escaping_a_command_is_still_one_line(tmp_path, monkeypatch):
     assert result.stderr.splitlines()[0] == "Traceback (most recent call last):"
 
 
+def test_folder_name_with_a_newline_stays_on_one_line(tmp_path):
+    folder = tmp_path / "two\nlines"
+    folder.mkdir()
+    result = run(["compress", folder, "-o", tmp_path / "out"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {tmp_path}/two\\nlines: folder holds no image file (no name ending in a suffix Pillow "
+        "reads, such as .png, .jpg, .tif)"
+    ]
+
+
+def test_verify_with_the_coefficient_file_second_is_a_usage_error(tmp_path):
+    """It used to read the .npz as an image: "not an image file Pillow can read"."""
+    image = make_good_input(IMAGE_COMMANDS[0], tmp_path)
+    npz = write_npz(tmp_path / "good_coefficients.npz", coefficient_arrays(sample_crop()))
+    for args in ([image, npz], [image, image, npz]):
+        result = run(["verify", *args])
+        assert result.exit_code == 2
+        assert isinstance(result.exception, SystemExit)
+        assert result.stderr.splitlines()[-1] == (
+            "Error: the coefficient file goes first, then its image: dctconv verify FILE.npz IMAGE"
+        )
+    assert run(["verify", npz, image]).exit_code == 0
+
+
 def test_error_escaping_verify_is_still_one_line(monkeypatch):
     """verify's kernel checks run outside the per-file loop: the group's safety net catches them."""
     import dctconv.verification

@@ -377,10 +377,14 @@ def _decodable(path: Path, max_pixels: int = 20_000) -> np.ndarray | None:
 
 
 def companion_image(npz: Path) -> Path:
-    """The IMAGE of ``verify FILE.npz IMAGE`` for a coefficient file: x.png beside x_coefficients.npz.
+    """The IMAGE of ``verify FILE.npz IMAGE`` for a coefficient file: x.png (or x.tif) beside
+    x_coefficients.npz.
 
     Written when missing, as the sample crop: the image make_good_input's files come from."""
     stem = npz.stem.removesuffix("_coefficients").removesuffix("_compressed")
+    for suffix in (".tif", ".tiff"):
+        if npz.with_name(stem + suffix).exists():
+            return npz.with_name(stem + suffix)
     path = npz.with_name(f"{stem}.png")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,12 +47,10 @@ class Command:
     library_call: str
     """A library function (``module:name``) the command calls for every input."""
     writer: str | None = None
-    """A save function (``module:name``) the command writes through, after another output;
-    None for a command that writes no file."""
+    """A save function (``module:name``) the command writes through once per input, after
+    another output; None for a command that writes no file."""
     writer_output: Callable[[Path, Path], Path] | None = None
     """(input, output folder) -> the file the writer writes (default: the last of outputs)."""
-    writer_calls: int = 1
-    """How many times one input calls the writer."""
     output_dir: bool = True
     """The command has ``-o DIR``."""
     several: bool = True
@@ -434,6 +432,7 @@ def _range_error(value, low=2, high=64, option="'--block-size' / '-n'") -> str:
     return f"Error: Invalid value for {option}: {value} is not in the range {low}<=x<={high}."
 
 
+MAX_PIXELS_ERROR = (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1.")
 BLOCK_SIZE_ERRORS = [
     (["--block-size", "0"], _range_error(0)),
     (["--block-size", "1"], _range_error(1)),
@@ -442,13 +441,12 @@ BLOCK_SIZE_ERRORS = [
     (["--block-size", "abc"], "Error: Invalid value for '--block-size' / '-n': 'abc' is not a valid integer."),
     (["--block-size", "4.5"], "Error: Invalid value for '--block-size' / '-n': '4.5' is not a valid integer."),
     (["--block-size", ""], "Error: Invalid value for '--block-size' / '-n': '' is not a valid integer."),
-    (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1."),
+    MAX_PIXELS_ERROR,
 ]
 
-MAX_PIXELS_ERROR = (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1.")
-
-# Every command runs with --jobs 1: in this process, so that the tests can patch the
-# library (a failing writer, an internal bug). tests/test_cli_jobs.py covers --jobs > 1.
+# Every command runs in this process (--jobs 1 where there is --jobs; verify has none), so
+# that the tests can patch the library (a failing writer, an internal bug).
+# tests/test_cli_jobs.py covers --jobs > 1.
 COMMANDS = [
     Command(
         id="transform",
@@ -535,8 +533,8 @@ COMMANDS = [
         library_call="dctconv.verification:verify_file",
         output_dir=False,
         several=False,
-        bad_options=BLOCK_SIZE_ERRORS[:3] + [
-            MAX_PIXELS_ERROR,
+        # click checks --block-size's value before the command refuses the option itself.
+        bad_options=BLOCK_SIZE_ERRORS + [
             (["--block-size", "4"], "Error: Invalid value for '--block-size': "
              "the coefficient file records the block size; drop --block-size"),
         ],
@@ -558,6 +556,10 @@ COMMANDS = [
         judge=lambda src, out: file_matches_image(companion_file(src), src),
     ),
 ]
+
+def command_named(name: str) -> Command:
+    return next(c for c in COMMANDS if c.id == name)
+
 
 IMAGE_COMMANDS = [c for c in COMMANDS if c.reads == "image"]
 WRITING_COMMANDS = [c for c in COMMANDS if c.writer is not None]

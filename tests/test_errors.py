@@ -34,6 +34,7 @@ from hostile import (
     Armed,
     assert_clean_error,
     coefficient_arrays,
+    command_named,
     files_in,
     forge_png_size,
     ids,
@@ -823,6 +824,61 @@ def test_script_round_trip_of_a_one_pixel_image(tmp_path):
     result = _script_run("transform", "--inverse", out / "dot_coefficients.npz", "-o", out)
     assert result.returncode == 0, result.stderr
     assert np.asarray(Image.open(out / "dot_reconstruction.png")).tolist() == [[200]]
+
+
+def test_script_compress_reports_bad_inputs_and_keeps_the_good_one(tmp_path):
+    """Through the real script and its process pool (--jobs 2): errors as they come, one line each."""
+    camera = _camera_png()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "truncated.png").write_bytes(camera[: len(camera) // 2])
+    (photos / "bomb.png").write_bytes(forge_png_size(camera, 70000, 70000))
+    good = make_good_input(IMAGE_COMMANDS[0], photos)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    result = _script_run("compress", photos, empty, "-o", out, "--jobs", "2")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert sorted(errors) == sorted([
+        f"Error: {empty}: folder holds no image file (no name ending in a suffix Pillow reads, "
+        "such as .png, .jpg, .tif)",
+        f"Error: {photos / 'truncated.png'}: cannot read image: image file is truncated",
+        f"Error: {photos / 'bomb.png'}: image is 70000 x 70000 = 4,900,000,000 pixels, more than the "
+        "limit of 89,478,485; rerun with --max-pixels 4900000000 to allow it",
+    ])
+    assert files_in(out) == sorted(p.name for p in command_named("compress").outputs(good, out))
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [str(good)]
+
+
+def test_script_verify_file_refuses_a_pickle_and_fails_a_wrong_image(tmp_path):
+    marker = tmp_path / "pickle-was-loaded"
+    evil = write_npz(tmp_path / "evil_coefficients.npz", _with(coefficients=np.array([Armed(marker)], dtype=object)))
+    image = tmp_path / "crop.png"
+    image.write_bytes(png_bytes(sample_crop()))
+    result = _script_run("verify", evil, image)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {evil}: array coefficients holds pickled Python objects; "
+        "refused without unpickling it (dctconv never unpickles)"
+    ]
+    assert not marker.exists()
+
+    # A good file against an image one pixel off: a verdict on stdout, no error, exit 1.
+    good = write_npz(tmp_path / "good_coefficients.npz", coefficient_arrays(sample_crop()))
+    changed = sample_crop().copy()
+    changed[4, 5] += 1 if changed[4, 5] < 255 else -1
+    other = tmp_path / "changed.png"
+    other.write_bytes(png_bytes(changed))
+    result = _script_run("verify", good, other)
+    assert result.returncode == 1
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1].startswith(
+        f"FAILED: {good} does not hold the transform of {other}: the coefficient at block row 1, "
+        "block column 1, frequency"
+    )
+    assert _script_run("verify", good, image).returncode == 0
 
 
 def test_help_still_imports_no_numpy():

@@ -35,6 +35,7 @@ from hostile import (
     Armed,
     assert_clean_error,
     coefficient_arrays,
+    command_named,
     companion_image,
     file_matches_image,
     files_in,
@@ -62,10 +63,11 @@ def fuzz_for(command):
 
 def run_command(command, path: Path, out: Path, extra=()):
     """Run ``command`` on one input; assert what holds for any input; return the result."""
+    args = command.argv([path], out) + ["--max-pixels", MAX_PIXELS, *extra]  # may decode path itself
     with warnings.catch_warnings(record=True) as caught:
         # A warning would reach the user's terminal as lines of Python internals.
         warnings.simplefilter("always")
-        result = CliRunner().invoke(cli, command.argv([path], out) + ["--max-pixels", MAX_PIXELS, *extra])
+        result = CliRunner().invoke(cli, args)
     assert not caught, [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
     assert result.exit_code in (0, 1), (result.exit_code, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -378,7 +380,7 @@ def test_random_coefficient_file(command):
 # ---------------------------------------------------------------- verify: files that match, or nearly
 
 
-VERIFY_FILE = next(c for c in COMMANDS if c.id == "verify-file")
+VERIFY_FILE = command_named("verify-file")
 
 
 @st.composite
@@ -427,7 +429,9 @@ def image_and_its_file(draw):
         array = array.copy()
         where = draw(st.integers(0, array.size - 1))
         if array.dtype.kind == "f":
-            array.flat[where] = array.flat[where] * np.float32(1.5) + np.float32(1)
+            value = np.float64(array.flat[where])
+            changed = value * 1.5 + 1
+            array.flat[where] = changed if abs(changed) < float(np.finfo(np.float32).max) else value / 2
         else:
             info = np.iinfo(array.dtype)
             array.flat[where] = array.flat[where] - 1 if array.flat[where] > info.min else 1

@@ -412,7 +412,7 @@ def _image_suffixes() -> set[str]:
 def _expand_folders(paths) -> tuple[list[Path], list[str]]:
     """Replace each folder by its image files (sorted, not recursive, hidden files skipped).
 
-    Returns the files and one error line per folder that holds no image file.
+    Returns the files and one error line (:func:`_error_line`) per folder that holds no image file.
     """
     files, errors, suffixes = [], [], None
     for path in paths:
@@ -426,8 +426,8 @@ def _expand_folders(paths) -> tuple[list[Path], list[str]]:
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
         )
         if not found:
-            errors.append(f"Error: {path}: folder holds no image file (no name ending in a suffix "
-                          "Pillow reads, such as .png, .jpg, .tif)")
+            errors.append(_error_line(path, "folder holds no image file (no name ending in a suffix "
+                                            "Pillow reads, such as .png, .jpg, .tif)"))
         files.extend(found)
     return files, errors
 
@@ -578,7 +578,8 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     for note in image_notes(info):
         click.echo(f"Note: {image_path}: {note}", err=True)
     found, failed = run_each(
-        [coefficient_path], lambda path: verify_file(path, image, image_name=str(image_path)),
+        [coefficient_path],
+        lambda path: verify_file(path, image, image_name=str(image_path), max_pixels=max_pixels),
         label="verify", debug=debug,
     )
     if failed:
@@ -645,6 +646,10 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
         dctconv verify photo.png --block-size 8 --json
         dctconv verify out/photo_coefficients.npz photo.png
     """
+    if any(path.suffix.lower() == ".npz" for path in inputs[1:]) and inputs[0].suffix.lower() != ".npz":
+        raise click.UsageError(
+            "the coefficient file goes first, then its image: dctconv verify FILE.npz IMAGE"
+        )
     if inputs and inputs[0].suffix.lower() == ".npz":
         if len(inputs) != 2 or inputs[1].suffix.lower() == ".npz":
             raise click.UsageError(

@@ -203,39 +203,50 @@ def _member(archive, key: str) -> np.ndarray:
 
 def _read(path, max_pixels) -> tuple[CoefficientHeader, dict[str, np.ndarray]]:
     _check_format(path)
+    # The file is opened here, not by np.load: given a path, np.load leaves its own file
+    # open when the zip directory turns out to be damaged.
     try:
-        archive = np.load(Path(path), allow_pickle=False)
-    except Exception as exc:  # a damaged zip directory: BadZipFile, OSError, ValueError, ...
-        raise CoefficientFileError(f"damaged .npz archive: {exception_reason(exc)}") from None
-    with archive:
-        keys = set(archive.files)
-        missing = [k for k in ("format_version", "block_size", "image_shape") if k not in keys]
-        if missing:
-            raise CoefficientFileError(
-                f"not a dctconv coefficient file: missing {', '.join(missing)}"
-            )
-        version = _scalar(archive, "format_version", int)
-        if version != FORMAT_VERSION:
-            raise CoefficientFileError(
-                f"format version {version} is not supported (this dctconv reads version "
-                f"{FORMAT_VERSION}); upgrade dctconv or re-create the file"
-            )
-        header = _header(archive, keys)
-        height, width = header.image_shape
-        if max_pixels is not None and height * width > max_pixels:
-            raise ReconstructionTooLargeError(
-                f"image_shape {height} x {width} = {height * width:,} pixels is more than "
-                f"the limit of {max_pixels:,}",
-                pixels=height * width,
-                limit=max_pixels,
-            )
-        missing = [k for k in _REQUIRED[header.kind] if k not in keys]
-        if missing:
-            raise CoefficientFileError(f"{header.kind} file is missing {', '.join(missing)}")
-        if header.kind == "transform":
-            arrays = {"coefficients": _coefficients(archive, header)}
-        else:
-            arrays = _kept(archive, header)
+        file = open(path, "rb")
+    except OSError as exc:
+        raise CoefficientFileError(f"cannot open: {exc.strerror or exception_reason(exc)}") from None
+    with file:
+        try:
+            archive = np.load(file, allow_pickle=False)
+        except Exception as exc:  # a damaged zip directory: BadZipFile, OSError, ValueError, ...
+            raise CoefficientFileError(f"damaged .npz archive: {exception_reason(exc)}") from None
+        with archive:
+            return _read_archive(archive, max_pixels)
+
+
+def _read_archive(archive, max_pixels) -> tuple[CoefficientHeader, dict[str, np.ndarray]]:
+    keys = set(archive.files)
+    missing = [k for k in ("format_version", "block_size", "image_shape") if k not in keys]
+    if missing:
+        raise CoefficientFileError(
+            f"not a dctconv coefficient file: missing {', '.join(missing)}"
+        )
+    version = _scalar(archive, "format_version", int)
+    if version != FORMAT_VERSION:
+        raise CoefficientFileError(
+            f"format version {version} is not supported (this dctconv reads version "
+            f"{FORMAT_VERSION}); upgrade dctconv or re-create the file"
+        )
+    header = _header(archive, keys)
+    height, width = header.image_shape
+    if max_pixels is not None and height * width > max_pixels:
+        raise ReconstructionTooLargeError(
+            f"image_shape {height} x {width} = {height * width:,} pixels is more than "
+            f"the limit of {max_pixels:,}",
+            pixels=height * width,
+            limit=max_pixels,
+        )
+    missing = [k for k in _REQUIRED[header.kind] if k not in keys]
+    if missing:
+        raise CoefficientFileError(f"{header.kind} file is missing {', '.join(missing)}")
+    if header.kind == "transform":
+        arrays = {"coefficients": _coefficients(archive, header)}
+    else:
+        arrays = _kept(archive, header)
     return header, arrays
 
 

@@ -160,7 +160,7 @@ def _check_finite_nonnegative(value, name: str) -> float:
         raise InvalidCompressionError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number) or number < 0:
         raise InvalidCompressionError(f"{name} must be a finite number >= 0, got {value!r}")
-    return number
+    return number + 0.0  # -0.0 passes the test above; + 0.0 makes it 0.0, so it never shows as "-0"
 
 
 def check_step(step) -> float:

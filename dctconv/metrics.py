@@ -34,6 +34,18 @@ def _pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
     return original, reconstruction
 
 
+def _float64_pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
+    """Both images in float64, for scikit-image.
+
+    scikit-image computes in float32 when given float32 images: PSNR and SSIM of a
+    float (F) image were then off in the 8th digit, and squared errors of large pixel
+    values overflowed to an infinite MSE and a PSNR of -inf. Pixels of every gray mode
+    are exact in float64 and their squares stay finite.
+    """
+    original, reconstruction = _pair(original, reconstruction)
+    return original.astype(np.float64), reconstruction.astype(np.float64)
+
+
 def mse(original, reconstruction) -> float:
     """Mean squared error, in squared pixel units, computed in float64."""
     original, reconstruction = _pair(original, reconstruction)
@@ -77,7 +89,7 @@ def psnr(original, reconstruction, *, data_range: float) -> float | None:
     """
     from skimage.metrics import peak_signal_noise_ratio
 
-    original, reconstruction = _pair(original, reconstruction)
+    original, reconstruction = _float64_pair(original, reconstruction)
     if mse(original, reconstruction) == 0:
         return None
     return float(peak_signal_noise_ratio(original, reconstruction, data_range=data_range))
@@ -107,7 +119,7 @@ def ssim(original, reconstruction, *, data_range: float) -> float | None:
     """
     from skimage.metrics import structural_similarity
 
-    original, reconstruction = _pair(original, reconstruction)
+    original, reconstruction = _float64_pair(original, reconstruction)
     window = min(SSIM_WINDOW, *original.shape)
     window -= 1 - window % 2  # the window side must be odd
     if window < 3:

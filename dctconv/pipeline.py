@@ -244,6 +244,6 @@ def compress_file(
                 highlight_keep=result.keep,
             )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
-            json.dump(metrics, f, indent=2)
+            json.dump(metrics, f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON
             f.write("\n")
     return FileResult(path, outputs.written, notes, info, metrics)

@@ -609,7 +609,10 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     image : str, Path or array_like
         The image file (read as ``dctconv transform`` reads it) or its pixels.
     max_pixels : int, optional
-        Limit passed to :func:`dctconv.image_io.read_image` when ``image`` is a path.
+        Largest image allowed, in pixels: the limit of
+        :func:`dctconv.coefficient_file.load_coefficients` for the size the file records
+        and of :func:`dctconv.image_io.read_image` when ``image`` is a path. Default
+        :data:`dctconv.image_io.DEFAULT_MAX_PIXELS`.
     image_name : str, optional
         How to name the image in the reason; default its file name, or "the image".
 
@@ -622,6 +625,8 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     ------
     CoefficientFileError
         If the file cannot be read.
+    TooManyPixelsError
+        If the file records, or the image file has, more than ``max_pixels`` pixels.
     ImageReadError
         If ``image`` is a path that cannot be read as an image.
     ImageMismatchError
@@ -639,13 +644,14 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     >>> print(verify_file(path, image).location)
     block row 1, block column 1, frequency (0, 0)
     """
-    coefficient_path = Path(coefficient_path)
-    coefficients, header = _coefficient_file.load_coefficients(coefficient_path)
-    if isinstance(image, (str, os.PathLike)):
-        from .image_io import DEFAULT_MAX_PIXELS, read_image
+    from .image_io import DEFAULT_MAX_PIXELS, read_image
 
+    coefficient_path = Path(coefficient_path)
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    coefficients, header = _coefficient_file.load_coefficients(coefficient_path, max_pixels=max_pixels)
+    if isinstance(image, (str, os.PathLike)):
         image_name = image_name or Path(image).name
-        image, _ = read_image(image, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+        image, _ = read_image(image, max_pixels=max_pixels)
     image_name = image_name or "the image"
     image = check_image(image)
     if tuple(image.shape) != tuple(header.image_shape):
@@ -658,7 +664,9 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     skipped = 0
     if header.kind == "compressed":
         dtype = np.dtype(np.float64)
-        expected = np.asarray(forward(image, n), dtype=np.float64)
+        # compress computes in float64 whatever the image; so does this reference (forward
+        # alone would keep a float32 image in float32, 1e-7 off).
+        expected = np.asarray(forward(image.astype(dtype, copy=False), n), dtype=np.float64)
         kept = _channel_mask(coefficient_path)
         tol = header.step / 2 + tolerance(dtype, terms=product_terms(n), magnitude=magnitude)
         compared = np.broadcast_to(kept[:, None, None], coefficients.shape).copy()
@@ -673,7 +681,8 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
         what = (f"the compression of {image_name} (kept channels, quantization step {header.step:g})")
     else:
         dtype = work_dtype(coefficients.dtype)
-        expected = np.asarray(forward(image.astype(dtype) if dtype == np.float32 else image, n))
+        # In the file's precision: transform writes float64 coefficients of float32 images too.
+        expected = np.asarray(forward(image.astype(dtype, copy=False), n))
         compared = np.ones(coefficients.shape, bool)
         tol = tolerance(dtype, terms=product_terms(n), magnitude=magnitude)
         what = f"the transform of {image_name}"

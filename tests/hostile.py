@@ -5,11 +5,15 @@ several-inputs, atomic-output and fuzz tests by adding one entry to COMMANDS.
 
 Files here are built without dctconv: PNG/TIFF/GIF through Pillow, coefficient
 files through ``np.savez`` following the documented layout, PNG headers by hand.
+What a command wrote is checked against scipy.fft per block and scikit-image.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -32,22 +36,49 @@ class Command:
     reads: str
     """"image" or "coefficients": which hostile cases and good inputs apply."""
     argv: Callable[[Sequence[Path], Path], list[str]]
-    """(inputs, output folder) -> the arguments after ``dctconv``."""
+    """(inputs, output folder) -> the arguments after ``dctconv``.
+
+    For ``verify FILE.npz IMAGE`` it also writes the other argument (the image, or
+    its coefficient file) beside the input when it is not there yet: see companion_image."""
     outputs: Callable[[Path, Path], list[Path]]
     """(a good input made by make_good_input, output folder) -> the files it produces."""
     metavar: str
     """How click names the input argument in its usage errors."""
-    writer: str
-    """A save function (``module:name``) the command writes through, after another output."""
     library_call: str
     """A library function (``module:name``) the command calls for every input."""
+    writer: str | None = None
+    """A save function (``module:name``) the command writes through once per input, after
+    another output; None for a command that writes no file."""
+    writer_output: Callable[[Path, Path], Path] | None = None
+    """(input, output folder) -> the file the writer writes (default: the last of outputs)."""
+    output_dir: bool = True
+    """The command has ``-o DIR``."""
+    several: bool = True
+    """The command takes several inputs in one call."""
+    folders: bool = False
+    """A folder is a valid input (it stands for the images in it)."""
     bad_options: list[tuple[list[str], str]] = field(default_factory=list)
     """(extra arguments, click's error line) for option values the command must refuse."""
-    check: Callable[[Path, Path], None] | None = None
-    """(input, output folder) -> assert that what the command wrote for it is right.
+    check: Callable[..., None] | None = None
+    """(input, output folder, click result) -> assert that what the command did for it is right.
 
     The fuzz tests call it after every exit 0; None means they check only the exit
     code, the absence of tracebacks and of temporary files."""
+    judge: Callable[[Path, Path], bool | None] | None = None
+    """For a command whose answer is a verdict (verify): (input, output folder) -> whether,
+    computed independently, the input should pass; None when it is too close to tell.
+    Exit 1 without an error line is then a verdict "does not pass", checked against it."""
+    listing: Callable[..., None] | None = None
+    """(click result, the good inputs, output folder) -> assert that stdout reports exactly them."""
+    fuzz_share: float = 1.0
+    """Share of the fuzz examples this command gets (compress draws figures: it is slow)."""
+    expect_ok: Callable[[np.ndarray], bool] = lambda array: bool(np.isfinite(array).all())
+    """Whether an image with these finite pixels must be processed (exit 0)."""
+
+    @property
+    def missing_word(self) -> str:
+        """click's word for the input in "... does not exist": "File", or "Path" when folders are valid."""
+        return "Path" if self.folders else "File"
 
 
 def _transform_outputs(src: Path, out: Path) -> list[Path]:
@@ -56,6 +87,46 @@ def _transform_outputs(src: Path, out: Path) -> list[Path]:
 
 def _inverse_outputs(src: Path, out: Path) -> list[Path]:
     return [out / f"{src.stem.removesuffix('_coefficients')}_reconstruction.png"]
+
+
+_COMPRESS_OUTPUTS = ("compressed.npz", "reconstruction.png", "error.png", "maps.png", "summary.png",
+                     "metrics.json")
+
+
+def _compress_outputs(src: Path, out: Path) -> list[Path]:
+    """What compress writes for an 8-bit source (make_good_input's), in the order it writes them."""
+    return [out / f"{src.stem}_{name}" for name in _COMPRESS_OUTPUTS]
+
+
+def _arrow_listing(command_outputs):
+    def listing(result, goods, out):
+        assert result.stdout.splitlines() == [
+            f"{g} -> {', '.join(map(str, command_outputs(g, out)))}" for g in goods
+        ]
+    return listing
+
+
+def _compress_listing(result, goods, out):
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:3] == ["file", "K", "step"]
+    assert [row.split()[0] for row in rows] == [str(g) for g in goods]
+
+
+def _table_rows(stdout: str) -> list[list[str]]:
+    """verify's table rows split into cells (runs of 2+ spaces), header, rule and summary left out."""
+    return [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines()[2:-1]
+            if not line.startswith("FAIL ")]
+
+
+def _verify_listing(result, goods, out):
+    """The table names the good images (by file name) and the summary counts the unread one."""
+    kernel_rows = ("dct_kernels ", "random x, c ")
+    images = {row[2] for row in _table_rows(result.stdout) if not row[2].startswith(kernel_rows)}
+    assert images == {g.name for g in goods}, images
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("all ") and last.endswith(
+        f"; 1 of {len(goods) + 1} images could not be read (errors above)"
+    ), last
 
 
 # ---------------------------------------------------------------- independent decoders
@@ -112,7 +183,7 @@ def assert_pixels(got: np.ndarray, reference: np.ndarray, mode: str, tol: float)
     assert inside.all(), (got[~inside][:5], reference[~inside][:5], tol)
 
 
-def check_transform_output(src: Path, out: Path) -> None:
+def check_transform_output(src: Path, out: Path, result=None) -> None:
     image = decode_gray(src).astype(np.float64)
     with np.load(out / f"{src.stem}_coefficients.npz", allow_pickle=False) as f:
         coefficients, n = f["coefficients"], int(f["block_size"])
@@ -125,7 +196,7 @@ def check_transform_output(src: Path, out: Path) -> None:
         assert maps.mode == "L"
 
 
-def check_inverse_output(src: Path, out: Path) -> None:
+def check_inverse_output(src: Path, out: Path, result=None) -> None:
     shape, mode, coefficients = decode_coefficient_file(src)
     stem = src.stem.removesuffix("_coefficients")
     [written] = [p for p in out.iterdir() if p.name.startswith(f"{stem}_reconstruction.")]
@@ -138,6 +209,222 @@ def check_inverse_output(src: Path, out: Path) -> None:
         assert_pixels(np.asarray(im), reference, mode, tol)
 
 
+#: Full range of each gray mode's pixel values, as PSNR and SSIM use it (README, compress).
+DATA_RANGE = {"L": 255.0, "I;16": 65535.0, "I": float(2**32 - 1), "F": 1.0}
+_MODE_OF_DTYPE = {np.dtype(dtype): mode for mode, dtype in _GRAY.items()}
+
+
+def gray_mode(pixels: np.ndarray) -> str:
+    return _MODE_OF_DTYPE[pixels.dtype]
+
+
+def zigzag_mask(n: int, keep: int) -> np.ndarray:
+    """The first ``keep`` channels x*n + y in JPEG zigzag order, as the README defines it:
+    anti-diagonals s = x + y in turn, x falling on even ones and rising on odd ones."""
+    cells = sorted(((x, y) for x in range(n) for y in range(n)),
+                   key=lambda c: (c[0] + c[1], c[0] if (c[0] + c[1]) % 2 else -c[0]))
+    if n == 4:  # ITU-T T.81, Figure 5, read on a 4 x 4 corner
+        assert cells[:7] == [(0, 0), (0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3)]
+    mask = np.zeros(n * n, dtype=bool)
+    mask[[x * n + y for x, y in cells[:keep]]] = True
+    return mask
+
+
+def _no_constants(name):
+    raise AssertionError(f"{name} in a JSON file: not valid JSON")
+
+
+def read_json(path: Path):
+    """A JSON file, refusing NaN and Infinity (Python writes them; JSON has no such numbers)."""
+    return json.loads(path.read_text(), parse_constant=_no_constants)
+
+
+def ssim_window(shape) -> int | None:
+    """The SSIM window the README specifies: 7, or the largest odd side that fits; None under 3."""
+    window = min(7, *shape)
+    window -= 1 - window % 2
+    return window if window >= 3 else None
+
+
+def check_compress_output(src: Path, out: Path, result=None) -> None:
+    """compress with its defaults (n = 4, K = 6, step 1): the file, the pixels and the numbers.
+
+    The file holds the 6 zigzag channels within step/2 of scipy's dctn per block and
+    nothing else; the reconstruction is scipy's idctn of what the file holds, rounded
+    and clipped to the source's pixels; the metrics are scikit-image's on the written files.
+    """
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    n, keep, step = 4, 6, 1.0
+    pixels = decode_gray(src)
+    mode = gray_mode(pixels)
+    image = pixels.astype(np.float64)
+    stem = src.stem
+    metrics = read_json(out / f"{stem}_metrics.json")
+    assert (metrics["block_size"], metrics["kept_per_block"], metrics["step"], metrics["threshold"]) == (
+        n, keep, step, 0.0)
+    assert (metrics["image_mode"], metrics["height"], metrics["width"]) == (mode, *image.shape)
+    assert metrics["source"] == str(src)
+
+    npz = out / f"{stem}_compressed.npz"
+    shape, file_mode, coefficients = decode_coefficient_file(npz)
+    assert (shape, file_mode) == (image.shape, mode)
+    assert metrics["compressed_bytes"] == npz.stat().st_size
+    mask = zigzag_mask(n, keep)
+    assert not coefficients[~mask].any()
+    truth = reference_blockwise_dct(image, n)
+    rounding = tolerance(np.float64, n * float(np.abs(image).max()))
+    assert float(np.abs(coefficients[mask] - truth[mask]).max()) <= step / 2 + rounding
+
+    suffix = ".png" if mode in ("L", "I;16") else ".tif"
+    with Image.open(out / f"{stem}_reconstruction{suffix}") as im:
+        written = np.asarray(im)
+    decoded = reference_blockwise_idct(coefficients, shape)
+    assert_pixels(written, decoded, mode, tolerance(np.float64, n * float(np.abs(coefficients).max(initial=0))))
+
+    original, restored = image, written.astype(np.float64)
+    difference = original - restored
+    data_range = DATA_RANGE[mode]
+    assert metrics["data_range"] == data_range
+    assert math.isclose(metrics["mse"], float(np.mean(difference**2)), rel_tol=1e-12)
+    assert metrics["max_abs_error"] == float(np.abs(difference).max())
+    if not difference.any():
+        assert metrics["psnr_db"] is None
+    else:
+        expected = peak_signal_noise_ratio(original, restored, data_range=data_range)
+        assert math.isclose(metrics["psnr_db"], expected, rel_tol=1e-9), (metrics["psnr_db"], expected)
+    window = ssim_window(image.shape)
+    if window is None:
+        assert metrics["ssim"] is None
+    else:
+        expected = structural_similarity(original, restored, data_range=data_range, win_size=window)
+        assert math.isclose(metrics["ssim"], expected, rel_tol=1e-9, abs_tol=1e-12), (metrics["ssim"], expected)
+    with Image.open(out / f"{stem}_error.png") as im:
+        error_picture = np.asarray(im)
+    np.testing.assert_array_equal(
+        error_picture, np.minimum(np.rint(np.abs(difference) * metrics["error_scale"]), 255)
+    )
+    for name in ("maps", "summary"):
+        with Image.open(out / f"{stem}_{name}.png") as im:
+            assert im.format == "PNG"
+
+
+# ---------------------------------------------------------------- verify: the verdict, recomputed
+
+
+#: Machine epsilon of the dtype verify computes in: the unit of its documented tolerances.
+EPSILON = {np.dtype(np.float64): 2.0**-52, np.dtype(np.float32): 2.0**-23}
+
+
+def file_matches_image(npz: Path, image_path: Path) -> bool | None:
+    """Whether, by the README's rule, a coefficient file holds what its image transforms to.
+
+    Recomputed with scipy.fft.dctn per block. Transform files: every coefficient
+    within eps (n*n + 3) n max|x| (eps of the file's float32 or float64). Compressed
+    files: the kept channels within step/2 plus the float64 one; a stored 0 of a kept
+    AC channel whose true value is below the recorded threshold is not compared.
+    None when the answer depends on rounding: the largest difference within a factor
+    two of the rounding part of the tolerance, or a stored zero that near the threshold
+    (dctconv's forward and scipy's differ by rounding, so such a case may go either way).
+    """
+    with np.load(npz, allow_pickle=False) as f:
+        n = int(f["block_size"])
+        kind = str(f["kind"]) if "kind" in f.files else "transform"
+        step = float(f["step"]) if kind == "compressed" and "step" in f.files else 0.0
+        threshold = float(f["threshold"]) if kind == "compressed" and "threshold" in f.files else 0.0
+        if kind == "transform":
+            dtype = np.dtype(np.float32 if f["coefficients"].dtype == np.float32 else np.float64)
+            compared = np.ones(n * n, dtype=bool)
+        else:
+            dtype = np.dtype(np.float64)
+            compared = np.asarray(f["channel_mask"], dtype=bool)
+    shape, _, coefficients = decode_coefficient_file(npz)
+    image = decode_gray(image_path).astype(np.float64)
+    if image.shape != shape:
+        return False
+    truth = reference_blockwise_dct(image, n)
+    rounding = EPSILON[dtype] * (n * n + 3) * n * float(np.abs(image).max())
+    difference = np.abs(coefficients - truth)
+    kept = np.broadcast_to(compared[:, None, None], truth.shape)
+    zero_ac = kept & (coefficients == 0)
+    zero_ac[0] = False
+
+    def verdict(skipped) -> bool | None:
+        worst = float(difference[kept & ~skipped].max(initial=0.0))
+        if worst <= step / 2 + rounding / 2:
+            return True
+        if worst > step / 2 + 2 * rounding:
+            return False
+        return None
+
+    strict = verdict(zero_ac & (np.abs(truth) < threshold - 2 * rounding))
+    loose = verdict(zero_ac & (np.abs(truth) < threshold + 2 * rounding))
+    return strict if strict == loose else None
+
+
+def _decodable(path: Path, max_pixels: int = 20_000) -> np.ndarray | None:
+    """The gray pixels of a small, readable, finite image file; None for anything else."""
+    try:
+        with Image.open(path) as im:
+            if not 0 < im.width * im.height <= max_pixels:
+                return None
+        pixels = decode_gray(path)
+    except Exception:
+        return None
+    return pixels if np.isfinite(pixels).all() else None
+
+
+def companion_image(npz: Path) -> Path:
+    """The IMAGE of ``verify FILE.npz IMAGE`` for a coefficient file: x.png (or x.tif) beside
+    x_coefficients.npz.
+
+    Written when missing, as the sample crop: the image make_good_input's files come from."""
+    stem = npz.stem.removesuffix("_coefficients").removesuffix("_compressed")
+    for suffix in (".tif", ".tiff"):
+        if npz.with_name(stem + suffix).exists():
+            return npz.with_name(stem + suffix)
+    path = npz.with_name(f"{stem}.png")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png_bytes(sample_crop()))
+    return path
+
+
+def companion_file(image: Path) -> Path:
+    """The FILE.npz of ``verify FILE.npz IMAGE`` for an image: its transform, computed with scipy.
+
+    Written when missing, from the image's own pixels when they can be decoded (small and
+    finite), else from the sample crop; so a good image always matches its file."""
+    path = image.with_name(f"{image.name}.companion_coefficients.npz")
+    if not path.exists():
+        pixels = _decodable(image)
+        pixels = sample_crop() if pixels is None else pixels
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_npz(path, coefficient_arrays(pixels, mode=gray_mode(pixels)))
+    return path
+
+
+def check_verify_images(src: Path, out: Path, result) -> None:
+    """verify IMAGE: every check of the image (and of the kernels) passed, and the summary says so."""
+    rows = _table_rows(result.stdout)
+    assert rows and all(row[-1] == "pass" for row in rows), rows
+    assert any(row[2].startswith(src.name) for row in rows)
+    assert result.stdout.splitlines()[-1] == f"all {len(rows)} checks passed"
+
+
+def check_verify_file(src: Path, out: Path, result) -> None:
+    """verify FILE.npz IMAGE said OK: the file does hold the transform of its image."""
+    assert file_matches_image(src, companion_image(src)) is not False
+    assert result.stdout.splitlines()[-1].startswith(f"OK: {src} holds the ")
+
+
+def check_verify_image(src: Path, out: Path, result) -> None:
+    """verify FILE.npz IMAGE (the image being the input) said OK: the image matches its file."""
+    file = companion_file(src)
+    assert file_matches_image(file, src) is not False
+    assert result.stdout.splitlines()[-1].startswith(f"OK: {file} holds the ")
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -145,6 +432,7 @@ def _range_error(value, low=2, high=64, option="'--block-size' / '-n'") -> str:
     return f"Error: Invalid value for {option}: {value} is not in the range {low}<=x<={high}."
 
 
+MAX_PIXELS_ERROR = (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1.")
 BLOCK_SIZE_ERRORS = [
     (["--block-size", "0"], _range_error(0)),
     (["--block-size", "1"], _range_error(1)),
@@ -153,11 +441,12 @@ BLOCK_SIZE_ERRORS = [
     (["--block-size", "abc"], "Error: Invalid value for '--block-size' / '-n': 'abc' is not a valid integer."),
     (["--block-size", "4.5"], "Error: Invalid value for '--block-size' / '-n': '4.5' is not a valid integer."),
     (["--block-size", ""], "Error: Invalid value for '--block-size' / '-n': '' is not a valid integer."),
-    (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1."),
+    MAX_PIXELS_ERROR,
 ]
 
-# Every command runs with --jobs 1: in this process, so that the tests can patch the
-# library (a failing writer, an internal bug). tests/test_cli_jobs.py covers --jobs > 1.
+# Every command runs in this process (--jobs 1 where there is --jobs; verify has none), so
+# that the tests can patch the library (a failing writer, an internal bug).
+# tests/test_cli_jobs.py covers --jobs > 1.
 COMMANDS = [
     Command(
         id="transform",
@@ -169,6 +458,7 @@ COMMANDS = [
         library_call="dctconv.transform:forward",
         bad_options=BLOCK_SIZE_ERRORS,
         check=check_transform_output,
+        listing=_arrow_listing(_transform_outputs),
     ),
     Command(
         id="transform-inverse",
@@ -179,17 +469,103 @@ COMMANDS = [
         writer="dctconv.image_io:save_image",
         library_call="dctconv.transform:inverse",
         bad_options=[
-            (["--max-pixels", "0"], "Error: Invalid value for '--max-pixels': 0 is not in the range x>=1."),
+            MAX_PIXELS_ERROR,
             (["--block-size", "8"], "Error: Invalid value for '--block-size' / '-n': "
              "the coefficient file records it; drop this option with --inverse"),
         ],
         check=check_inverse_output,
+        listing=_arrow_listing(_inverse_outputs),
     ),
-    # compress and verify are added here when they are merged, e.g. compress with
-    # bad_options [(["--keep", "0"], ...), (["--keep", "17"], ...), (["--step", "-1"], ...)].
+    Command(
+        id="compress",
+        reads="image",
+        argv=lambda inputs, out: ["compress", *map(str, inputs), "-o", str(out), "--jobs", "1"],
+        outputs=_compress_outputs,
+        metavar="IMAGE_OR_DIR...",
+        # The figure: written after the npz, the reconstruction, the error and the maps.
+        writer="dctconv.plots:save_summary",
+        writer_output=lambda src, out: out / f"{src.stem}_summary.png",
+        library_call="dctconv.compression:compress",
+        folders=True,
+        bad_options=BLOCK_SIZE_ERRORS + [
+            (["--keep", "0"], "Error: Invalid value for '--keep': must be from 1 to 16 for --block-size 4 (got 0)."),
+            (["--keep", "17"], "Error: Invalid value for '--keep': must be from 1 to 16 for --block-size 4 (got 17)."),
+            (["--keep", "-1"], "Error: Invalid value for '--keep': must be from 1 to 16 for --block-size 4 (got -1)."),
+            (["--keep", "5", "--block-size", "2"],
+             "Error: Invalid value for '--keep': must be from 1 to 4 for --block-size 2 (got 5)."),
+            (["--keep", "abc"], "Error: Invalid value for '--keep': 'abc' is not a valid integer."),
+            (["--step", "-1"], "Error: Invalid value for '--step': -1.0 is not in the range x>=0."),
+            (["--step", "-1e-300"], "Error: Invalid value for '--step': -1e-300 is not in the range x>=0."),
+            (["--step", "nan"], "Error: Invalid value for '--step': nan is not a finite number."),
+            (["--step", "inf"], "Error: Invalid value for '--step': inf is not a finite number."),
+            (["--step", "abc"], "Error: Invalid value for '--step': 'abc' is not a valid float range."),
+            (["--threshold", "-0.5"], "Error: Invalid value for '--threshold': -0.5 is not in the range x>=0."),
+            (["--threshold", "nan"], "Error: Invalid value for '--threshold': nan is not a finite number."),
+            (["--jobs", "0"], "Error: Invalid value for '--jobs' / '-j': 0 is not in the range x>=1."),
+        ],
+        check=check_compress_output,
+        listing=_compress_listing,
+        fuzz_share=0.25,
+        # Levels rint(c / step) with step 1 and |c| <= 4 max|x| must fit in 64-bit integers.
+        expect_ok=lambda array: bool(np.isfinite(array).all())
+        and float(np.abs(array.astype(np.float64)).max()) * 4 < 2.0**62,
+    ),
+    Command(
+        id="verify",
+        reads="image",
+        argv=lambda inputs, out: ["verify", *map(str, inputs)],
+        outputs=lambda src, out: [],
+        metavar="[IMAGE...]",
+        library_call="dctconv.verification:image_checks",
+        output_dir=False,
+        bad_options=BLOCK_SIZE_ERRORS,
+        check=check_verify_images,
+        # The transform is right: every image that can be read passes every check.
+        judge=lambda src, out: True,
+        listing=_verify_listing,
+    ),
+    Command(
+        id="verify-file",
+        reads="coefficients",
+        argv=lambda inputs, out: ["verify", *map(str, inputs), str(companion_image(inputs[0]))],
+        outputs=lambda src, out: [],
+        metavar="[IMAGE...]",
+        library_call="dctconv.verification:verify_file",
+        output_dir=False,
+        several=False,
+        # click checks --block-size's value before the command refuses the option itself.
+        bad_options=BLOCK_SIZE_ERRORS + [
+            (["--block-size", "4"], "Error: Invalid value for '--block-size': "
+             "the coefficient file records the block size; drop --block-size"),
+        ],
+        check=check_verify_file,
+        judge=lambda src, out: file_matches_image(src, companion_image(src)),
+    ),
+    Command(
+        # verify FILE.npz IMAGE with the hostile input in the IMAGE place.
+        id="verify-image",
+        reads="image",
+        argv=lambda inputs, out: ["verify", str(companion_file(inputs[0])), *map(str, inputs)],
+        outputs=lambda src, out: [],
+        metavar="[IMAGE...]",
+        library_call="dctconv.image_io:read_image",
+        output_dir=False,
+        several=False,
+        bad_options=[MAX_PIXELS_ERROR],
+        check=check_verify_image,
+        judge=lambda src, out: file_matches_image(companion_file(src), src),
+    ),
 ]
 
+def command_named(name: str) -> Command:
+    return next(c for c in COMMANDS if c.id == name)
+
+
 IMAGE_COMMANDS = [c for c in COMMANDS if c.reads == "image"]
+WRITING_COMMANDS = [c for c in COMMANDS if c.writer is not None]
+OUTPUT_DIR_COMMANDS = [c for c in COMMANDS if c.output_dir]
+SEVERAL_COMMANDS = [c for c in COMMANDS if c.several]
+FOLDER_COMMANDS = [c for c in COMMANDS if c.folders]
 COEFFICIENT_COMMANDS = [c for c in COMMANDS if c.reads == "coefficients"]
 BAD_OPTIONS = [(c, extra, line) for c in COMMANDS for extra, line in c.bad_options]
 

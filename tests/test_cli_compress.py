@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
 
@@ -250,6 +251,14 @@ def test_bad_options_are_refused_by_click(tmp_path, small_camera, args, message)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == message
     assert not (tmp_path / "out").exists()
+
+
+def test_step_minus_zero_is_step_zero(tmp_path, small_camera):
+    result = run("compress", small_camera, "-o", tmp_path / "out", "--step", "-0.0", "--json")
+    assert result.exit_code == 0
+    [metrics] = json.loads(result.stdout)
+    assert metrics["step"] == 0.0 and math.copysign(1.0, metrics["step"]) == 1.0
+    assert metrics["stored_dtype"] == "float64"  # unquantized, as --step 0
 
 
 def test_keep_accepts_the_whole_range(tmp_path, small_camera):

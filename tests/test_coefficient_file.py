@@ -109,3 +109,19 @@ def test_not_an_archive(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CoefficientFileError, match="damaged .npz archive: File is not a zip file"):
         load_coefficients(path)
+
+
+def test_damaged_archive_leaves_no_file_open(tmp_path):
+    """Found by the fuzz test: np.load(path) kept its file open when the zip directory was
+    damaged (a ResourceWarning, and one descriptor per bad file until garbage collection)."""
+    import gc
+    import warnings
+
+    path = tmp_path / "x_coefficients.npz"
+    path.write_bytes(b"PK\x03\x04")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CoefficientFileError, match="^damaged .npz archive: "):
+            load_coefficients(path)
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

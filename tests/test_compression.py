@@ -419,3 +419,14 @@ def test_sixteen_bit_image_scales_linearly():
                                257 * eight.coefficients[keep_mask(4, 6)][same], rtol=1e-15, atol=0)
     wide = compress(image.astype(np.uint16) * 257, block_size=4, keep=6, step=1.0)
     assert wide.levels.dtype == np.int32  # DC reaches 4 * 65535, beyond 16 bits
+
+
+def test_negative_zero_step_and_threshold_are_zero():
+    """-0.0 passes "not negative", so `compress --step -0.0` was accepted and printed as "-0"."""
+    from dctconv.compression import check_step, check_threshold
+
+    for check in (check_step, check_threshold):
+        value = check(-0.0)
+        assert value == 0.0 and math.copysign(1.0, value) == 1.0
+    result = compress(np.arange(16.0).reshape(4, 4), step=-0.0, threshold=-0.0)
+    assert math.copysign(1.0, result.step) == math.copysign(1.0, result.threshold) == 1.0

@@ -9,6 +9,7 @@ and exit codes"); the numbers come from scipy.fft.dctn per block (conftest.py).
 from __future__ import annotations
 
 import importlib
+import io
 import pickle
 import shutil
 import subprocess
@@ -26,10 +27,14 @@ from hostile import (
     BAD_OPTIONS,
     COEFFICIENT_COMMANDS,
     COMMANDS,
+    FOLDER_COMMANDS,
     IMAGE_COMMANDS,
+    OUTPUT_DIR_COMMANDS,
+    SEVERAL_COMMANDS,
     Armed,
     assert_clean_error,
     coefficient_arrays,
+    command_named,
     files_in,
     forge_png_size,
     ids,
@@ -44,6 +49,13 @@ coefficient_commands = pytest.mark.parametrize(
     "command", COEFFICIENT_COMMANDS, ids=ids(COEFFICIENT_COMMANDS)
 )
 all_commands = pytest.mark.parametrize("command", COMMANDS, ids=ids(COMMANDS))
+output_dir_commands = pytest.mark.parametrize("command", OUTPUT_DIR_COMMANDS, ids=ids(OUTPUT_DIR_COMMANDS))
+several_commands = pytest.mark.parametrize("command", SEVERAL_COMMANDS, ids=ids(SEVERAL_COMMANDS))
+
+
+def input_name(command, stem: str) -> str:
+    """A file name of the kind ``command`` reads: <stem>.png or <stem>_coefficients.npz."""
+    return f"{stem}.png" if command.reads == "image" else f"{stem}_coefficients.npz"
 
 
 def run(args):
@@ -64,20 +76,21 @@ def assert_fails(result, path, message, *, code=1):
 
 @all_commands
 def test_missing_path_is_a_usage_error(command, tmp_path):
-    missing = tmp_path / "nowhere.png"
+    missing = tmp_path / input_name(command, "nowhere")
     result = run(command.argv([missing], tmp_path / "out"))
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
     assert result.stderr.splitlines()[-1] == (
-        f"Error: Invalid value for '{command.metavar}': File '{missing}' does not exist."
+        f"Error: Invalid value for '{command.metavar}': {command.missing_word} '{missing}' does not exist."
     )
     assert "Traceback" not in result.output
     assert files_in(tmp_path / "out") == []
 
 
-@all_commands
+@pytest.mark.parametrize("command", [c for c in COMMANDS if not c.folders],
+                         ids=[c.id for c in COMMANDS if not c.folders])
 def test_directory_for_a_file_is_a_usage_error(command, tmp_path):
-    folder = tmp_path / "photos.png"
+    folder = tmp_path / input_name(command, "photos")
     folder.mkdir()
     result = run(command.argv([folder], tmp_path / "out"))
     assert result.exit_code == 2
@@ -85,6 +98,46 @@ def test_directory_for_a_file_is_a_usage_error(command, tmp_path):
     assert result.stderr.splitlines()[-1] == (
         f"Error: Invalid value for '{command.metavar}': File '{folder}' is a directory."
     )
+
+
+@pytest.mark.parametrize("command", FOLDER_COMMANDS, ids=ids(FOLDER_COMMANDS))
+def test_folder_without_images_is_an_error(command, tmp_path):
+    """compress takes folders: one named like an image, holding no image file, is reported."""
+    folder = tmp_path / "photos.png"
+    (folder / "sub.png").mkdir(parents=True)  # a folder inside is not an image file either
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes(png_bytes(sample_crop()))
+    out = tmp_path / "out"
+    assert_fails(
+        run(command.argv([folder], out)), folder,
+        "folder holds no image file (no name ending in a suffix Pillow reads, such as .png, .jpg, .tif)",
+    )
+    assert files_in(out) == []
+
+
+@pytest.mark.parametrize("command", FOLDER_COMMANDS, ids=ids(FOLDER_COMMANDS))
+def test_folder_of_junk_reports_each_file(command, tmp_path):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    camera = _camera_png()
+    tiff = io.BytesIO()
+    Image.fromarray(sample_crop(box=(0, 0, 64, 48))).save(tiff, format="TIFF")
+    (folder / "a.png").write_bytes(b"")
+    (folder / "b.png").write_text("this is not a picture\n")
+    (folder / "c.tif").write_bytes(tiff.getvalue()[:1000])
+    (folder / "d.png").write_bytes(camera[: len(camera) // 2])
+    out = tmp_path / "out"
+    result = run(command.argv([folder], out))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [
+        f"Error: {folder / 'a.png'}: file is empty",
+        f"Error: {folder / 'b.png'}: not an image file Pillow can read (unknown format, or a damaged header)",
+        f"Error: {folder / 'c.tif'}: cannot read image: image file is truncated (46 bytes not processed)",
+        f"Error: {folder / 'd.png'}: cannot read image: image file is truncated",
+    ]
+    assert files_in(out) == []
 
 
 @pytest.mark.parametrize(
@@ -99,7 +152,7 @@ def test_bad_option_value_is_a_usage_error(command, extra, line, tmp_path):
     assert files_in(tmp_path / "out") == []
 
 
-@all_commands
+@output_dir_commands
 def test_output_dir_that_is_a_file_is_a_usage_error(command, tmp_path):
     good = make_good_input(command, tmp_path / "in")
     existing = tmp_path / "notes.txt"
@@ -120,7 +173,7 @@ def test_output_dir_that_is_a_file_is_a_usage_error(command, tmp_path):
     assert existing.read_text() == "keep me"
 
 
-@all_commands
+@output_dir_commands
 def test_output_dir_is_created_when_missing(command, tmp_path):
     good = make_good_input(command, tmp_path / "in")
     out = tmp_path / "new" / "deeper"
@@ -203,6 +256,22 @@ def _frames(count=3, shape=(9, 6)):
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".tif"])
+@pytest.mark.parametrize("command", IMAGE_COMMANDS[1:], ids=ids(IMAGE_COMMANDS[1:]))
+def test_multi_frame_file_first_frame_for_every_command(command, suffix, tmp_path):
+    """The command's check recomputes its output from the first frame (hostile.decode_gray)."""
+    frames = _frames()
+    path = tmp_path / f"animated{suffix}"
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:])
+    out = tmp_path / "out"
+    result = run(command.argv([path], out))
+    assert result.exit_code == 0, result.output
+    assert f"Note: {path}: has 3 frames; only the first is used" in result.stderr.splitlines()
+    assert not [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    command.check(path, out, result)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tif"])
 def test_multi_frame_file_uses_the_first_frame_and_says_so(suffix, tmp_path):
     frames = _frames()
     path = tmp_path / f"animated{suffix}"
@@ -247,6 +316,20 @@ def test_tiny_images_are_padded_and_round_trip_exactly(shape, dtype, block_size,
     restored = np.asarray(Image.open(out / "tiny_reconstruction.png"))
     assert restored.dtype == dtype
     np.testing.assert_array_equal(restored, image)
+
+
+@pytest.mark.parametrize("shape, dtype", [((1, 1), np.uint8), ((1, 7), np.uint16), ((7, 1), np.uint8),
+                                          ((2, 9), np.uint16)], ids=["1x1", "1x7", "7x1", "2x9"])
+@pytest.mark.parametrize("command", IMAGE_COMMANDS[1:], ids=ids(IMAGE_COMMANDS[1:]))
+def test_tiny_images_are_valid_for_every_command(command, shape, dtype, tmp_path):
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    path = tmp_path / "tiny.png"
+    Image.fromarray(image).save(path)
+    out = tmp_path / "out"
+    result = run(command.argv([path], out))
+    assert result.exit_code == 0, result.output
+    command.check(path, out, result)
 
 
 def test_float_image_near_float32_limits_round_trips(tmp_path):
@@ -447,6 +530,23 @@ def test_forged_array_header_is_refused_before_allocating(command, tmp_path):
 
 
 @coefficient_commands
+def test_max_pixels_of_a_coefficient_file_names_the_fix_and_the_fix_works(command, tmp_path):
+    """Found here: verify FILE.npz IMAGE named --max-pixels as the fix but read the file without it."""
+    path = make_good_input(command, tmp_path / "in")  # records image_shape 10 x 13 = 130 pixels
+    out = tmp_path / "out"
+    result = run(command.argv([path], out) + ["--max-pixels", "129"])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()  # verify reads its IMAGE (as large) first, and names it
+    assert line.endswith(" pixels, more than the limit of 129; rerun with --max-pixels 130 to allow it") or (
+        line == f"Error: {path}: image_shape 10 x 13 = 130 pixels is more than the limit of 129; "
+        "rerun with --max-pixels 130 to allow it"
+    ), line
+    result = run(command.argv([path], out) + ["--max-pixels", "130"])
+    assert result.exit_code == 0, result.output
+    command.check(path, out, result)
+
+
+@coefficient_commands
 def test_member_that_is_not_an_npy_array(command, tmp_path):
     """np.load hands back raw bytes for a zip member without the .npy suffix."""
     import zipfile
@@ -520,17 +620,18 @@ def test_a_valid_file_made_without_dctconv_is_read(command, tmp_path):
     result = run(command.argv([path], out))
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    [written] = command.outputs(path, out)
-    np.testing.assert_array_equal(np.asarray(Image.open(written)), image)
+    command.check(path, out, result)
+    for written in command.outputs(path, out):
+        np.testing.assert_array_equal(np.asarray(Image.open(written)), image)
 
 
 # ---------------------------------------------------------------- several inputs
 
 
-@all_commands
+@several_commands
 def test_bad_input_among_good_ones_is_skipped_and_exit_is_1(command, tmp_path):
     first = make_good_input(command, tmp_path / "in", "first")
-    bad = tmp_path / "in" / ("broken.png" if command.reads == "image" else "broken_coefficients.npz")
+    bad = tmp_path / "in" / input_name(command, "broken")
     bad.write_bytes(b"")
     last = make_good_input(command, tmp_path / "in", "last", image=sample_crop(box=(0, 0, 9, 9)))
     out = tmp_path / "out"
@@ -541,10 +642,28 @@ def test_bad_input_among_good_ones_is_skipped_and_exit_is_1(command, tmp_path):
     assert errors == [f"Error: {bad}: file is empty"]
     expected = command.outputs(first, out) + command.outputs(last, out)
     assert files_in(out) == sorted(p.name for p in expected)
-    assert result.stdout.splitlines() == [
-        f"{first} -> {', '.join(map(str, command.outputs(first, out)))}",
-        f"{last} -> {', '.join(map(str, command.outputs(last, out)))}",
-    ]
+    command.listing(result, [first, last], out)
+    if command.output_dir:
+        command.check(first, out, None)
+        command.check(last, out, None)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if not c.output_dir],
+                         ids=[c.id for c in COMMANDS if not c.output_dir])
+def test_command_without_outputs_writes_nothing(command, tmp_path, monkeypatch):
+    """verify writes no file: none beside its inputs, none left in the temporary folder."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    good = make_good_input(command, tmp_path / "in")
+    command.argv([good], tmp_path / "out")  # writes the companion input, if any, before the snapshot
+    before = files_in(tmp_path)
+    result = run(command.argv([good], tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert files_in(tmp_path) == before
+    assert files_in(scratch) == []
 
 
 # ---------------------------------------------------------------- internal errors
@@ -590,6 +709,44 @@ def test_error_escaping_a_command_is_still_one_line(tmp_path, monkeypatch):
     ]
     result = run(["--debug", "transform", good, "-o", tmp_path / "out", "--kernels"])
     assert result.stderr.splitlines()[0] == "Traceback (most recent call last):"
+
+
+def test_folder_name_with_a_newline_stays_on_one_line(tmp_path):
+    folder = tmp_path / "two\nlines"
+    folder.mkdir()
+    result = run(["compress", folder, "-o", tmp_path / "out"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {tmp_path}/two\\nlines: folder holds no image file (no name ending in a suffix Pillow "
+        "reads, such as .png, .jpg, .tif)"
+    ]
+
+
+def test_verify_with_the_coefficient_file_second_is_a_usage_error(tmp_path):
+    """It used to read the .npz as an image: "not an image file Pillow can read"."""
+    image = make_good_input(IMAGE_COMMANDS[0], tmp_path)
+    npz = write_npz(tmp_path / "good_coefficients.npz", coefficient_arrays(sample_crop()))
+    for args in ([image, npz], [image, image, npz]):
+        result = run(["verify", *args])
+        assert result.exit_code == 2
+        assert isinstance(result.exception, SystemExit)
+        assert result.stderr.splitlines()[-1] == (
+            "Error: the coefficient file goes first, then its image: dctconv verify FILE.npz IMAGE"
+        )
+    assert run(["verify", npz, image]).exit_code == 0
+
+
+def test_error_escaping_verify_is_still_one_line(monkeypatch):
+    """verify's kernel checks run outside the per-file loop: the group's safety net catches them."""
+    import dctconv.verification
+
+    monkeypatch.setattr(dctconv.verification, "run_checks", lambda *a, **k: 1 / 0)
+    result = run(["verify"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines() == [
+        "Error: internal error (ZeroDivisionError: division by zero); rerun with --debug for the traceback"
+    ]
 
 
 def test_control_characters_in_a_file_name_stay_on_one_line(tmp_path):
@@ -667,6 +824,61 @@ def test_script_round_trip_of_a_one_pixel_image(tmp_path):
     result = _script_run("transform", "--inverse", out / "dot_coefficients.npz", "-o", out)
     assert result.returncode == 0, result.stderr
     assert np.asarray(Image.open(out / "dot_reconstruction.png")).tolist() == [[200]]
+
+
+def test_script_compress_reports_bad_inputs_and_keeps_the_good_one(tmp_path):
+    """Through the real script and its process pool (--jobs 2): errors as they come, one line each."""
+    camera = _camera_png()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "truncated.png").write_bytes(camera[: len(camera) // 2])
+    (photos / "bomb.png").write_bytes(forge_png_size(camera, 70000, 70000))
+    good = make_good_input(IMAGE_COMMANDS[0], photos)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    result = _script_run("compress", photos, empty, "-o", out, "--jobs", "2")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert sorted(errors) == sorted([
+        f"Error: {empty}: folder holds no image file (no name ending in a suffix Pillow reads, "
+        "such as .png, .jpg, .tif)",
+        f"Error: {photos / 'truncated.png'}: cannot read image: image file is truncated",
+        f"Error: {photos / 'bomb.png'}: image is 70000 x 70000 = 4,900,000,000 pixels, more than the "
+        "limit of 89,478,485; rerun with --max-pixels 4900000000 to allow it",
+    ])
+    assert files_in(out) == sorted(p.name for p in command_named("compress").outputs(good, out))
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [str(good)]
+
+
+def test_script_verify_file_refuses_a_pickle_and_fails_a_wrong_image(tmp_path):
+    marker = tmp_path / "pickle-was-loaded"
+    evil = write_npz(tmp_path / "evil_coefficients.npz", _with(coefficients=np.array([Armed(marker)], dtype=object)))
+    image = tmp_path / "crop.png"
+    image.write_bytes(png_bytes(sample_crop()))
+    result = _script_run("verify", evil, image)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {evil}: array coefficients holds pickled Python objects; "
+        "refused without unpickling it (dctconv never unpickles)"
+    ]
+    assert not marker.exists()
+
+    # A good file against an image one pixel off: a verdict on stdout, no error, exit 1.
+    good = write_npz(tmp_path / "good_coefficients.npz", coefficient_arrays(sample_crop()))
+    changed = sample_crop().copy()
+    changed[4, 5] += 1 if changed[4, 5] < 255 else -1
+    other = tmp_path / "changed.png"
+    other.write_bytes(png_bytes(changed))
+    result = _script_run("verify", good, other)
+    assert result.returncode == 1
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1].startswith(
+        f"FAILED: {good} does not hold the transform of {other}: the coefficient at block row 1, "
+        "block column 1, frequency"
+    )
+    assert _script_run("verify", good, image).returncode == 0
 
 
 def test_help_still_imports_no_numpy():

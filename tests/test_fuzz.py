@@ -1,10 +1,11 @@
 """Fuzzing every command (issue 6): mutated bytes of real files and random small arrays.
 
-Whatever the input, a command must end with exit 0 or 1, never a traceback, never
-leave a temporary file, report a failure in exactly one clean line, and on exit 0
-have written the right thing (checked by the command's ``check`` in hostile.py,
-against scipy.fft.dctn/idctn per block). A file that the strategies build valid must
-be accepted.
+Whatever the input, a command must end with exit 0 or 1, never a traceback nor a
+Python warning, never leave a temporary file, report a failure in exactly one clean
+line, and on exit 0 have done the right thing (checked by the command's ``check`` in
+hostile.py, against scipy.fft.dctn/idctn per block and scikit-image). verify's verdict
+(exit 0 or a FAILED line) must be the one recomputed independently (``judge``). A file
+that the strategies build valid must be accepted.
 
 Bounded to run in seconds; set DCTCONV_FUZZ_EXAMPLES=2000 for a longer hunt.
 """
@@ -14,17 +15,18 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from conftest import tolerance
+from conftest import reference_blockwise_dct, tolerance
 from dctconv.cli import cli
 from hostile import (
     COEFFICIENT_COMMANDS,
@@ -33,8 +35,12 @@ from hostile import (
     Armed,
     assert_clean_error,
     coefficient_arrays,
+    command_named,
+    companion_image,
+    file_matches_image,
     files_in,
     fix_png_crcs,
+    gray_mode,
     ids,
     png_bytes,
     sample_crop,
@@ -50,21 +56,38 @@ fuzz = settings(
 MAX_PIXELS = "20000"
 
 
+def fuzz_for(command):
+    """``fuzz`` with this command's share of the examples (compress draws two figures per file)."""
+    return settings(fuzz, max_examples=max(1, round(EXAMPLES * command.fuzz_share)))
+
+
 def run_command(command, path: Path, out: Path, extra=()):
     """Run ``command`` on one input; assert what holds for any input; return the result."""
-    result = CliRunner().invoke(cli, command.argv([path], out) + ["--max-pixels", MAX_PIXELS, *extra])
+    args = command.argv([path], out) + ["--max-pixels", MAX_PIXELS, *extra]  # may decode path itself
+    with warnings.catch_warnings(record=True) as caught:
+        # A warning would reach the user's terminal as lines of Python internals.
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(cli, args)
+    assert not caught, [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
     assert result.exit_code in (0, 1), (result.exit_code, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     assert not [name for name in files_in(out) if ".tmp" in name]
-    if result.exit_code == 1:
-        errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    if result.exit_code == 1 and (errors or command.judge is None):
         assert len(errors) == 1, result.stderr
         assert errors[0].startswith(f"Error: {path}: ")
         assert_clean_error(errors[0])
         assert files_in(out) == []
-    elif command.check is not None:
-        command.check(path, out)
+    elif result.exit_code == 1:  # a verdict: verify read everything and found a difference
+        assert command.judge(path, out) is not True, result.output
+        assert "FAIL" in result.stdout
+    else:
+        assert not errors, result.stderr
+        if command.judge is not None:
+            assert command.judge(path, out) is not False, result.output
+        if command.check is not None:
+            command.check(path, out, result)
     return result
 
 
@@ -125,37 +148,58 @@ def mutated_png(draw) -> bytes:
 
 
 @pytest.mark.parametrize("command", IMAGE_COMMANDS, ids=ids(IMAGE_COMMANDS))
-@fuzz
-@given(data=mutated_png())
-def test_mutated_png(command, data):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "fuzzed.png"
-        path.write_bytes(data)
-        run_command(command, path, Path(tmp) / "out")
+def test_mutated_png(command):
+    @fuzz_for(command)
+    @given(data=mutated_png())
+    def mutated(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "fuzzed.png"
+            path.write_bytes(data)
+            run_command(command, path, Path(tmp) / "out")
+
+    mutated()
 
 
-def _coefficient_file_bytes(compressed: bool) -> bytes:
+def _coefficient_file_bytes(compressed: bool, threshold: float = 0.0) -> bytes:
     arrays = coefficient_arrays(sample_crop())
     if compressed:
+        # Laid out as compress writes it (README, "The coefficient file"): the kept
+        # channels as integer levels, zeros below the threshold, savez_compressed.
         mask = np.arange(16) % 3 == 0
-        arrays.update(kind=np.array("compressed"), step=np.array(2.0), channel_mask=mask,
-                      kept=np.rint(arrays.pop("coefficients")[mask] / 2).astype(np.int32))
+        kept = arrays.pop("coefficients")[mask]
+        kept[1:][np.abs(kept[1:]) < threshold] = 0
+        arrays.update(kind=np.array("compressed"), step=np.array(2.0), threshold=np.array(threshold),
+                      channel_mask=mask, kept=np.rint(kept / 2).astype(np.int16))
     buffer = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
     return buffer.getvalue()
 
 
-BASE_COEFFICIENT_FILES = [_coefficient_file_bytes(False), _coefficient_file_bytes(True)]
+BASE_COEFFICIENT_FILES = [_coefficient_file_bytes(False), _coefficient_file_bytes(True),
+                          _coefficient_file_bytes(True, threshold=9.0)]
 
 
 @pytest.mark.parametrize("command", COEFFICIENT_COMMANDS, ids=ids(COEFFICIENT_COMMANDS))
-@fuzz
-@given(data=st.sampled_from(BASE_COEFFICIENT_FILES).flatmap(lambda base: mutations(base, header=4000)))
-def test_mutated_coefficient_file(command, data):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "fuzzed_coefficients.npz"
-        path.write_bytes(data)
-        run_command(command, path, Path(tmp) / "out")
+def test_mutated_coefficient_file(command):
+    @fuzz_for(command)
+    @given(data=st.sampled_from(BASE_COEFFICIENT_FILES).flatmap(lambda base: mutations(base, header=4000)))
+    def mutated(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "fuzzed_coefficients.npz"
+            path.write_bytes(data)
+            run_command(command, path, Path(tmp) / "out")
+
+    mutated()
+
+
+@pytest.mark.parametrize("base", range(len(BASE_COEFFICIENT_FILES)), ids=["transform", "compressed",
+                                                                          "compressed-threshold"])
+@pytest.mark.parametrize("command", COEFFICIENT_COMMANDS, ids=ids(COEFFICIENT_COMMANDS))
+def test_unmutated_base_files_are_accepted(command, base, tmp_path):
+    """The positive control of the mutations: each base file is valid and, for verify, matches."""
+    path = tmp_path / "base_coefficients.npz"
+    path.write_bytes(BASE_COEFFICIENT_FILES[base])
+    assert run_command(command, path, tmp_path / "out").exit_code == 0
 
 
 # ---------------------------------------------------------------- random small images
@@ -185,18 +229,21 @@ def random_images(draw):
 
 
 @pytest.mark.parametrize("command", IMAGE_COMMANDS, ids=ids(IMAGE_COMMANDS))
-@fuzz
-@given(image=random_images())
-def test_random_small_image(command, image):
-    array, fmt = image
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"random.{fmt.lower()}"
-        Image.fromarray(array).save(path, format=fmt)
-        result = run_command(command, path, Path(tmp) / "out")
-        if np.isfinite(array).all():
-            assert result.exit_code == 0, result.output
-        else:
-            assert result.stderr.splitlines() == [f"Error: {path}: float image contains NaN or infinity"]
+def test_random_small_image(command):
+    @fuzz_for(command)
+    @given(image=random_images())
+    def random_image(image):
+        array, fmt = image
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"random.{fmt.lower()}"
+            Image.fromarray(array).save(path, format=fmt)
+            result = run_command(command, path, Path(tmp) / "out")
+            if not np.isfinite(array).all():
+                assert result.stderr.splitlines() == [f"Error: {path}: float image contains NaN or infinity"]
+            elif command.expect_ok(array):
+                assert result.exit_code == 0, result.output
+
+    random_image()
 
 
 @fuzz
@@ -308,17 +355,105 @@ def corruptions(draw, arrays: dict, marker: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("command", COEFFICIENT_COMMANDS, ids=ids(COEFFICIENT_COMMANDS))
-@fuzz
-@given(data=st.data())
-def test_random_coefficient_file(command, data):
+def test_random_coefficient_file(command):
+    """Random valid files, corrupted in zero to three ways. (For verify they hold no image's
+    transform, so they must fail, but cleanly: test_verify_file_* below has matching ones.)"""
+
+    @fuzz_for(command)
+    @given(data=st.data())
+    def random_file(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            marker = tmp / "pickle-was-loaded"
+            arrays = data.draw(valid_coefficient_arrays())
+            done = data.draw(corruptions(arrays, marker))
+            path = tmp / "random_coefficients.npz"
+            np.savez(path, **arrays)
+            result = run_command(command, path, tmp / "out")
+            assert not marker.exists()
+            if not done and command.judge is None:
+                assert result.exit_code == 0, result.output
+
+    random_file()
+
+
+# ---------------------------------------------------------------- verify: files that match, or nearly
+
+
+VERIFY_FILE = command_named("verify-file")
+
+
+@st.composite
+def image_and_its_file(draw):
+    """A random small image, and the arrays of a coefficient file holding its transform or its
+    compression (computed here with scipy, laid out as the README says), then maybe altered.
+
+    Returns (pixels, file format, arrays, what was altered)."""
+    array, fmt = draw(random_images())
+    assume(np.isfinite(array).all())
+    n = draw(st.sampled_from([2, 3, 4, 8]))
+    exact = reference_blockwise_dct(array.astype(np.float64), n)
+    arrays = coefficient_arrays(array, block_size=n, mode=gray_mode(array))
+    big = float(np.abs(exact).max(initial=0))
+    if draw(st.booleans()):
+        fits32 = big < float(np.finfo(np.float32).max) / 2
+        dtype = np.float32 if fits32 and draw(st.booleans()) else np.float64
+        arrays["coefficients"] = exact.astype(dtype)
+        stored = "coefficients"
+    else:
+        mask = draw(hnp.arrays(np.bool_, n * n))
+        step = draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))
+        threshold = draw(st.sampled_from([0.0, 0.0, 1.0, 50.0]))
+        if big / max(step, 1e-300) >= 2.0**62:
+            step = 0.0  # levels would not fit in 64 bits: store the floats
+        kept = exact[mask]
+        channels = np.flatnonzero(mask)
+        kept[(channels != 0)[:, None, None] & (np.abs(kept) < threshold)] = 0  # DC is never zeroed
+        kept = np.rint(kept / step).astype(np.int64) if step > 0 else kept
+        del arrays["coefficients"]
+        arrays.update(kind=np.array("compressed"), step=np.array(step), threshold=np.array(threshold),
+                      channel_mask=mask, kept=kept)
+        stored = "kept"
+    change = draw(st.sampled_from(["none", "none", "coefficient", "zero", "pixel"]))
+    values = arrays[stored] = arrays[stored].copy()
+    if change in ("coefficient", "zero") and values.size:
+        where = draw(st.integers(0, values.size - 1))
+        if change == "zero":
+            values.flat[where] = 0
+        elif values.dtype.kind == "i":
+            values.flat[where] += draw(st.sampled_from([-1, 1, 7, -1000]))
+        else:
+            relative = draw(st.sampled_from([1e-15, 1e-9, 1e-3, 1.0]))
+            values.flat[where] += relative * max(big, 1.0)
+    elif change == "pixel":
+        array = array.copy()
+        where = draw(st.integers(0, array.size - 1))
+        if array.dtype.kind == "f":
+            value = np.float64(array.flat[where])
+            changed = value * 1.5 + 1
+            array.flat[where] = changed if abs(changed) < float(np.finfo(np.float32).max) else value / 2
+        else:
+            info = np.iinfo(array.dtype)
+            array.flat[where] = array.flat[where] - 1 if array.flat[where] > info.min else 1
+    return array, fmt, arrays, change
+
+
+@settings(fuzz, max_examples=2 * EXAMPLES)
+@given(case=image_and_its_file())
+def test_verify_file_says_ok_exactly_when_the_file_matches(case):
+    """Exit 0 only when the file really holds what its image transforms (or compresses) to,
+    and a FAILED verdict only when it does not: run_command asks the independent judge."""
+    array, fmt, arrays, change = case
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        marker = tmp / "pickle-was-loaded"
-        arrays = data.draw(valid_coefficient_arrays())
-        done = data.draw(corruptions(arrays, marker))
+        image = tmp / f"random.{'png' if fmt == 'PNG' else 'tif'}"
+        Image.fromarray(array).save(image, format=fmt)
         path = tmp / "random_coefficients.npz"
         np.savez(path, **arrays)
-        result = run_command(command, path, tmp / "out")
-        assert not marker.exists()
-        if not done:
+        assert companion_image(path) == image
+        result = run_command(VERIFY_FILE, path, tmp / "out")
+        assert not [line for line in result.stderr.splitlines() if line.startswith("Error")], result.stderr
+        verdict = file_matches_image(path, image)
+        event(f"{change}: exit {result.exit_code}, judged {verdict}")
+        if change == "none":
             assert result.exit_code == 0, result.output

@@ -113,3 +113,27 @@ def test_error_picture_of_rare_errors_and_of_identical_images():
     assert scale == 255 / 7 and picture[3, 4] == 255 and picture.sum() == 255
     picture, scale = error_picture(original, original)
     assert scale == 1.0 and not picture.any()
+
+
+def test_float32_images_are_measured_in_float64():
+    """Found by the fuzz test of compress: scikit-image computes in float32 for float32 (F)
+    images, so the PSNR was 1e-9 off, and for large pixels the squared error overflowed:
+    PSNR -inf, written to the metrics file as -Infinity, which is not JSON."""
+    a = np.zeros((8, 8), np.float32)
+    b = a.copy()
+    b[0, 0] = 3e38  # squared: 9e76, beyond float32, fine in float64
+    # 10 log10(R^2 / MSE), R = 1 (the range of float images), MSE = (3e38)^2 / 64.
+    expected = 10 * math.log10(1.0 / (float(np.float32(3e38)) ** 2 / 64))
+    assert psnr(a, b, data_range=1.0) == pytest.approx(expected, rel=1e-12)
+    assert math.isfinite(ssim(a, b, data_range=1.0))
+
+    rng = np.random.default_rng(3)
+    x = rng.random((9, 9)).astype(np.float32)
+    y = (x + rng.normal(0, 1e-3, x.shape)).astype(np.float32)
+    difference = x.astype(np.float64) - y.astype(np.float64)
+    assert psnr(x, y, data_range=1.0) == pytest.approx(
+        10 * math.log10(1.0 / np.mean(difference**2)), rel=1e-12
+    )
+    assert ssim(x, y, data_range=1.0) == pytest.approx(
+        structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=1.0), rel=1e-12
+    )

@@ -326,6 +326,27 @@ def test_verify_file_passes_on_its_image(tmp_path, rng, dtype):
     assert found.compared == 16 * 10 * 6
 
 
+@pytest.mark.parametrize("kind", ["transform", "compressed"])
+def test_verify_file_of_a_float32_image_in_float64(tmp_path, rng, kind):
+    """Found by the fuzz test: dctconv transform (and compress) store float64 coefficients of
+    float32 (F) images, but verify recomputed them in float32, 1e-7 off, and said FAILED."""
+    image = random_image(rng, (13, 10)).astype(np.float32) / 255
+    exact = reference_blockwise_dct(image, 4)  # scipy, in float64
+    path = tmp_path / "c.npz"
+    if kind == "transform":
+        save_coefficients(path, exact, CoefficientHeader(4, image.shape, "F"))
+    else:
+        mask = np.zeros(16, bool)
+        mask[[0, 1, 4]] = True
+        # A step far below float32's precision: only a float64 reference is within step/2.
+        save_compressed(path, np.rint(exact[mask] / 1e-9).astype(np.int64), mask,
+                        CoefficientHeader(4, image.shape, "F", step=1e-9))
+    found = v.verify_file(path, image)
+    assert found.check.passed, found.reason
+    step = 1e-9 if kind == "compressed" else 0.0
+    assert found.check.max_error <= step / 2 + tolerance(np.float64, 4)
+
+
 def test_verify_file_locates_a_changed_block(tmp_path, rng):
     image = random_image(rng)
     path = transform_file(tmp_path, image)

@@ -10,6 +10,22 @@ from .errors import CoefficientFileError, InvalidImageError
 from .image_io import DEFAULT_MAX_PIXELS, ImageInfo
 
 
+#: Modules that :func:`transform_file` and :func:`invert_file` import when first
+#: called; ``--jobs`` imports them once for all its worker processes
+#: (:func:`dctconv.cli.map_in_processes`).
+TRANSFORM_IMPORTS = (
+    "dctconv.pipeline", "dctconv.coefficient_file", "dctconv.pictures", "dctconv.transform",
+    "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin",
+)
+#: The same for :func:`compress_file`: most of its start-up is scipy (through
+#: scikit-image's metrics) and matplotlib.
+COMPRESS_IMPORTS = TRANSFORM_IMPORTS + (
+    "dctconv.compression", "dctconv.metrics", "dctconv.plots",
+    "skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics",
+    "matplotlib.figure", "matplotlib.backends.backend_agg",
+)
+
+
 @dataclass
 class FileResult:
     """What one input produced: the files written and notes worth telling the user."""

@@ -4,8 +4,13 @@ Each --jobs N > 1 run starts a process pool (about a second on a busy machine), 
 the runs are shared by the tests through a module-scoped fixture.
 """
 
+import importlib
 import json
+import multiprocessing
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import SAMPLES, SAMPLE_NAMES
+from dctconv import pipeline
 from dctconv.cli import cli, map_in_processes, run_each
 
 
@@ -144,3 +150,44 @@ def test_a_refused_image_in_a_worker_is_one_error_line_and_the_pool_goes_on(tmp_
         "rerun with --max-pixels 1600 to allow it"
         for n in "abc"
     ]
+
+
+@pytest.mark.parametrize("name", sorted(set(pipeline.TRANSFORM_IMPORTS + pipeline.COMPRESS_IMPORTS)))
+def test_every_module_the_workers_preload_exists(name):
+    # The fork server skips a module that fails to import without a word; a renamed
+    # module would quietly bring back the slow start of every worker.
+    importlib.import_module(name)
+
+
+_PROBE = '''
+import os, sys
+def probe(_):
+    return "matplotlib.figure" in sys.modules, os.environ.get("OPENBLAS_NUM_THREADS")
+'''
+
+_PARENT = '''
+import json, os, sys
+from dctconv.cli import map_in_processes
+from probe import probe
+outcomes = list(map_in_processes([1, 2, 3], probe, jobs=2, preload=("dctconv.plots", "matplotlib.figure")))
+print(json.dumps({"results": [r for _, r, _ in outcomes], "errors": [repr(e) for _, _, e in outcomes if e],
+                  "environ": os.environ.get("OPENBLAS_NUM_THREADS")}))
+'''
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="needs a fork server")
+def test_workers_start_with_the_preloaded_modules_and_one_blas_thread(tmp_path):
+    # A fresh interpreter: the fork server of this test process may already be running,
+    # started by another test with other modules.
+    (tmp_path / "probe.py").write_text(_PROBE)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", _PARENT], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["errors"] == []
+    # Loaded before the work began; and the fork server (whose environment the workers
+    # inherit) imported numpy and scipy with one BLAS thread. Its thread count cannot be
+    # seen from a worker: OpenBLAS itself stops its threads before every fork.
+    assert report["results"] == [[True, "1"]] * 3
+    assert report["environ"] is None  # the parent's environment is left as it was

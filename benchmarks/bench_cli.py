@@ -290,7 +290,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=["startup", "memory", "profile", "jobs"],
                         default=["startup", "memory", "profile", "jobs"])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the --jobs comparison")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the --jobs comparison")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if DCTCONV is None:

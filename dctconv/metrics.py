@@ -43,20 +43,21 @@ def _float64_pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
     are exact in float64 and their squares stay finite.
     """
     original, reconstruction = _pair(original, reconstruction)
-    return original.astype(np.float64), reconstruction.astype(np.float64)
+    return original.astype(np.float64, copy=False), reconstruction.astype(np.float64, copy=False)
 
 
 def mse(original, reconstruction) -> float:
     """Mean squared error, in squared pixel units, computed in float64."""
-    original, reconstruction = _pair(original, reconstruction)
-    difference = original.astype(np.float64) - reconstruction.astype(np.float64)
-    return float(np.mean(np.square(difference)))
+    original, reconstruction = _float64_pair(original, reconstruction)
+    difference = original - reconstruction
+    return float(np.mean(np.square(difference, out=difference)))
 
 
 def max_abs_error(original, reconstruction) -> float:
     """Largest absolute pixel difference, in pixel units."""
-    original, reconstruction = _pair(original, reconstruction)
-    return float(np.max(np.abs(original.astype(np.float64) - reconstruction.astype(np.float64))))
+    original, reconstruction = _float64_pair(original, reconstruction)
+    difference = original - reconstruction
+    return float(np.max(np.abs(difference, out=difference)))
 
 
 def psnr(original, reconstruction, *, data_range: float) -> float | None:
@@ -90,7 +91,7 @@ def psnr(original, reconstruction, *, data_range: float) -> float | None:
     from skimage.metrics import peak_signal_noise_ratio
 
     original, reconstruction = _float64_pair(original, reconstruction)
-    if mse(original, reconstruction) == 0:
+    if np.array_equal(original, reconstruction):
         return None
     return float(peak_signal_noise_ratio(original, reconstruction, data_range=data_range))
 
@@ -142,7 +143,8 @@ class Quality:
 
 def compare(original, reconstruction, *, data_range: float) -> Quality:
     """PSNR, SSIM, MSE and largest error of ``reconstruction`` against ``original``."""
-    original, reconstruction = _pair(original, reconstruction)
+    # Converted once here: each measure would otherwise make its own float64 copies.
+    original, reconstruction = _float64_pair(original, reconstruction)
     return Quality(
         psnr_db=psnr(original, reconstruction, data_range=data_range),
         ssim=ssim(original, reconstruction, data_range=data_range),

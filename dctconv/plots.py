@@ -23,6 +23,38 @@ def _zigzag_ranks(block_size: int) -> np.ndarray:
     return ranks.reshape(block_size, block_size)
 
 
+def pool_factor(shape, panel_pixels: float) -> int:
+    """Largest whole factor that leaves the image at least twice ``panel_pixels`` along its longer side."""
+    return max(1, int(max(shape) // (2 * panel_pixels)))
+
+
+def mean_pool(picture, factor: int) -> np.ndarray:
+    """Means of ``factor`` x ``factor`` pixel squares, in float64 (the last partial rows and columns dropped)."""
+    picture = np.asarray(picture)
+    if factor == 1:
+        return picture.astype(np.float64)
+    rows, cols = picture.shape[0] // factor, picture.shape[1] // factor
+    squares = picture[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor)
+    return squares.mean(axis=(1, 3), dtype=np.float64)
+
+
+def _shown_error(original, reconstruction, factor: int) -> tuple[np.ndarray, float]:
+    """|original - reconstruction| mean-pooled by ``factor``, and its largest value before pooling.
+
+    Computed a band of rows at a time, so that no full-size float copy is made.
+    """
+    height, width = original.shape
+    band = factor * max(1, 512 // factor)
+    shown = np.empty((height // factor, width // factor) if factor > 1 else (height, width))
+    largest = 0.0
+    for top in range(0, height, band):
+        error = np.abs(original[top : top + band].astype(np.float64) - reconstruction[top : top + band])
+        largest = max(largest, float(error.max()))
+        pooled = mean_pool(error, factor)
+        shown[top // factor : top // factor + len(pooled)] = pooled
+    return shown, largest
+
+
 def save_summary(
     path,
     original,
@@ -38,7 +70,11 @@ def save_summary(
     """Write one PNG: original, reconstruction, error map and kept-frequency mask.
 
     The three pictures sit side by side, or one above the other for images more
-    than 1.5 times wider than tall, so that each stays large enough to see.
+    than 1.5 times wider than tall, so that each stays large enough to see. An
+    image more than twice as large as its panel is shown averaged over squares of
+    k x k pixels (:func:`pool_factor`, :func:`mean_pool`), the error panel as the
+    mean |error| of each square; the colorbar's arrow still tells whether any one
+    pixel's error is above the white point.
 
     Parameters
     ----------
@@ -64,9 +100,7 @@ def save_summary(
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
-    original = np.asarray(original, dtype=np.float64)
-    reconstruction = np.asarray(reconstruction, dtype=np.float64)
-    error = np.abs(original - reconstruction)
+    original, reconstruction = np.asarray(original), np.asarray(reconstruction)
     height, width = original.shape
     n = math.isqrt(len(channel_mask))
 
@@ -86,12 +120,17 @@ def save_summary(
         grid = fig.add_gridspec(1, 5, width_ratios=[panel_w, panel_w, panel_w, 0.18, 3.0])
         cells = [grid[0, 0], grid[0, 1], grid[0, 2]]
         bar_cell, mask_cell = grid[0, 3], grid[0, 4]
+    # An image much larger than its panel is averaged down before matplotlib sees it:
+    # its own antialiasing averages too, but on full-size float copies (seconds and
+    # hundreds of MiB for a 4096 x 4096 image).
+    factor = pool_factor(original.shape, max(panel_w, panel_h) * DPI)
+    error, largest_error = _shown_error(original, reconstruction, factor)
     low, high = value_range
     show = dict(cmap="gray", vmin=low, vmax=high, interpolation="antialiased")
     white = 255.0 / error_scale if error_scale > 0 else 1.0
     panels = [
-        (original, show, "original"),
-        (reconstruction, show, "reconstruction"),
+        (mean_pool(original, factor), show, "original"),
+        (mean_pool(reconstruction, factor), show, "reconstruction"),
         (error, dict(cmap="inferno", vmin=0, vmax=white, interpolation="antialiased"),
          "|original − reconstruction|"),
     ]
@@ -101,7 +140,7 @@ def save_summary(
         ax.set_title(name, fontsize=12)
         ax.set_xticks([])
         ax.set_yticks([])
-    bar = fig.colorbar(drawn, cax=fig.add_subplot(bar_cell), extend="max" if error.max() > white else "neither")
+    bar = fig.colorbar(drawn, cax=fig.add_subplot(bar_cell), extend="max" if largest_error > white else "neither")
     bar.set_label("error (pixel values)", fontsize=10)
 
     ax = fig.add_subplot(mask_cell)

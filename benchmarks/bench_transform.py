@@ -48,7 +48,7 @@ from dctconv.kernels import dct_kernels
 
 N = 4
 RESULTS = Path(__file__).resolve().parent / "results"
-ROUNDS = {512: 31, 2048: 11, 4096: 7, 8192: 5}
+ROUNDS = {512: 31, 2048: 11, 4096: 15, 8192: 5}
 SIGNAL_MAX_SIDE = 512
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -233,13 +232,7 @@ def _read_archive(archive, max_pixels) -> tuple[CoefficientHeader, dict[str, np.
         )
     header = _header(archive, keys)
     height, width = header.image_shape
-    if max_pixels is not None and height * width > max_pixels:
-        raise ReconstructionTooLargeError(
-            f"image_shape {height} x {width} = {height * width:,} pixels is more than "
-            f"the limit of {max_pixels:,}",
-            pixels=height * width,
-            limit=max_pixels,
-        )
+    ReconstructionTooLargeError.check(f"image_shape {height} x {width}", height * width, max_pixels)
     missing = [k for k in _REQUIRED[header.kind] if k not in keys]
     if missing:
         raise CoefficientFileError(f"{header.kind} file is missing {', '.join(missing)}")

@@ -54,6 +54,12 @@ class TooManyPixelsError(DctconvError):
         self.pixels = pixels
         self.limit = limit
 
+    @classmethod
+    def check(cls, size: str, pixels: int, limit: int | None) -> None:
+        """Raise ``cls`` if ``pixels`` is over ``limit`` (None: no limit); ``size`` reads "image is W x H"."""
+        if limit is not None and pixels > limit:
+            raise cls(f"{size} = {pixels:,} pixels, more than the limit of {limit:,}", pixels=pixels, limit=limit)
+
     def __reduce__(self):
         # --jobs sends errors back from worker processes by pickling them; the default
         # reduction would call __init__ without the keyword-only arguments.

@@ -92,13 +92,7 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
                 width, height = im.size
                 if width < 1 or height < 1:
                     raise ImageReadError(f"image has no pixels ({width} x {height})")
-                if max_pixels is not None and width * height > max_pixels:
-                    raise ImageTooLargeError(
-                        f"image is {width} x {height} = {width * height:,} pixels, "
-                        f"more than the limit of {max_pixels:,}",
-                        pixels=width * height,
-                        limit=max_pixels,
-                    )
+                ImageTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
                 im.load()

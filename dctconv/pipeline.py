@@ -137,6 +137,34 @@ def _format_bytes(size: int) -> str:
     return f"{size / 1024:.1f} kB" if size >= 1024 else f"{size} bytes"
 
 
+def _step_text(step: float) -> str:
+    return "unquantized" if step == 0 else f"step {step:g}"
+
+
+def _sweep_title(name: str, result, image_mode: str) -> str:
+    n = result.block_size
+    return (f"{name}: quality against size, {n}×{n} block DCT ({_step_text(result.step)}"
+            + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
+            + (" and JPEG" if image_mode == "L" else ""))
+
+
+def _summary_titles(name: str, result, quality, metrics: dict, error_scale: float) -> tuple[str, str]:
+    """The summary figure's two title lines: the key numbers, then the settings."""
+    n = result.block_size
+    psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
+    ssim_text = "" if quality.ssim is None else f"   SSIM {quality.ssim:.4f}"
+    step_text = _step_text(result.step)
+    threshold_text = (f", threshold {result.threshold:g} ({100 * result.surviving_fraction:.1f} % survive)"
+                      if result.threshold > 0 else "")
+    keep_text = (f"all {n * n} frequencies" if result.keep == n * n
+                 else f"keep the {result.keep} of {n * n} lowest zigzag frequencies")
+    title = (f"{name}: {psnr_text}{ssim_text}   {metrics['bits_per_pixel']:.3f} bits/pixel "
+             f"({_format_bytes(metrics['compressed_bytes'])})")
+    subtitle = (f"{n}×{n} blocks, {keep_text}, {step_text}{threshold_text};  "
+                f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}")
+    return title, subtitle
+
+
 def compress_file(
     path,
     out_dir,
@@ -226,24 +254,15 @@ def compress_file(
         save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
         save_picture(outputs.path(out_dir / names["error"]), error)
         save_picture(outputs.path(out_dir / names["maps"]), mosaic)
-        psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
-        ssim_text = "" if quality.ssim is None else f"   SSIM {quality.ssim:.4f}"
-        step_text = "unquantized" if result.step == 0 else f"step {result.step:g}"
-        threshold_text = (f", threshold {result.threshold:g} ({100 * result.surviving_fraction:.1f} % survive)"
-                          if result.threshold > 0 else "")
-        keep_text = (f"all {n * n} frequencies" if result.keep == n * n
-                     else f"keep the {result.keep} of {n * n} lowest zigzag frequencies")
         low, high = ((0.0, info.data_range) if info.mode != "F"
                      else (float(image.min()), float(image.max())))
+        title, subtitle = _summary_titles(path.name, result, quality, metrics, error_scale)
         save_summary(
             outputs.path(out_dir / names["summary"]), image, pixels,
             channel_mask=result.channel_mask, error_scale=error_scale, value_range=(low, high),
             channel_share=(result.survivors / result.levels[0].size
                            if result.threshold > 0 else None),
-            title=(f"{path.name}: {psnr_text}{ssim_text}   {metrics['bits_per_pixel']:.3f} bits/pixel "
-                   f"({_format_bytes(compressed_bytes)})"),
-            subtitle=(f"{n}×{n} blocks, {keep_text}, {step_text}{threshold_text};  "
-                      f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}"),
+            title=title, subtitle=subtitle,
         )
         if sweep:
             metrics["files"].update(sweep_csv=f"{stem}_sweep.csv", sweep_plot=f"{stem}_sweep.png")
@@ -254,9 +273,7 @@ def compress_file(
                     writer.writerow({k: ("" if v is None else v) for k, v in point.as_dict().items()})
             save_sweep(
                 outputs.path(out_dir / f"{stem}_sweep.png"), [p.as_dict() for p in points],
-                title=(f"{path.name}: quality against size, {n}×{n} block DCT ({step_text}"
-                       + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
-                       + (" and JPEG" if info.mode == "L" else "")),
+                title=_sweep_title(path.name, result, info.mode),
                 highlight_keep=result.keep,
             )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:

@@ -18,7 +18,6 @@ from dctconv.atomic import atomic_outputs
 from dctconv.cli import cli
 from dctconv.errors import OutputCollisionError, OutputWriteError
 from hostile import (
-    COMMANDS,
     IMAGE_COMMANDS,
     OUTPUT_DIR_COMMANDS,
     WRITING_COMMANDS,

@@ -447,7 +447,7 @@ COEFFICIENT_CASES = {
     ),
     "huge-image-shape": (
         lambda: _with(image_shape=np.array([100_000, 100_000])),
-        "image_shape 100000 x 100000 = 10,000,000,000 pixels is more than the limit of 89,478,485; "
+        "image_shape 100000 x 100000 = 10,000,000,000 pixels, more than the limit of 89,478,485; "
         "rerun with --max-pixels 10000000000 to allow it",
     ),
     "compressed-mask-wrong-length": (
@@ -538,7 +538,7 @@ def test_max_pixels_of_a_coefficient_file_names_the_fix_and_the_fix_works(comman
     assert result.exit_code == 1
     [line] = result.stderr.splitlines()  # verify reads its IMAGE (as large) first, and names it
     assert line.endswith(" pixels, more than the limit of 129; rerun with --max-pixels 130 to allow it") or (
-        line == f"Error: {path}: image_shape 10 x 13 = 130 pixels is more than the limit of 129; "
+        line == f"Error: {path}: image_shape 10 x 13 = 130 pixels, more than the limit of 129; "
         "rerun with --max-pixels 130 to allow it"
     ), line
     result = run(command.argv([path], out) + ["--max-pixels", "130"])

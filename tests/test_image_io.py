@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SAMPLES
 from dctconv.errors import ImageReadError, ImageTooLargeError
 from dctconv.image_io import image_suffix, read_image, save_image, to_pixels
 

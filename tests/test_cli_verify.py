@@ -89,6 +89,8 @@ def test_a_broken_transform_fails_with_exit_1(monkeypatch):
         return weights
 
     monkeypatch.setattr(dctconv.transform, "kernel_matrix", swapped)
+    # Both directions on the kernel matrix (the float64 inverse is separable from n = 4).
+    monkeypatch.setattr(dctconv.transform, "SEPARABLE_FROM", dict.fromkeys(dctconv.transform.SEPARABLE_FROM, 99))
     result = run("verify", "-n", "4")
     assert result.exit_code == 1
     rows = table_rows(result.stdout)
@@ -100,6 +102,23 @@ def test_a_broken_transform_fails_with_exit_1(monkeypatch):
     assert result.stdout.splitlines()[-1] == f"{count} of {len(rows)} checks FAILED"
     data = json.loads(run("verify", "-n", "4", "--json").stdout)
     assert data["passed"] is False
+
+
+def test_a_broken_separable_transform_fails_with_exit_1(monkeypatch):
+    """The same for the separable form (n = 8): two rows of the 1-D DCT matrix swapped."""
+    real = dctconv.transform.dct_matrix
+
+    def swapped(n):
+        basis = real(n).copy()
+        basis[[1, 2]] = basis[[2, 1]]
+        return basis
+
+    monkeypatch.setattr(dctconv.transform, "dct_matrix", swapped)
+    assert dctconv.transform.SEPARABLE_FROM["forward", np.dtype(np.float64)] <= 8
+    result = run("verify", "-n", "8")
+    assert result.exit_code == 1
+    failed = {row[0] for row in table_rows(result.stdout) if row[-1] == "FAIL"}
+    assert failed == {"forward=correlate2d", "forward=dctn-per-block"}
 
 
 def test_unreadable_image_one_line_and_exit_1(tmp_path):

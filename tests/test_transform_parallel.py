@@ -8,6 +8,7 @@ the thread pool is compared bitwise with the single-threaded path.
 
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -45,8 +46,12 @@ def image_of(rng, shape, dtype):
     return rng.integers(0, 256, size=shape).astype(dtype)
 
 
+# Every code path of forward and inverse (transform.SEPARABLE_FROM and patch_row):
+# the kernel matrix with patch rows moved whole (float32 at n = 2 and 4, float64 at
+# n = 2) or by column offset (n = 3, 5 in float32), and the separable form (float64
+# from n = 4, every dtype from n = 8).
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("n", [3, 4, 5, 8])
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 16])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8])
 def test_tile_boundaries_match_blockwise_dctn(tiny_tiles, rng, shape, n, dtype):
     tiny_tiles(n)
@@ -170,3 +175,15 @@ def test_an_error_in_a_helper_thread_reaches_the_caller_and_no_thread_is_left():
     with pytest.raises(MemoryError, match="tile"):
         transform._run_tiles([(top, top + 1, 0, 1) for top in range(40)], compute, 4, np.dtype(np.float64), 2)
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("n", [4, 8])
+def test_float32_overflow_gives_inf_without_a_warning(n):
+    # The DC coefficient, n * 1e38, is above float32's largest value, 3.4e38.
+    image = np.full((n, n), 1e38, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coefficients = forward(image, n, workers=2)
+        restored = inverse(coefficients, workers=2)
+    assert np.isinf(coefficients[0, 0, 0])
+    assert not np.isfinite(restored).any()

@@ -208,6 +208,8 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
         return
 
     import multiprocessing
+    import signal
+    import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # A fresh interpreter per worker (forkserver, or spawn where there is none): no
@@ -222,6 +224,11 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
         initializer=_share_cores,
         initargs=(min(jobs, len(items)),),
     )
+    # SIGTERM (kill, timeout, a service manager) stops the run as Ctrl-C does: the
+    # files in progress are finished, the rest cancelled, and the workers exit. Left to
+    # Python's default, the process would die at once and leave its workers waiting.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         futures = {pool.submit(work, item): index for index, item in enumerate(items)}
         for future in as_completed(futures):
@@ -231,6 +238,16 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
             yield futures[future], (None if exc else future.result()), exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _nothing() -> None:
+    """A process that does nothing: its start waits until the fork server can fork."""
 
 
 #: Set for the fork server only: numpy and scipy start no BLAS threads there, so the
@@ -261,6 +278,12 @@ def _start_forkserver(context, preload) -> None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    # Wait here until the imports are done. A pool whose workers wait for the server
+    # instead, stopped by Ctrl-C in those seconds, left a half-started worker that
+    # printed a traceback; a process that does nothing can be abandoned safely.
+    waiter = context.Process(target=_nothing, daemon=True)
+    waiter.start()
+    waiter.join()
 
 
 def _share_cores(jobs: int) -> None:

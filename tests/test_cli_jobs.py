@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,54 @@ def test_workers_start_with_the_preloaded_modules_and_one_blas_thread(tmp_path):
     # seen from a worker: OpenBLAS itself stops its threads before every fork.
     assert report["results"] == [[True, "1"]] * 3
     assert report["environ"] is None  # the parent's environment is left as it was
+
+
+_MARK = "DCTCONV_TEST_RUN"
+
+
+def _marked_processes(mark: str) -> list[int]:
+    """Processes whose environment carries ``_MARK=mark``: the run's parent and all its workers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone, or not ours
+                continue
+            if f"{_MARK}={mark}".encode() in environ.split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_sigterm_stops_a_jobs_run_and_its_workers(tmp_path):
+    import signal
+    import time
+    import uuid
+
+    for k in range(6):
+        shutil.copy(SAMPLES / "camera.png", tmp_path / f"photo{k}.png")
+    mark = uuid.uuid4().hex
+    env = dict(os.environ, **{_MARK: mark})
+    script = Path(sys.executable).with_name("dctconv")
+    run = subprocess.Popen([str(script if script.exists() else shutil.which("dctconv")), "compress",
+                            *sorted(tmp_path.glob("*.png")),
+                            "-o", tmp_path / "out", "--jobs", "2"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, deadline = tmp_path / "out", time.monotonic() + 120
+    # Once the first file is written the workers are surely busy with the next ones.
+    while not (out.exists() and any(out.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_marked_processes(mark)) >= 3  # this run, its fork server and workers
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 1, stderr
+    assert stderr.splitlines()[-1] == "Aborted!"
+    while _marked_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked_processes(mark) == []
+    # Whatever was written is complete: every output of a file, or none of them.
+    written = sorted(p.name for p in out.iterdir())
+    assert not [name for name in written if ".tmp" in name]
+    stems = {name.split("_")[0] for name in written}
+    assert len(written) == 6 * len(stems)

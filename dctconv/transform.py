@@ -294,7 +294,7 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     weights = (dct_matrix(n) if separable else kernel_matrix(n)).astype(dtype)
     # out_rows[r] is the (n*n, cols) matrix of block row r: the output of one product.
     out_rows = out.transpose(1, 0, 2)
-    # frequencies[x, y, r] is the (n*n) x cols map row of frequency (x, y) in block row r.
+    # frequencies[x, y, r] is block row r of the map of frequency (x, y): cols values.
     frequencies = out.reshape(n, n, rows, cols)
 
     def compute(buffer, top, bottom, left, right):

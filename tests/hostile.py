@@ -132,10 +132,6 @@ def _overflows_float32(pixels: np.ndarray) -> bool:
     return max(DEFAULT_BLOCK_SIZES) * largest >= float(np.finfo(np.float32).max) / 2
 
 
-def _float32_transform_overflows(path: Path) -> bool:
-    return _overflows_float32(decode_gray(path))
-
-
 def _verify_listing(result, goods, out):
     """The table names the good images (by file name) and the summary counts the unread one."""
     kernel_rows = ("dct_kernels ", "random x, c ")
@@ -539,8 +535,8 @@ COMMANDS = [
         bad_options=BLOCK_SIZE_ERRORS,
         check=check_verify_images,
         # The transform is right: every image that can be read passes every check,
-        # unless its float32 coefficients overflow (see _float32_transform_overflows).
-        judge=lambda src, out: None if _float32_transform_overflows(src) else True,
+        # unless its float32 coefficients overflow (see _overflows_float32).
+        judge=lambda src, out: None if _overflows_float32(decode_gray(src)) else True,
         expect_ok=lambda array: bool(np.isfinite(array).all()) and not _overflows_float32(array),
         listing=_verify_listing,
     ),

@@ -61,6 +61,14 @@ def fuzz_for(command):
     return settings(fuzz, max_examples=max(1, round(EXAMPLES * command.fuzz_share)))
 
 
+def run_on_bytes(command, data: bytes, name: str):
+    """Write ``data`` to a file called ``name`` in a fresh folder and run ``command`` on it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        return run_command(command, path, Path(tmp) / "out")
+
+
 def run_command(command, path: Path, out: Path, extra=()):
     """Run ``command`` on one input; assert what holds for any input; return the result."""
     args = command.argv([path], out) + ["--max-pixels", MAX_PIXELS, *extra]  # may decode path itself
@@ -152,10 +160,7 @@ def test_mutated_png(command):
     @fuzz_for(command)
     @given(data=mutated_png())
     def mutated(data):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "fuzzed.png"
-            path.write_bytes(data)
-            run_command(command, path, Path(tmp) / "out")
+        run_on_bytes(command, data, "fuzzed.png")
 
     mutated()
 
@@ -184,10 +189,7 @@ def test_mutated_coefficient_file(command):
     @fuzz_for(command)
     @given(data=st.sampled_from(BASE_COEFFICIENT_FILES).flatmap(lambda base: mutations(base, header=4000)))
     def mutated(data):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "fuzzed_coefficients.npz"
-            path.write_bytes(data)
-            run_command(command, path, Path(tmp) / "out")
+        run_on_bytes(command, data, "fuzzed_coefficients.npz")
 
     mutated()
 

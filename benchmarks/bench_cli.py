@@ -13,12 +13,15 @@
 4. ``--jobs``: 32 images of 1024 x 1024 through ``dctconv compress`` (``transform``
    while ``compress`` does not exist or has no ``--jobs``), with ``--jobs 1`` and
    ``--jobs 2``, interleaved rounds, median wall time; the outputs are compared.
+5. A large image: 16384 x 16384 8-bit (camera.png tiled 32 x 32, with noise): refused
+   without ``--max-pixels``, then ``transform`` and ``--inverse`` with it, wall time and
+   max RSS of each; the reconstruction is compared with the original pixels.
 
 The test images are a sample photo (camera.png) enlarged with Lanczos and given a
 little Gaussian noise (sigma 2), so that they compress like photos, not like noise.
 Writes benchmarks/results/bench_cli.md.
 
-    python benchmarks/bench_cli.py            # everything (a few minutes)
+    python benchmarks/bench_cli.py            # everything (about 10 minutes)
     python benchmarks/bench_cli.py --only profile jobs --rounds 1
 """
 
@@ -283,13 +286,50 @@ def same_outputs(a: Path, b: Path) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- 5. a large image
+
+LARGE_SIDE = 16384
+MEMORY_LIMIT_GIB = 24
+
+
+def large(work: Path) -> list[str]:
+    folder = work / "large"
+    folder.mkdir(parents=True, exist_ok=True)
+    with Image.open(SAMPLE) as im:
+        camera = np.asarray(im.convert("L"), dtype=np.int16)
+    tiles = LARGE_SIDE // camera.shape[0]
+    noise = np.random.default_rng(0).integers(-3, 4, (LARGE_SIDE, LARGE_SIDE), dtype=np.int16)
+    pixels = np.clip(np.tile(camera, (tiles, tiles)) + noise, 0, 255).astype(np.uint8)
+    source = folder / "large.png"
+    Image.fromarray(pixels).save(source, compress_level=1)
+    refused = subprocess.run([DCTCONV, "transform", source, "-o", folder / "refused"], capture_output=True, text=True)
+    limit = ["--max-pixels", str(LARGE_SIDE * LARGE_SIDE)]
+    forward_rss, forward_s = max_rss([DCTCONV, "transform", source, "-o", folder / "out", *limit])
+    inverse_rss, inverse_s = max_rss([DCTCONV, "transform", "--inverse", folder / "out" / "large_coefficients.npz",
+                                      "-o", folder / "back", *limit])
+    Image.MAX_IMAGE_PIXELS = None  # this very image, which dctconv just wrote
+    with Image.open(folder / "back" / "large_reconstruction.png") as im:
+        identical = bool(np.array_equal(np.asarray(im), pixels))
+    within = max(forward_rss, inverse_rss) < MEMORY_LIMIT_GIB * 1024
+    return [
+        f"{LARGE_SIDE} x {LARGE_SIDE} 8-bit PNG ({LARGE_SIDE * LARGE_SIDE:,} pixels).", "",
+        f"Without `--max-pixels`: exit code {refused.returncode}, `{refused.stderr.strip()}`", "",
+        "| command | max RSS (GiB) | wall (s) |", "|---|---:|---:|",
+        f"| `transform --max-pixels {LARGE_SIDE * LARGE_SIDE}` | {forward_rss / 1024:.2f} | {forward_s:.1f} |",
+        f"| `transform --inverse --max-pixels {LARGE_SIDE * LARGE_SIDE}` | {inverse_rss / 1024:.2f} | {inverse_s:.1f} |",
+        "",
+        f"Reconstruction identical to the original pixels: {identical}. Within {MEMORY_LIMIT_GIB} GiB: "
+        f"{'met' if within and identical else 'NOT met'}.",
+    ]
+
+
 # ---------------------------------------------------------------- main
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", choices=["startup", "memory", "profile", "jobs"],
-                        default=["startup", "memory", "profile", "jobs"])
+    parser.add_argument("--only", nargs="+", choices=["startup", "memory", "profile", "jobs", "large"],
+                        default=["startup", "memory", "profile", "jobs", "large"])
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the --jobs comparison")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -304,6 +344,7 @@ def main(argv=None):
             "memory": ("Peak memory", lambda: memory(photo, work)),
             "profile": ("Where the time goes", lambda: profile(photo, work)),
             "jobs": ("--jobs", lambda: jobs(work, args.rounds)),
+            "large": ("A large image", lambda: large(work)),
         }
         for key in args.only:
             title, section = sections[key]

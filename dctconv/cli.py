@@ -6,11 +6,8 @@ no numpy, scipy or Pillow at top level so that ``dctconv --help`` starts fast.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
-import sys
 import traceback
 from pathlib import Path
 
@@ -18,8 +15,14 @@ import click
 
 from . import __version__
 from .errors import DctconvError, TooManyPixelsError
-
-DEFAULT_MAX_PIXELS = 89_478_485  # == image_io.DEFAULT_MAX_PIXELS, without importing numpy
+from .limits import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_VERIFY_BLOCK_SIZES,
+    MAX_BLOCK_SIZE,
+    MIN_BLOCK_SIZE,
+)
+from .parallel import run_each
 
 
 # ---------------------------------------------------------------- shared options
@@ -60,11 +63,13 @@ def output_dir_option(f):
     )(f)
 
 
-BLOCK_SIZE = _WholeNumber(2, 64)
+BLOCK_SIZE = _WholeNumber(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE)
+_RANGE = f"{MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
 
 
 def block_size_option(
-    f=None, *, help="Patch side n (2 to 64); the transform has n*n kernels.  [default: 4]", callback=None
+    f=None, *, help=f"Patch side n ({_RANGE}); the transform has n*n kernels.  [default: {DEFAULT_BLOCK_SIZE}]",
+    callback=None,
 ):
     """``@block_size_option``, or ``@block_size_option(help=..., callback=...)`` for a command
     whose default differs or that checks the value against another option."""
@@ -138,164 +143,6 @@ def _unexpected_error_line(source, exc: BaseException, debug: bool) -> str:
     )
 
 
-def default_jobs() -> int:
-    """Number of files processed at once by default: the CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def run_each(items, work, *, label: str, debug: bool, jobs: int | None = 1, output_name=None, preload=()):
-    """Call ``work(item)`` for each item; report failures in one line each and go on.
-
-    Returns the list of results of the items that worked, in the order of ``items``,
-    and whether any failed. With ``jobs`` > 1 (None: :func:`default_jobs`) the items
-    are processed that many at a time in worker processes (see :func:`map_in_processes`);
-    ``work`` must then be picklable, e.g. a ``functools.partial`` of a module-level
-    function. A progress bar (click's) on stderr counts finished items when there is
-    more than one; failures are reported as they happen.
-
-    ``output_name(item)`` gives the name the item's outputs are made from (its stem).
-    An item whose name an earlier item already has would overwrite that one's
-    outputs, so it is refused up front, before any work starts in any process.
-    ``preload`` names the modules ``work`` imports, for the worker processes.
-    """
-    jobs = default_jobs() if jobs is None else jobs
-    results, failed = {}, False
-    if output_name is not None:
-        items, refused = _refuse_same_output_names(items, output_name)
-        for item, exc in refused:
-            failed = True
-            _report_failure(item, exc, debug)
-    bar = (
-        click.progressbar(length=len(items), label=f"{label} {len(items)} files", file=sys.stderr)
-        if len(items) > 1 else contextlib.nullcontext()
-    )
-    with bar:
-        for index, result, exc in map_in_processes(items, work, jobs=jobs, preload=preload):
-            if exc is None:
-                results[index] = result
-            else:
-                failed = True
-                _report_failure(items[index], exc, debug)
-            if len(items) > 1:
-                bar.update(1)
-    return [results[index] for index in sorted(results)], failed
-
-
-def map_in_processes(items, work, *, jobs: int, preload=()):
-    """Yield ``(index, result, exception)`` for each item as ``work(item)`` finishes.
-
-    One of ``result`` and ``exception`` is None. With ``jobs`` <= 1, or a single item,
-    the work runs here, in order. Otherwise it runs in a pool of ``jobs`` worker
-    processes and items come back in the order they finish; each worker uses its
-    share of the CPUs for its threads (see :func:`_share_cores`), and the results are
-    the same as in one process. Ctrl-C cancels the items not yet started.
-
-    ``preload`` names modules that ``work`` imports. Where the workers are forked
-    from a server process (Linux), that process imports them once and every worker
-    starts with them loaded; otherwise each worker imports what it needs itself.
-    """
-    if jobs <= 1 or len(items) <= 1:
-        for index, item in enumerate(items):
-            try:
-                yield index, work(item), None
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:
-                yield index, None, exc
-        return
-
-    import multiprocessing
-    import signal
-    import threading
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # A fresh interpreter per worker (forkserver, or spawn where there is none): no
-    # fork of a process that already runs BLAS threads.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver" and preload:
-        _start_forkserver(context, preload)
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(items)),
-        mp_context=context,
-        initializer=_share_cores,
-        initargs=(min(jobs, len(items)),),
-    )
-    # SIGTERM (kill, timeout, a service manager) stops the run as Ctrl-C does: the
-    # files in progress are finished, the rest cancelled, and the workers exit. Left to
-    # Python's default, the process would die at once and leave its workers waiting.
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
-    try:
-        futures = {pool.submit(work, item): index for index, item in enumerate(items)}
-        for future in as_completed(futures):
-            exc = future.exception()
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise exc
-            yield futures[future], (None if exc else future.result()), exc
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _nothing() -> None:
-    """A process that does nothing: its start waits until the fork server can fork."""
-
-
-#: Set for the fork server only: numpy and scipy start no BLAS threads there, so the
-#: server forks a single-threaded process. The workers' BLAS calls are single-threaded
-#: anyway (``transform.PRODUCT_MACS``); their thread pools are the transform's own.
-_FORKSERVER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _start_forkserver(context, preload) -> None:
-    """Start the fork server (if not yet running) with ``preload`` imported in it.
-
-    Workers that each import numpy, scipy, scikit-image and matplotlib at the same
-    time slow each other down; with the modules imported once in the server, which
-    the workers are forked from, each worker's first file of ``compress`` finished
-    about a second sooner on a 2-core machine. A module that fails to import there is
-    skipped (multiprocessing says nothing) and imported by the workers when needed.
-    """
-    from multiprocessing import forkserver
-
-    context.set_forkserver_preload(["__main__", *preload])
-    saved = {name: os.environ.get(name) for name in _FORKSERVER_ENVIRONMENT}
-    os.environ.update(_FORKSERVER_ENVIRONMENT)
-    try:
-        forkserver.ensure_running()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    # Wait here until the imports are done. A pool whose workers wait for the server
-    # instead, stopped by Ctrl-C in those seconds, left a half-started worker that
-    # printed a traceback; a process that does nothing can be abandoned safely.
-    waiter = context.Process(target=_nothing, daemon=True)
-    waiter.start()
-    waiter.join()
-
-
-def _share_cores(jobs: int) -> None:
-    """Worker-process initializer: give each of ``jobs`` processes its share of the CPUs.
-
-    The transform's thread pool otherwise starts one thread per CPU in every process.
-    """
-    from . import transform
-
-    transform.DEFAULT_WORKERS = max(1, transform.default_workers() // jobs)
-
-
 def _report_failure(item, exc: BaseException, debug: bool) -> None:
     if isinstance(exc, DctconvError):
         click.echo(_error_line(item, exc), err=True)
@@ -303,24 +150,12 @@ def _report_failure(item, exc: BaseException, debug: bool) -> None:
         click.echo(_unexpected_error_line(item, exc, debug), err=True)
 
 
-def _refuse_same_output_names(items, output_name):
-    """Split ``items`` into those to process and (item, error) for later ones whose outputs collide."""
-    from .errors import OutputCollisionError
-
-    first, kept, refused = {}, [], []
-    for item in items:
-        name = output_name(item)
-        earlier = first.setdefault(name, item)
-        if earlier is item:
-            kept.append(item)
-        elif Path(earlier).resolve() == Path(item).resolve():
-            refused.append((item, OutputCollisionError("given more than once; processed once")))
-        else:
-            refused.append((item, OutputCollisionError(
-                f"its outputs would overwrite those of {earlier} (same name {name!r}); "
-                "rename one of the inputs or give each its own -o DIR"
-            )))
-    return kept, refused
+def _run_each(ctx, items, work, *, label: str, **options):
+    """:func:`dctconv.parallel.run_each`, each failure reported in one line as it happens."""
+    return run_each(
+        items, work, label=label,
+        on_failure=functools.partial(_report_failure, debug=bool(ctx.obj["debug"])), **options,
+    )
 
 
 def _report(results, as_json: bool) -> None:
@@ -425,8 +260,7 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     """
     from .pipeline import TRANSFORM_IMPORTS, invert_file, original_stem, transform_file, write_kernels_picture
 
-    debug = ctx.obj["debug"]
-    block_size = block_size or 4
+    block_size = block_size or DEFAULT_BLOCK_SIZE
     if inverse:
         work = functools.partial(
             invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=inputs
@@ -436,8 +270,8 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
             transform_file, out_dir=output_dir, block_size=block_size,
             dtype=dtype or "float64", max_pixels=max_pixels, protected=inputs,
         )
-    results, failed = run_each(
-        list(inputs), work, label="inverse" if inverse else "transform", debug=debug, jobs=jobs,
+    results, failed = _run_each(
+        ctx, list(inputs), work, label="inverse" if inverse else "transform", jobs=jobs,
         output_name=original_stem if inverse else (lambda path: path.stem), preload=TRANSFORM_IMPORTS,
     )
     if kernels:
@@ -563,8 +397,7 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
     """
     from .pipeline import COMPRESS_IMPORTS, compress_file
 
-    debug = ctx.obj["debug"]
-    n = block_size or 4
+    n = block_size or DEFAULT_BLOCK_SIZE
     if keep is not None and not 1 <= keep <= n * n:
         raise click.BadParameter(
             f"must be from 1 to {n * n} for --block-size {n} (got {keep}).", ctx=ctx, param_hint="'--keep'"
@@ -577,8 +410,8 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
         compress_file, out_dir=output_dir, block_size=n, keep=keep, step=step, threshold=threshold,
         sweep=sweep, max_pixels=max_pixels, protected=files,
     )
-    results, failed = run_each(
-        files, work, label="compress", debug=debug, jobs=jobs, output_name=lambda path: path.stem,
+    results, failed = _run_each(
+        ctx, files, work, label="compress", jobs=jobs, output_name=lambda path: path.stem,
         preload=COMPRESS_IMPORTS,
     )
     for result in results:
@@ -631,18 +464,17 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     from .pipeline import image_notes
     from .verification import verify_file
 
-    debug = ctx.obj["debug"]
-    images, failed = run_each([image_path], functools.partial(read_image, max_pixels=max_pixels),
-                              label="read", debug=debug)
+    images, failed = _run_each(ctx, [image_path], functools.partial(read_image, max_pixels=max_pixels),
+                               label="read")
     if failed:
         ctx.exit(1)
     image, info = images[0]
     for note in image_notes(info):
         click.echo(f"Note: {image_path}: {note}", err=True)
-    found, failed = run_each(
-        [coefficient_path],
+    found, failed = _run_each(
+        ctx, [coefficient_path],
         lambda path: verify_file(path, image, image_name=str(image_path), max_pixels=max_pixels),
-        label="verify", debug=debug,
+        label="verify",
     )
     if failed:
         ctx.exit(1)
@@ -678,7 +510,8 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     "inputs", nargs=-1, metavar="[IMAGE...]",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@block_size_option(help="Check this block size only (2 to 64).  [default: 2, 4 and 8]")
+@block_size_option(help=f"Check this block size only ({_RANGE}).  [default: "
+                        f"{', '.join(map(str, DEFAULT_VERIFY_BLOCK_SIZES[:-1]))} and {DEFAULT_VERIFY_BLOCK_SIZES[-1]}]")
 @max_pixels_option
 @json_option
 @click.pass_context
@@ -724,17 +557,18 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
         _verify_coefficient_file(ctx, inputs[0], inputs[1], max_pixels, as_json)
         return
 
+    from .checks import kernel_checks, run_checks, sort_checks
     from .pipeline import image_notes
-    from .verification import DEFAULT_BLOCK_SIZES, kernel_checks, run_checks, sort_checks, verify_image_file
+    from .verification import verify_image_file
 
-    block_sizes = [block_size] if block_size else list(DEFAULT_BLOCK_SIZES)
+    block_sizes = [block_size] if block_size else list(DEFAULT_VERIFY_BLOCK_SIZES)
     failed, results = False, []
     if inputs:
         checks = kernel_checks(block_sizes)
-        results, failed = run_each(
-            list(inputs),
+        results, failed = _run_each(
+            ctx, list(inputs),
             functools.partial(verify_image_file, block_sizes=block_sizes, max_pixels=max_pixels),
-            label="verify", debug=ctx.obj["debug"],
+            label="verify",
         )
         for result in results:
             for note in image_notes(result.info):

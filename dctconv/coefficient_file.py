@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CoefficientFileError, ReconstructionTooLargeError, exception_reason
-from .image_io import DEFAULT_MAX_PIXELS, GRAY_MODES
-from .kernels import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
-from .transform import blocks_shape
+from .image_io import GRAY_MODES
+from .kernels import blocks_shape
+from .limits import BLOCK_SIZE_RANGE, DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 FORMAT_VERSION = 1
 KINDS = ("transform", "compressed")
@@ -78,6 +78,17 @@ def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:
     }
 
 
+@dataclass(frozen=True)
+class CoefficientFile:
+    """A coefficient file as read: the decoded maps, the header and which channels it stores."""
+
+    coefficients: np.ndarray
+    """(n*n, rows, columns): every map, zeros in the channels a compressed file dropped."""
+    header: CoefficientHeader
+    channel_mask: np.ndarray
+    """(n*n,) bool: the channels stored in the file (all of them for kind "transform")."""
+
+
 def load_coefficients(
     path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, CoefficientHeader]:
@@ -104,20 +115,35 @@ def load_coefficients(
     CoefficientFileError
         If the file is not an npz archive, misses a key, holds a pickled object
         array, has an unknown format version, inconsistent shapes, or NaN/infinity.
+
+    See Also
+    --------
+    read_coefficient_file : the same, with the mask of the channels the file stores.
+    """
+    read = read_coefficient_file(path, max_pixels=max_pixels)
+    return read.coefficients, read.header
+
+
+def read_coefficient_file(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CoefficientFile:
+    """Read a coefficient file as :func:`load_coefficients` does, keeping its channel mask.
+
+    For a reader that must know which channels a compressed file dropped (a zero
+    map there is not a stored zero). Same checks, same exceptions.
     """
     header, arrays = _read(path, max_pixels)
+    n = header.block_size
     if header.kind == "transform":
         coefficients = arrays["coefficients"]
+        mask = np.ones(n * n, bool)
     else:
         mask, kept = arrays["channel_mask"], arrays["kept"]
-        n = header.block_size
         coefficients = np.zeros((n * n, *header.grid), np.float64)
         # Huge levels times a huge step overflow to infinity: reported just below.
         with np.errstate(over="ignore", invalid="ignore"):
             coefficients[mask] = kept * header.step if header.step > 0 else kept
     if not np.isfinite(coefficients).all():
         raise CoefficientFileError("coefficients contain NaN or infinity")
-    return coefficients, header
+    return CoefficientFile(coefficients, header, np.asarray(mask, dtype=bool))
 
 
 _REQUIRED = {
@@ -309,7 +335,7 @@ def _scalar(archive, key: str, kind):
 def _header(archive, keys) -> CoefficientHeader:
     block_size = _scalar(archive, "block_size", int)
     if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
-        raise CoefficientFileError(f"block_size {block_size} is not from 2 to 64")
+        raise CoefficientFileError(f"block_size {block_size} is not {BLOCK_SIZE_RANGE}")
     shape = _member(archive, "image_shape")
     if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 1).any():
         got = " x ".join(str(v) for v in shape.ravel()[:4]) if shape.size else "nothing"

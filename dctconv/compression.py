@@ -17,8 +17,10 @@ import numpy as np
 
 from .coefficient_file import CoefficientHeader, save_compressed
 from .errors import InvalidCompressionError
-from .kernels import DEFAULT_BLOCK_SIZE, check_block_size
-from .transform import blocks_shape, check_image, forward, inverse
+from .kernels import blocks_shape
+from .limits import DEFAULT_BLOCK_SIZE
+from .transform import forward, inverse
+from .validation import check_block_size, check_image
 
 #: Fraction of a block's coefficients the default K aims at: 6 of 16 for 4 x 4 blocks.
 DEFAULT_KEEP_FRACTION = 3 / 8

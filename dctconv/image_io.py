@@ -10,10 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageReadError, ImageTooLargeError, exception_reason
-
-#: Pillow's own default limit (``PIL.Image.MAX_IMAGE_PIXELS``), restated so that the
-#: command line can show it without importing Pillow.
-DEFAULT_MAX_PIXELS = 89_478_485
+from .limits import DEFAULT_MAX_PIXELS
 
 #: Gray modes kept at full precision: Pillow mode -> (numpy dtype, file suffix written).
 GRAY_MODES = {

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidBlockSizeError
-
-MIN_BLOCK_SIZE = 2
-MAX_BLOCK_SIZE = 64
-DEFAULT_BLOCK_SIZE = 4
+from .limits import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE  # noqa: F401 (re-exported)
+from .validation import check_block_size
 
 
-def check_block_size(block_size) -> int:
-    """Return ``block_size`` as an int, or raise InvalidBlockSizeError."""
-    # bool is an int subclass; True as a block size is always a mistake.
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise InvalidBlockSizeError(
-            f"block size must be an integer, got {block_size!r}"
-        )
-    if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
-        raise InvalidBlockSizeError(
-            f"block size must be from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}, got {block_size}"
-        )
-    return int(block_size)
+def blocks_shape(image_shape, block_size: int) -> tuple[int, int]:
+    """Return (block rows, block columns) of an image of ``image_shape``: its sides over n, rounded up."""
+    height, width = image_shape
+    return -(-height // block_size), -(-width // block_size)
 
 
 def dct_matrix(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import InvalidImageError
-from .transform import check_image
+from .validation import check_image
 
 #: Share of the pixels whose error is drawn below full white by :func:`error_picture`.
 ERROR_PERCENTILE = 99.0

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
-from .kernels import DEFAULT_BLOCK_SIZE, check_block_size, dct_kernels
+from .kernels import dct_kernels
+from .limits import DEFAULT_BLOCK_SIZE
+from .validation import check_block_size
 
 GRID_VALUE = 255
 #: Separator color of the kernels picture: blue, so it cannot be mistaken for a kernel value.

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from .atomic import atomic_outputs
 from .errors import CoefficientFileError, InvalidImageError
-from .image_io import DEFAULT_MAX_PIXELS, ImageInfo
+from .image_io import ImageInfo
+from .limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 
 
 #: Modules that :func:`transform_file` and :func:`invert_file` import when first
 #: called; ``--jobs`` imports them once for all its worker processes
-#: (:func:`dctconv.cli.map_in_processes`).
+#: (:func:`dctconv.parallel.map_in_processes`).
 TRANSFORM_IMPORTS = (
     "dctconv.pipeline", "dctconv.coefficient_file", "dctconv.pictures", "dctconv.transform",
     "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin",
@@ -52,7 +53,7 @@ def transform_file(
     path,
     out_dir,
     *,
-    block_size: int = 4,
+    block_size: int = DEFAULT_BLOCK_SIZE,
     dtype: str = "float64",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     protected=(),
@@ -169,7 +170,7 @@ def compress_file(
     path,
     out_dir,
     *,
-    block_size: int = 4,
+    block_size: int = DEFAULT_BLOCK_SIZE,
     keep: int | None = None,
     step: float = 1.0,
     threshold: float = 0.0,

@@ -16,9 +16,10 @@ import numpy as np
 from .compression import compress
 from .errors import InvalidImageError
 from .image_io import to_pixels
-from .kernels import DEFAULT_BLOCK_SIZE, check_block_size
+from .limits import DEFAULT_BLOCK_SIZE
 from .metrics import compare
-from .transform import check_image, forward
+from .transform import forward
+from .validation import check_block_size, check_image
 
 #: Pillow JPEG qualities of the sweep: 5, 10, ..., 95.
 JPEG_QUALITIES = tuple(range(5, 100, 5))

@@ -2,47 +2,39 @@
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import InvalidCoefficientsError, InvalidImageError, InvalidOptionError
-from .kernels import DEFAULT_BLOCK_SIZE, check_block_size, dct_matrix, kernel_matrix
+from .errors import InvalidCoefficientsError
+from .kernels import blocks_shape, dct_matrix, kernel_matrix
+from .limits import DEFAULT_BLOCK_SIZE
+from .validation import check_block_size, check_coefficients, check_float_dtype, check_image
+from .validation import check_workers as _check_workers
 
-# Bytes of float data in one tile's patch matrix. A tile's pixels, patch matrix and
-# output stay in cache (1 MiB of L2 per core here, 32 MiB of L3) between the im2col
-# copy and the product, while each of its n*n output rows is written in runs long
-# enough to stream well. `benchmarks/bench_transform.py --tune` compares sizes: from
-# 64 KiB to 2 MiB all were within noise on the busy 2-core development machine, with
-# 512 KiB to 1 MiB ahead on two threads.
+# Tuning constants of the tiling engine. Each was chosen by measurement
+# (benchmarks/bench_transform.py, --tune for STRIP_BYTES); the measurements and the
+# reasons are in docs/performance.md, "Tuning constants of the transform". Change one
+# only with a new measurement recorded there; the result is bitwise the same for any
+# STRIP_BYTES and thread count, but PRODUCT_MACS and SEPARABLE_FROM change rounding.
+
+#: Bytes of float data in one tile's patch matrix.
 STRIP_BYTES = 1 << 19
 
-# Multiply-adds of one matrix product, at most. OpenBLAS hands a product larger than
-# 4 * 65536 multiply-adds to its own threads; nested inside ours, on a busy 2-core
-# machine, that made a strip up to 8 times slower. Kept below it, the thread pool here
-# is the only parallelism and the BLAS call always runs the same single-threaded code.
+#: Multiply-adds of one matrix product, at most: below OpenBLAS's own threading threshold.
 PRODUCT_MACS = 1 << 18
 
-# Pixels per thread, at least: starting a helper thread and joining it took 0.2 to
-# 0.25 ms here, worth it only for about a millisecond of work (1 << 18 pixels) or more.
+#: Pixels per thread, at least: less work is not worth starting a thread for.
 THREAD_MIN_PIXELS = 1 << 18
 
-# A memory-bound loop gains little beyond this many threads (not measured here: the
-# development machine has 2 cores).
+#: Threads at most, whatever the CPU count (a bound on a memory-bound loop, not measured).
 MAX_WORKERS = 8
 
-# Block sizes from which forward and inverse work in the separable form: two products
-# with the (n, n) DCT matrix, along the patch rows and then down its columns, 2n
-# multiply-adds per pixel instead of the n*n of one product with the (n*n, n*n)
-# kernel matrix. BLAS runs the small (n, n) products less efficiently, so the kernel
-# matrix wins for small n. Measured here (2048², float64): the forward at n = 2 was
-# 14% faster with the kernel matrix, at n = 4 the same, at n = 8 17% faster
-# separable, n = 16 2.4x, n = 64 21x; the inverse at n = 4 10% faster separable in
-# float64 (4096²), but in float32 17% slower than the kernel matrix with whole patch
-# rows scattered (below); n = 16 3.1x faster separable.
+#: Block sizes from which forward and inverse multiply by the (n, n) DCT matrix along
+#: rows, then columns (2n multiply-adds a pixel), instead of by the (n*n, n*n) kernel
+#: matrix (n*n multiply-adds a pixel, but faster BLAS products for small n).
 SEPARABLE_FROM = {
     ("forward", np.dtype(np.float32)): 8,
     ("forward", np.dtype(np.float64)): 8,
@@ -51,56 +43,13 @@ SEPARABLE_FROM = {
 }
 
 #: Threads :func:`forward` and :func:`inverse` use when ``workers`` is not given;
-#: None means :func:`default_workers`. Process pools set it to share the cores out.
+#: None means the CPU count. Set it with :func:`set_default_workers` only.
 DEFAULT_WORKERS: int | None = None
-
-
-def check_image(image) -> np.ndarray:
-    """Return ``image`` as a 2-D real ndarray, or raise InvalidImageError."""
-    image = np.asarray(image)
-    if image.ndim != 2:
-        raise InvalidImageError(
-            f"image must be 2-D (rows, columns), got an array of shape {image.shape}"
-        )
-    if image.size == 0:
-        raise InvalidImageError(f"image is empty (shape {image.shape})")
-    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
-        raise InvalidImageError(f"image must hold real numbers, got dtype {image.dtype}")
-    return image
-
-
-def check_coefficients(coefficients) -> tuple[np.ndarray, int]:
-    """Return ``coefficients`` as an ndarray and its block size, or raise InvalidCoefficientsError."""
-    coefficients = np.asarray(coefficients)
-    if coefficients.ndim != 3:
-        raise InvalidCoefficientsError(
-            "coefficients must be 3-D (n*n, block rows, block columns), "
-            f"got an array of shape {coefficients.shape}"
-        )
-    channels, rows, cols = coefficients.shape
-    n = math.isqrt(channels)
-    if n * n != channels or not 2 <= n <= 64:
-        raise InvalidCoefficientsError(
-            f"coefficients have {channels} channels, which is not n*n for a block size n from 2 to 64"
-        )
-    if rows == 0 or cols == 0:
-        raise InvalidCoefficientsError(f"coefficients are empty (shape {coefficients.shape})")
-    if not np.issubdtype(coefficients.dtype, np.number) or np.iscomplexobj(coefficients):
-        raise InvalidCoefficientsError(
-            f"coefficients must hold real numbers, got dtype {coefficients.dtype}"
-        )
-    return coefficients, n
 
 
 def work_dtype(dtype) -> np.dtype:
     """Return float32 for float32 input and float64 for anything else."""
     return np.dtype(np.float32) if np.dtype(dtype) == np.float32 else np.dtype(np.float64)
-
-
-def blocks_shape(image_shape, block_size: int) -> tuple[int, int]:
-    """Return (block rows, block columns) of an image of ``image_shape``: its sides over n, rounded up."""
-    height, width = image_shape
-    return -(-height // block_size), -(-width // block_size)
 
 
 def default_workers() -> int:
@@ -114,13 +63,19 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, cpus))
 
 
+def set_default_workers(workers: int | None) -> None:
+    """Set the threads :func:`forward` and :func:`inverse` use when ``workers`` is not given.
+
+    For a process that shares the CPUs with others (``dctconv.parallel`` gives each
+    worker process its share); None goes back to :func:`default_workers`'s own count.
+    """
+    global DEFAULT_WORKERS
+    DEFAULT_WORKERS = None if workers is None else check_workers(workers)
+
+
 def check_workers(workers) -> int:
     """Return ``workers`` (None: :func:`default_workers`) as an int >= 1, or raise InvalidOptionError."""
-    if workers is None:
-        return default_workers()
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise InvalidOptionError(f"workers must be a whole number >= 1, got {workers!r}")
-    return int(workers)
+    return _check_workers(workers, default=default_workers)
 
 
 def _tiles(rows: int, cols: int, n: int, itemsize: int):
@@ -286,7 +241,7 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     """
     n = check_block_size(block_size)
     image = check_image(image)
-    dtype = work_dtype(image.dtype) if dtype is None else _check_float_dtype(dtype)
+    dtype = work_dtype(image.dtype) if dtype is None else check_float_dtype(dtype)
     workers = check_workers(workers)
     rows, cols = blocks_shape(image.shape, n)
     out = np.empty((n * n, rows, cols), dtype)
@@ -437,17 +392,6 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
     _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, coefficients.size))
     return out
-
-
-def _check_float_dtype(dtype) -> np.dtype:
-    """Return ``dtype`` as float32 or float64, or raise InvalidOptionError."""
-    try:
-        valid = np.dtype(dtype) in (np.float32, np.float64)
-    except TypeError:
-        valid = False
-    if not valid:
-        raise InvalidOptionError(f"dtype must be float32 or float64, got {dtype!r}")
-    return np.dtype(dtype)
 
 
 def _check_image_shape(image_shape, grid, n) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from conftest import SAMPLES, reference_blockwise_dct, reference_blockwise_idct, tolerance
+from references import SAMPLES, reference_blockwise_dct, reference_blockwise_idct, tolerance
 
 # ---------------------------------------------------------------- the commands
 
@@ -124,7 +124,7 @@ def _overflows_float32(pixels: np.ndarray) -> bool:
     A constant n x n patch of value v has the DC coefficient n * v; float32 images are
     transformed in float32, so verify then reports an infinite error (README, verify).
     """
-    from dctconv.verification import DEFAULT_BLOCK_SIZES
+    from dctconv.checks import DEFAULT_BLOCK_SIZES
 
     if pixels.dtype != np.float32:
         return False

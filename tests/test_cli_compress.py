@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import SAMPLES
+from references import SAMPLES
 from dctconv.cli import cli
 
 REQUIRED_KEYS = {

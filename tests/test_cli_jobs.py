@@ -4,9 +4,7 @@ Each --jobs N > 1 run starts a process pool (about a second on a busy machine), 
 the runs are shared by the tests through a module-scoped fixture.
 """
 
-import importlib
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -18,9 +16,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import SAMPLES, SAMPLE_NAMES
-from dctconv import pipeline
-from dctconv.cli import cli, map_in_processes, run_each
+from references import SAMPLES, SAMPLE_NAMES
+from dctconv.cli import cli
 
 
 def invoke(*args):
@@ -83,24 +80,6 @@ def test_jobs_must_be_positive(tmp_path):
     assert "Invalid value for '--jobs' / '-j': 0 is not in the range x>=1." in result.output
 
 
-def test_run_each_in_one_process_keeps_order_and_reports_failures(capsys):
-    # jobs=1 runs here, so a local function is fine; the pool path is covered above.
-    def work(item):
-        if item == "b":
-            raise ValueError("boom")
-        return item.upper()
-
-    results, failed = run_each(["a", "b", "c"], work, label="test", debug=False, jobs=1)
-    assert results == ["A", "C"] and failed
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")]
-    assert lines == ["Error: b: internal error (ValueError: boom); rerun with --debug for the traceback"]
-
-
-def test_map_in_processes_runs_each_item_once_in_workers():
-    outcomes = sorted(map_in_processes([3, -4, 5], abs, jobs=2))
-    assert outcomes == [(0, 3, None), (1, 4, None), (2, 5, None)]
-
-
 def test_a_single_file_runs_without_a_pool(tmp_path, monkeypatch):
     # One item: no worker process is started, whatever --jobs says.
     import concurrent.futures
@@ -112,27 +91,6 @@ def test_a_single_file_runs_without_a_pool(tmp_path, monkeypatch):
     shutil.copy(SAMPLES / "text.png", tmp_path / "text.png")
     result = invoke("transform", tmp_path / "text.png", "-o", tmp_path / "out", "--jobs", 4)
     assert result.exit_code == 0, result.output
-
-
-def test_every_library_error_survives_the_trip_back_from_a_worker_process():
-    # --jobs pickles exceptions raised in worker processes; one that cannot be
-    # unpickled breaks the whole pool (BrokenProcessPool) instead of one file.
-    import inspect
-    import pickle
-
-    import dctconv.errors as errors
-
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.DctconvError)]
-    assert len(classes) > 10
-    for cls in classes:
-        if issubclass(cls, errors.TooManyPixelsError):
-            exc = cls("too big", pixels=10, limit=5)
-        else:
-            exc = cls("something is wrong")
-        back = pickle.loads(pickle.dumps(exc))
-        assert type(back) is cls and str(back) == str(exc)
-        if isinstance(exc, errors.TooManyPixelsError):
-            assert (back.pixels, back.limit) == (10, 5)
 
 
 def test_a_refused_image_in_a_worker_is_one_error_line_and_the_pool_goes_on(tmp_path):
@@ -151,47 +109,6 @@ def test_a_refused_image_in_a_worker_is_one_error_line_and_the_pool_goes_on(tmp_
         "rerun with --max-pixels 1600 to allow it"
         for n in "abc"
     ]
-
-
-@pytest.mark.parametrize("name", sorted(set(pipeline.TRANSFORM_IMPORTS + pipeline.COMPRESS_IMPORTS)))
-def test_every_module_the_workers_preload_exists(name):
-    # The fork server skips a module that fails to import without a word; a renamed
-    # module would quietly bring back the slow start of every worker.
-    importlib.import_module(name)
-
-
-_PROBE = '''
-import os, sys
-def probe(_):
-    return "matplotlib.figure" in sys.modules, os.environ.get("OPENBLAS_NUM_THREADS")
-'''
-
-_PARENT = '''
-import json, os, sys
-from dctconv.cli import map_in_processes
-from probe import probe
-outcomes = list(map_in_processes([1, 2, 3], probe, jobs=2, preload=("dctconv.plots", "matplotlib.figure")))
-print(json.dumps({"results": [r for _, r, _ in outcomes], "errors": [repr(e) for _, _, e in outcomes if e],
-                  "environ": os.environ.get("OPENBLAS_NUM_THREADS")}))
-'''
-
-
-@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="needs a fork server")
-def test_workers_start_with_the_preloaded_modules_and_one_blas_thread(tmp_path):
-    # A fresh interpreter: the fork server of this test process may already be running,
-    # started by another test with other modules.
-    (tmp_path / "probe.py").write_text(_PROBE)
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-c", _PARENT], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["errors"] == []
-    # Loaded before the work began; and the fork server (whose environment the workers
-    # inherit) imported numpy and scipy with one BLAS thread. Its thread count cannot be
-    # seen from a worker: OpenBLAS itself stops its threads before every fork.
-    assert report["results"] == [[True, "1"]] * 3
-    assert report["environ"] is None  # the parent's environment is left as it was
 
 
 _MARK = "DCTCONV_TEST_RUN"

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import SAMPLES, reference_blockwise_dct, tolerance
+from references import SAMPLES, reference_blockwise_dct, tolerance
 from dctconv.cli import cli
 
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, reference_blockwise_dct, tolerance
+from references import SAMPLES, reference_blockwise_dct, tolerance
 from PIL import Image
 
 import dctconv.transform

@@ -8,6 +8,7 @@ from dctconv.coefficient_file import (
     FORMAT_VERSION,
     CoefficientHeader,
     load_coefficients,
+    read_coefficient_file,
     save_coefficients,
     save_compressed,
 )
@@ -125,3 +126,19 @@ def test_damaged_archive_leaves_no_file_open(tmp_path):
             load_coefficients(path)
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_read_coefficient_file_gives_the_stored_channels(tmp_path, rng):
+    # verify needs to know which maps a compressed file dropped: a zero there is no stored zero.
+    mask = np.zeros(16, bool)
+    mask[[0, 1, 4]] = True
+    kept = rng.integers(-50, 50, (3, 2, 3)).astype(np.int16)
+    save_compressed(tmp_path / "k.npz", kept, mask, dataclasses.replace(HEADER, step=2.0))
+    read = read_coefficient_file(tmp_path / "k.npz")
+    np.testing.assert_array_equal(read.channel_mask, mask)
+    np.testing.assert_array_equal(read.coefficients[mask], 2.0 * kept)
+    assert not read.coefficients[~mask].any()
+    assert read.header.kind == "compressed"
+
+    save_coefficients(tmp_path / "t.npz", rng.standard_normal((16, 2, 3)), HEADER)
+    assert read_coefficient_file(tmp_path / "t.npz").channel_mask.tolist() == [True] * 16

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import SAMPLES, pad_edge, reference_blockwise_dct, reference_blockwise_idct, tolerance
+from references import SAMPLES, pad_edge, reference_blockwise_dct, reference_blockwise_idct, tolerance
 from dctconv.coefficient_file import load_coefficients
 from dctconv.compression import (
     compress,
@@ -101,7 +101,7 @@ def near_half(values: np.ndarray, magnitude: float) -> np.ndarray:
 
 
 def test_reference_dct_matches_the_one_block_at_a_time_reference():
-    # Guard the vectorised reference with conftest's loop over blocks.
+    # Guard the vectorised reference with references.py's loop over blocks.
     image = sample("coins.png")[0][:37, :45]
     for n in (4, 5):
         blocks = reference_dct_blocks(image, n)

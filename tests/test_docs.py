@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from references import ROOT
 from dctconv.cli import cli
 
 COMMANDS = sorted(cli.commands)

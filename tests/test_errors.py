@@ -3,7 +3,7 @@
 Each case runs through click's CliRunner for every command of the COMMANDS table in
 hostile.py that reads that kind of file; a few run through the installed script.
 Expected values: the error texts are the ones this project promises (README, "Errors
-and exit codes"); the numbers come from scipy.fft.dctn per block (conftest.py).
+and exit codes"); the numbers come from scipy.fft.dctn per block (references.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import reference_blockwise_dct, tolerance
+from references import reference_blockwise_dct, tolerance
 from dctconv.cli import cli
 from hostile import (
     BAD_OPTIONS,
@@ -738,9 +738,9 @@ def test_verify_with_the_coefficient_file_second_is_a_usage_error(tmp_path):
 
 def test_error_escaping_verify_is_still_one_line(monkeypatch):
     """verify's kernel checks run outside the per-file loop: the group's safety net catches them."""
-    import dctconv.verification
+    import dctconv.checks
 
-    monkeypatch.setattr(dctconv.verification, "run_checks", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(dctconv.checks, "run_checks", lambda *a, **k: 1 / 0)
     result = run(["verify"])
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)

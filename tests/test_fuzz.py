@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from conftest import reference_blockwise_dct, tolerance
+from references import reference_blockwise_dct, tolerance
 from dctconv.cli import cli
 from hostile import (
     COEFFICIENT_COMMANDS,

@@ -6,7 +6,7 @@ import scipy.fft
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TOLERANCE, textbook_kernel
+from references import TOLERANCE, textbook_kernel
 from dctconv import dct_kernels
 from dctconv.errors import InvalidBlockSizeError
 from dctconv.kernels import dct_matrix, kernel_matrix

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import SAMPLES
+from references import SAMPLES
 from dctconv.errors import InvalidImageError
 from dctconv.image_io import read_image
 from dctconv.metrics import compare, error_picture, max_abs_error, mse, psnr, ssim

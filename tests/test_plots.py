@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage.measure import block_reduce
 
-from conftest import tolerance
+from references import tolerance
 from dctconv import plots
 
 

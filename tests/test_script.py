@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import SAMPLES
+from references import SAMPLES
 
 SCRIPT = shutil.which("dctconv") or str(Path(sys.executable).parent / "dctconv")
 

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import (
+from references import (
     pad_edge,
     reference_blockwise_dct,
     reference_blockwise_idct,

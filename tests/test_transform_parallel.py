@@ -2,7 +2,7 @@
 
 The tiling is forced down to single blocks (STRIP_BYTES, PRODUCT_MACS monkeypatched)
 so that every tile boundary, including the padded last block row and column, is
-crossed; results are compared with the independent references of conftest.py, and
+crossed; results are compared with the independent references of references.py, and
 the thread pool is compared bitwise with the single-threaded path.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dctconv.transform as transform
-from conftest import reference_blockwise_dct, reference_blockwise_idct, tolerance
+from references import reference_blockwise_dct, reference_blockwise_idct, tolerance
 from dctconv import forward, inverse
 from dctconv.errors import InvalidOptionError
 
@@ -160,8 +160,12 @@ def test_bad_dtype_is_rejected(bad):
 
 
 def test_default_workers_is_capped_and_can_be_set_for_a_process(monkeypatch):
+    monkeypatch.setattr(transform, "DEFAULT_WORKERS", None)  # restored after the test
     assert 1 <= transform.default_workers() <= transform.MAX_WORKERS
-    monkeypatch.setattr(transform, "DEFAULT_WORKERS", 1)
+    transform.set_default_workers(1)
+    assert transform.check_workers(None) == 1
+    with pytest.raises(InvalidOptionError, match="workers must be a whole number >= 1, got 0"):
+        transform.set_default_workers(0)
     assert transform.check_workers(None) == 1
 
 

@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "dct_kernels": "kernels",
+    "decode": "codec",
+    "encode": "codec",
     "forward": "transform",
     "inverse": "transform",
 }

@@ -100,3 +100,11 @@ class ImageMismatchError(DctconvError, ValueError):
 
 class InvalidOptionError(DctconvError, ValueError):
     """A keyword option of a library function (workers, dtype) has an invalid value."""
+
+
+class CodecFileError(CoefficientFileError):
+    """A compressed file (dctconv.encode's format) is damaged, truncated or of an unknown version."""
+
+
+class CodecTooLargeError(ReconstructionTooLargeError, CodecFileError):
+    """A compressed file describes an image with more pixels than the allowed maximum."""

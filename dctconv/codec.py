@@ -1,0 +1,280 @@
+"""The codec: block DCT, frequency-weighted quantization, channel-conditional entropy coding.
+
+:func:`encode` turns a grayscale image into the bytes of a compressed file
+(:mod:`dctconv.codec_file`), :func:`decode` turns them back into pixels. The work is
+in three modules: :mod:`dctconv.quantization` (the steps), :mod:`dctconv.entropy_model`
+(the model and the range coder) and :mod:`dctconv.codec_file` (the format).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .codec_file import MODES, CodecHeader, pack, read_header, sections
+from .compression import check_keep, check_step, check_threshold, keep_mask, zigzag_order
+from .entropy_model import MAX_BITS, CodedLevels, decode_levels as _decode_coded, encode_levels
+from .errors import CodecFileError, InvalidCompressionError, InvalidImageError
+from .image_io import DEFAULT_MAX_PIXELS, to_pixels
+from .kernels import DEFAULT_BLOCK_SIZE, check_block_size
+from .quantization import DEFAULT_QUALITY, check_quality, step_table
+from .transform import check_image, forward, inverse
+
+_DTYPE_MODES = {np.dtype(dtype): mode for mode, dtype in MODES.items()}
+#: Levels must stay below this in magnitude (the DC residual of four of them fits the coder).
+LEVEL_LIMIT = 2 ** (MAX_BITS - 2)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """What a compressed file holds, decoded as far as the quantization levels."""
+
+    header: CodecHeader
+    levels: np.ndarray
+    """(n*n, rows, columns): int64 levels, zero outside the K kept channels; float64
+    coefficients when ``header.quantization`` is "none"."""
+    steps: np.ndarray
+    """(n*n,) float64 step of each channel (all 0 for "none"); coefficient = level * step."""
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """The decoded coefficient maps, float64 (n*n, rows, columns)."""
+        if self.header.quantization == "none":
+            return self.levels
+        return self.levels * self.steps[:, None, None]
+
+
+def _check_pixels(image) -> tuple[np.ndarray, str]:
+    image = check_image(image)
+    mode = _DTYPE_MODES.get(image.dtype)
+    if mode is None:
+        raise InvalidImageError(
+            f"image pixels must be uint8, uint16, int32 or float32 (the modes L, I;16, I, F), got {image.dtype}"
+        )
+    if mode == "F" and not np.isfinite(image).all():
+        raise InvalidImageError("image contains NaN or infinity")
+    return image, mode
+
+
+def settings_header(
+    image_shape, mode: str, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0
+) -> CodecHeader:
+    """Check the settings of :func:`encode` and return them as a header (without section sizes)."""
+    n = check_block_size(block_size)
+    if quality is not None and step is not None:
+        raise InvalidCompressionError("give quality or step, not both")
+    if step is None:
+        quality = DEFAULT_QUALITY if quality is None else check_quality(quality)
+        kind = "quality"
+    else:
+        step = check_step(step)
+        kind = "step" if step > 0 else "none"
+    keep = n * n if keep is None else check_keep(n, keep)
+    return CodecHeader(
+        block_size=n,
+        image_shape=tuple(int(side) for side in image_shape),
+        mode=mode,
+        quantization=kind,
+        quality=quality,
+        step=step,
+        keep=keep,
+        threshold=check_threshold(threshold),
+    )
+
+
+def channel_steps(header: CodecHeader) -> np.ndarray:
+    """(n*n,) steps of a header's quantization (zeros for "none")."""
+    if header.quantization == "quality":
+        return step_table(header.block_size, quality=header.quality, dtype=header.dtype)
+    return step_table(header.block_size, step=header.step)
+
+
+def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
+    """The levels :func:`encode` computes for ``image`` with the settings of ``header``.
+
+    For every channel c kept (the first K of the zigzag order) and every block:
+    the orthonormal DCT coefficient ``x`` (``forward(image, n)`` in float64), zeroed
+    if ``|x| < T`` (except DC), then ``rint(x / step[c])`` (ties to even), or ``x``
+    itself when the quantization is "none". Channels not kept are 0.
+
+    Raises
+    ------
+    InvalidCompressionError
+        If a level reaches :data:`LEVEL_LIMIT` (2**59) in magnitude: the step is too small.
+    """
+    n = header.block_size
+    if coefficients is None:
+        coefficients = forward(image, n, dtype=np.float64)
+    steps = channel_steps(header)
+    mask = keep_mask(n, header.keep)
+    kept = coefficients * mask[:, None, None] if header.keep < n * n else coefficients.copy()
+    if header.threshold > 0:
+        small = np.abs(kept) < header.threshold
+        small[0] = False
+        kept[small] = 0.0
+    if header.quantization == "none":
+        return Levels(header, kept, steps)
+    kept /= steps[:, None, None]
+    np.rint(kept, out=kept)
+    peak = float(np.abs(kept).max())
+    if not peak < LEVEL_LIMIT:
+        raise InvalidCompressionError(
+            f"quantization levels reach {peak:g}, beyond the codec's limit of 2**59; use a larger step"
+        )
+    return Levels(header, kept.astype(np.int64), steps)
+
+
+def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0) -> bytes:
+    r"""Compress a grayscale image into the bytes of a dctconv compressed file.
+
+    1. The image is cut into n x n blocks (edge-padded) and each block transformed by
+       the orthonormal DCT-II (:func:`dctconv.forward`).
+    2. All but the K lowest zigzag frequencies are zeroed (the zonal mode), and AC
+       coefficients below the threshold T are zeroed.
+    3. Each coefficient is divided by the step of its frequency and rounded to the
+       nearest integer (ties to even): :func:`quantize_image`. ``quality`` uses
+       libjpeg's scaled tables (:mod:`dctconv.quantization`), ``step`` one step for
+       every frequency.
+    4. The levels are entropy coded channel by channel (:mod:`dctconv.entropy_model`)
+       and written after a 48-byte header (:mod:`dctconv.codec_file`).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+        uint8, uint16, int32 or float32 pixels (the modes L, I;16, I, F). The dtype
+        sets the data range the quality steps are scaled to (255, 65535, 2**32 - 1,
+        1.0) and the dtype :func:`decode` returns.
+    block_size : int, optional
+        n, from 2 to 64. Default 4.
+    quality : int, optional
+        1 to 100; 75 when neither ``quality`` nor ``step`` is given.
+    step : float, optional
+        One step for every frequency, in coefficient units (not scaled by the data
+        range); 0 stores the coefficients unquantized (float64, deflated).
+    keep : int, optional
+        K, 1 to n*n: keep the K lowest zigzag frequencies. Default all.
+    threshold : float, optional
+        T >= 0: AC coefficients with ``|c| < T`` become 0. Default 0.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    InvalidImageError, InvalidBlockSizeError, InvalidCompressionError
+        For a bad image, block size or setting, or levels beyond 2**59.
+
+    References
+    ----------
+    .. [1] G. K. Wallace, "The JPEG still picture compression standard", Comm. ACM
+       34(4), 1991.
+
+    Examples
+    --------
+    >>> import numpy as np, dctconv
+    >>> image = (np.add.outer(np.arange(32), np.arange(32)) * 4).astype(np.uint8)
+    >>> data = dctconv.encode(image, quality=90)
+    >>> decoded = dctconv.decode(data)
+    >>> decoded.dtype, decoded.shape, int(np.abs(decoded.astype(int) - image).max()) <= 3
+    (dtype('uint8'), (32, 32), True)
+    """
+    data, _ = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold)
+    return data
+
+
+def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0):
+    """:func:`encode`, also returning the :class:`Levels` it coded (which decode to the same maps)."""
+    image, mode = _check_pixels(image)
+    header = settings_header(
+        image.shape, mode, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold
+    )
+    levels = quantize_image(image, header)
+    n = header.block_size
+    if header.quantization == "none":
+        kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
+        return pack(header, b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6)), levels
+    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n)
+    return pack(header, coded.model, coded.words, coded.raw_bits), levels
+
+
+def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Levels:
+    """Decode a compressed file as far as its quantization levels and steps.
+
+    Raises
+    ------
+    CodecTooLargeError
+        If the image has more than ``max_pixels`` pixels (checked before allocating).
+    CodecFileError
+        If the file is damaged, truncated, of another version, or not one at all.
+    """
+    header = read_header(data, max_pixels=max_pixels)
+    model, words, raw = sections(data, header)
+    n = header.block_size
+    shape = (n * n, *header.grid)
+    steps = channel_steps(header)
+    if header.quantization == "none":
+        mask = keep_mask(n, header.keep)
+        expected = int(mask.sum()) * shape[1] * shape[2] * 8
+        try:
+            inflater = zlib.decompressobj()
+            values = inflater.decompress(raw, expected)
+            complete = inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
+        except zlib.error as exc:
+            raise CodecFileError(f"coefficient data damaged: {exc}") from None
+        if len(values) != expected or not complete:
+            raise CodecFileError("coefficient data does not hold the kept channels exactly")
+        coefficients = np.zeros(shape, np.float64)
+        coefficients[mask] = np.frombuffer(values, dtype="<f8").reshape(-1, *shape[1:])
+        if not np.isfinite(coefficients).all():
+            raise CodecFileError("coefficients contain NaN or infinity")
+        return Levels(header, coefficients, steps)
+    levels = _decode_coded(CodedLevels(model, words, raw), shape, zigzag_order(n)[: header.keep], n)
+    return Levels(header, levels, steps)
+
+
+def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decompress the bytes of a dctconv compressed file into pixels.
+
+    The decoded coefficient maps (level times step) go through :func:`dctconv.inverse`,
+    are cropped to the image size, then rounded and clipped to the source's pixel
+    type (float32 images are only clipped to float32's range).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole file, as :func:`encode` returned it.
+    max_pixels : int or None, optional
+        Refuse a file whose image has more pixels than this, before allocating
+        anything. Default: Pillow's limit, 89,478,485. None lifts it.
+
+    Returns
+    -------
+    pixels : ndarray, shape (H, W)
+        uint8, uint16, int32 or float32, as the source was.
+
+    Raises
+    ------
+    CodecTooLargeError, CodecFileError
+        See :func:`decode_levels`.
+
+    Examples
+    --------
+    >>> import numpy as np, dctconv
+    >>> image = np.full((6, 9), 1000, np.uint16)
+    >>> dctconv.decode(dctconv.encode(image, block_size=2, step=1.0))[0, :3]
+    array([1000, 1000, 1000], dtype=uint16)
+    """
+    levels = decode_levels(data, max_pixels=max_pixels)
+    return to_pixels(reconstruct(levels), levels.header.mode)
+
+
+def reconstruct(levels: Levels) -> np.ndarray:
+    """The float64 reconstruction of decoded levels (before rounding): inverse DCT, cropped."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        image = inverse(levels.coefficients, levels.header.image_shape)
+    if not np.isfinite(image).all():
+        raise CodecFileError("decoded pixels overflow (NaN or infinity): the file is damaged")
+    return image

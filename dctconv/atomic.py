@@ -1,14 +1,40 @@
-"""Atomic output: every file is written under a temporary name and renamed into place."""
+"""Atomic output: every file is written under a temporary name and renamed into place.
+
+A group of outputs (all the files of one input) is replaced all or nothing: the
+previous version of each output is kept under a hidden backup name until every
+new file is in place, and put back if any step fails.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import secrets
+import signal
+import stat
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputCollisionError, OutputWriteError, exception_reason
+
+#: Hidden names of the temporaries (``.dctconv-XXXXXXXX.tmp``) and of the previous
+#: versions kept during a replacement (``.dctconv-XXXXXXXX.old``): short and of fixed
+#: length, so that any output name the file system accepts can be written.
+TEMP_PREFIX = ".dctconv-"
+TEMP_SUFFIX = ".tmp"
+BACKUP_SUFFIX = ".old"
+
+#: Signals held back while temporaries and backups are created, renamed or removed:
+#: Ctrl-C or SIGTERM then takes effect just after, never between two renames.
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+#: Errors of os.link that mean "no hard links here" (FAT, some network file systems,
+#: or a file the user may not link to); the previous version is then renamed aside.
+_NO_HARD_LINK = {errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
+                 errno.EXDEV}
 
 
 def same_file(a, b) -> bool:
@@ -39,6 +65,107 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+@contextmanager
+def _signals_held():
+    """Hold back SIGINT and SIGTERM for the block; one that arrived is handled at its end.
+
+    The handlers are swapped for ones that only take note: a signal mask would hold a
+    signal back from this thread only, and the kernel hands a process's signal to any
+    thread that does not block it (the transform runs a thread pool).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only: nothing interrupts this one
+        return
+    arrived = []
+    previous = {}
+    for signum in _HELD_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: a handler set outside Python, left alone
+            previous[signum] = signal.signal(signum, lambda signum, frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)  # now handled as it would have been
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _check_writable_name(final: Path) -> None:
+    """Refuse, before anything is written, a name the file system cannot hold, or a folder in the way."""
+    size, limit = len(os.fsencode(final.name)), _name_max(final.parent)
+    if size > limit:
+        raise OutputWriteError(
+            f"cannot write {final}: its name is {size} bytes long, more than the {limit} this "
+            "file system allows; shorten the input's name"
+        )
+    if final.is_dir() and not final.is_symlink():
+        raise OutputWriteError(f"cannot write {final}: a folder has that name; move it away or choose another -o DIR")
+
+
+class _Replacement:
+    """One output being put in place: its temporary, its final name and the previous version."""
+
+    def __init__(self, temp: Path, final: Path):
+        self.temp, self.final = temp, final
+        self.backup: Path | None = None
+        self.moved = False  # the previous version was renamed aside, not linked: final is missing
+        self.replaced = False
+
+    def set_aside(self) -> None:
+        """Keep the previous version of ``final`` (if any) under a backup name, final untouched."""
+        try:
+            info = os.lstat(self.final)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(info.st_mode):
+            raise OSError(errno.EISDIR, "a folder has that name")
+        while True:
+            backup = self.final.parent / f"{TEMP_PREFIX}{secrets.token_hex(4)}{BACKUP_SUFFIX}"
+            try:
+                # A second name for the same file: the final name never goes missing.
+                os.link(self.final, backup, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINK:
+                    raise
+                if os.path.lexists(backup):
+                    continue
+                os.rename(self.final, backup)
+                self.moved = True
+            self.backup = backup
+            return
+
+    def restore(self) -> Path | None:
+        """Put the previous version back (or remove the new file); return a backup left behind."""
+        try:
+            if self.replaced or self.moved:
+                if self.backup is not None:
+                    os.replace(self.backup, self.final)
+                else:
+                    os.unlink(self.final)
+            elif self.backup is not None:
+                os.unlink(self.backup)  # a second name of the file still in place
+        except OSError:
+            return self.backup
+        return None
+
+    def drop_backup(self) -> None:
+        if self.backup is not None:
+            try:
+                os.unlink(self.backup)
+            except OSError:
+                pass
+
+
 class OutputSet:
     """Files that appear together or not at all: see :func:`atomic_outputs`."""
 
@@ -57,45 +184,60 @@ class OutputSet:
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputWriteError(f"cannot create the folder {final.parent}: {exception_reason(exc)}") from None
-        # Same folder so the rename is atomic; keep the suffix so writers that look at
-        # it still see the real one.
-        try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
-            )
-        except OSError as exc:
-            raise OutputWriteError(f"cannot write in the folder {final.parent}: {exception_reason(exc)}") from None
-        os.close(fd)
-        self._pending.append((Path(tmp), final))
+        _check_writable_name(final)
+        # Same folder, so that the rename is atomic. Every writer is told its format, so
+        # the temporary needs no suffix of its own.
+        with _signals_held():
+            try:
+                fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=final.parent)
+            except OSError as exc:
+                raise OutputWriteError(
+                    f"cannot write in the folder {final.parent}: {exception_reason(exc)}"
+                ) from None
+            os.close(fd)
+            self._pending.append((Path(temp), final))
         # mkstemp makes the file private (0o600); outputs get the permissions of any new file.
-        os.chmod(tmp, _file_mode())
-        return Path(tmp)
+        os.chmod(temp, _file_mode())
+        return Path(temp)
 
     def _commit(self) -> None:
-        try:
-            for tmp, final in self._pending:
-                try:
-                    os.replace(tmp, final)
-                except OSError as exc:
-                    raise OutputWriteError(f"cannot write {final}: {exception_reason(exc)}") from None
-                self.written.append(final)
-        except BaseException:
-            # All or none: take back what was already renamed into place.
-            for final in self.written:
-                try:
-                    final.unlink()
-                except OSError:
-                    pass
-            self.written = []
-            self._discard()
-            raise
+        """Put every temporary in place, all or nothing, keeping previous versions until done."""
+        with _signals_held():
+            steps = [_Replacement(temp, final) for temp, final in self._pending]
+            try:
+                for step in steps:
+                    try:
+                        step.set_aside()
+                    except OSError as exc:
+                        raise OutputWriteError(f"cannot write {step.final}: {exception_reason(exc)}") from None
+                for step in steps:
+                    try:
+                        os.replace(step.temp, step.final)
+                    except OSError as exc:
+                        raise OutputWriteError(f"cannot write {step.final}: {exception_reason(exc)}") from None
+                    step.replaced = True
+            except BaseException as exc:
+                kept = [backup for step in reversed(steps) if (backup := step.restore()) is not None]
+                self._discard()
+                if kept and isinstance(exc, OutputWriteError):
+                    names = ", ".join(str(p) for p in kept)
+                    raise OutputWriteError(
+                        f"{exc}; a previous version could not be put back and is kept as {names}"
+                    ) from None
+                raise
+            for step in steps:
+                step.drop_backup()
+            self.written = [step.final for step in steps]
+            self._pending = []
 
     def _discard(self) -> None:
-        for tmp, _ in self._pending:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
+        with _signals_held():
+            for temp, _ in self._pending:
+                try:
+                    temp.unlink()
+                except FileNotFoundError:
+                    pass
+            self._pending = []
 
     def _last_final(self):
         return self._pending[-1][1] if self._pending else None
@@ -106,27 +248,37 @@ def atomic_outputs(protected=()):
     """Context manager for writing a group of output files atomically.
 
     Inside the block, ``outputs.path(final)`` hands out temporary files next to their
-    final names. If the block finishes, each is renamed into place (``os.replace`` is
-    atomic on POSIX, so a reader never sees a truncated file); if it raises, or is
-    interrupted by Ctrl-C, every temporary file is removed and no final name is
-    touched. A final name equal to one of ``protected`` raises OutputCollisionError
-    before anything is written.
+    final names (hidden, of fixed length: ``.dctconv-XXXXXXXX.tmp``). If the block
+    finishes, each is renamed into place (``os.replace`` is atomic on POSIX, so a
+    reader never sees a truncated file); if it raises, or is interrupted by Ctrl-C,
+    every temporary file is removed and no final name is touched. A final name equal
+    to one of ``protected`` raises OutputCollisionError before anything is written;
+    a name longer than the file system allows, or taken by a folder, raises
+    OutputWriteError before anything is written.
+
+    The group is replaced all or nothing. Before the first rename, the previous
+    version of each output gets a second, hidden name (``.dctconv-XXXXXXXX.old``, a
+    hard link; where the file system has none, the file is renamed to it). If a
+    rename fails, every output already replaced gets its previous version back (or
+    is removed if it is new), so each output is either all new or, byte for byte,
+    as before; on success the backups are removed. SIGINT and SIGTERM are held back
+    during the renames and take effect after them. Only a SIGKILL or a crash in the
+    middle can leave ``.dctconv-*`` files behind.
 
     Output files get the usual permissions of a new file (0o666 less the umask). An
     OSError inside the block (disk full, permission denied) is taken as a failure to
     write the file handed out last and raised as OutputWriteError; so is a failure to
-    create the folder or to rename. If a rename fails after others succeeded, the
-    ones already in place are removed again, so the group stays all or nothing.
+    create the folder or to rename.
     """
     outputs = OutputSet(protected)
     try:
         yield outputs
+        outputs._commit()
     except OSError as exc:
-        outputs._discard()
         final = outputs._last_final()
+        outputs._discard()
         where = f"cannot write {final}" if final is not None else "cannot write the outputs"
         raise OutputWriteError(f"{where}: {exception_reason(exc)}") from None
     except BaseException:
         outputs._discard()
         raise
-    outputs._commit()

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := demo_output
 
-.PHONY: install dev demo test bench clean
+.PHONY: install dev demo test bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test: dev
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_transform.py
 	$(BIN)/python benchmarks/bench_cli.py
+
+# Regenerates the listings, tables and pictures of README.md and docs/ from real runs of the
+# current code (docs/generate.py; benchmark tables from benchmarks/results/). Idempotent.
+docs: install
+	$(BIN)/python docs/generate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis

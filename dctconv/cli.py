@@ -519,7 +519,7 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
     """Prove numerically that the convolutional DCT is right, or check a coefficient file.
 
     Runs nine checks, each against an independent reference and a tolerance
-    justified from the float precision (see the README): orthonormal kernels; the
+    justified from the float precision (see docs/verify.md): orthonormal kernels; the
     forward equals the literal strided correlation (scipy.signal) and scipy.fft.dctn
     on every block; inverse(forward(x)) = x; Parseval; the inverse is the adjoint;
     zeroing coefficients costs exactly their energy; the n = 4 scale 4 d(x) d(y); a

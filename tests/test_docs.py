@@ -1,15 +1,39 @@
-"""Every command documents itself with an example, and the README names every command."""
+"""The documentation: every command documents itself, the pages are short and linked, and the
+listings in them are what the code prints today (docs/generate.py regenerates them)."""
 
+from __future__ import annotations
+
+import importlib.util
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
-from references import ROOT
+from references import ROOT, SAMPLES
 from dctconv.cli import cli
 
 COMMANDS = sorted(cli.commands)
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = _load_generator()
+DETERMINISTIC = [name for name, entry in generate.BLOCKS.items() if entry.deterministic]
 
 
 def test_top_level_help_has_an_example():
@@ -35,4 +59,147 @@ def test_every_option_has_help_text(name):
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_readme_shows_every_command(name):
-    assert f"dctconv {name}" in (ROOT / "README.md").read_text()
+    assert f"### `dctconv {name}`" in README.read_text()
+
+
+# --- generated blocks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_generated_block_equals_a_fresh_run(name):
+    committed = generate.committed_blocks().get(name, [])
+    assert committed, f"no page marks the block {name}"
+    fresh = generate.BLOCKS[name].render()
+    for page, body in committed:
+        assert body == fresh, (
+            f"{page.relative_to(ROOT)}: block {name} differs from a fresh run; "
+            f"run `make docs` (or python docs/generate.py {name}) and commit the result"
+        )
+
+
+def test_every_marked_block_has_a_generator_and_every_generator_a_block():
+    committed = generate.committed_blocks()
+    assert sorted(set(committed) - set(generate.BLOCKS)) == []
+    assert sorted(set(generate.BLOCKS) - set(committed)) == []
+
+
+def test_markers_are_paired():
+    for page in PAGES:
+        text = page.read_text()
+        opened = re.findall(r"^<!-- generated: ([\w.-]+) -->$", text, re.M)
+        closed = re.findall(r"^<!-- end: ([\w.-]+) -->$", text, re.M)
+        assert opened == closed, f"{page.name}: unpaired generated/end markers"
+        assert len(generate.MARKER.findall(text)) == len(opened), page.name
+
+
+def test_a_generator_replaces_only_its_block(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "intro\n<!-- generated: one -->\nold\n<!-- end: one -->\n"
+        "    <!-- generated: one -->\n    indented example\n    <!-- end: one -->\n"
+        "<!-- generated: two -->\nkept\n<!-- end: two -->\n"
+    )
+    monkeypatch.setattr(generate, "pages", lambda: [page])
+    assert generate.write_blocks({"one": "new\n"}) == [page]
+    assert page.read_text() == (
+        "intro\n<!-- generated: one -->\nnew\n<!-- end: one -->\n"
+        "    <!-- generated: one -->\n    indented example\n    <!-- end: one -->\n"
+        "<!-- generated: two -->\nkept\n<!-- end: two -->\n"
+    )
+    assert generate.write_blocks({"one": "new\n"}) == []
+
+
+# --- the pages ---------------------------------------------------------------------------
+
+
+def test_readme_is_at_most_12000_bytes():
+    size = len(README.read_bytes())
+    assert size <= 12_000, f"README.md is {size} bytes; move reference text to docs/"
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_relative_links_resolve(page):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    targets = [t for t in LINK.findall(text) if not re.match(r"[a-z]+:|#", t)]
+    missing = [t for t in targets if not (page.parent / t.split("#")[0]).exists()]
+    assert missing == [], f"{page.relative_to(ROOT)} links to missing files"
+
+
+def test_readme_links_every_docs_page():
+    text = README.read_text()
+    for page in PAGES[1:]:
+        assert f"(docs/{page.name})" in text, f"README.md does not link docs/{page.name}"
+
+
+# --- the decoder of docs/formats.md ------------------------------------------------------------
+
+
+def _decoder():
+    text = (ROOT / "docs" / "formats.md").read_text()
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", text, re.S) if "def decode(" in c]
+    namespace: dict = {}
+    exec(compile(code, "docs/formats.md", "exec"), namespace)
+    return namespace["decode"], namespace["to_8bit"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["transform", "-n", "4"],
+        ["transform", "-n", "8", "--dtype", "float32"],
+        ["compress", "-n", "8", "--keep", "10", "--step", "4", "--threshold", "3"],
+        ["compress", "--step", "0", "--keep", "3"],
+    ],
+    ids=" ".join,
+)
+def test_the_decoder_of_formats_md_gives_the_pixels_of_transform_inverse(tmp_path, args):
+    decode, to_8bit = _decoder()
+    image = tmp_path / "crop.png"
+    # Odd sides: the decoder must crop the edge padding.
+    Image.fromarray(np.asarray(Image.open(SAMPLES / "camera.png"))[101:178, 233:323]).save(image)
+    runner = CliRunner()
+    assert runner.invoke(cli, [*args, str(image), "-o", str(tmp_path)]).exit_code == 0
+    (npz,) = tmp_path.glob("crop_*.npz")
+    out = tmp_path / "inverse"
+    assert runner.invoke(cli, ["transform", "--inverse", str(npz), "-o", str(out)]).exit_code == 0
+    expected = np.asarray(Image.open(out / "crop_reconstruction.png"))
+
+    decoded = decode(npz)
+    assert decoded.shape == expected.shape == (77, 90)
+    pixels = to_8bit(decoded)
+    # Only an exact .5 tie may round the other way (docs/formats.md says so).
+    differ = pixels != expected
+    assert np.all(np.abs(pixels.astype(int) - expected)[differ] == 1)
+    assert np.allclose(np.abs(decoded[differ] - np.floor(decoded[differ])), 0.5, atol=1e-6)
+
+
+# --- python -m dctconv, --version, shell completion ------------------------------------------
+
+
+def test_python_m_dctconv_is_the_command_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "dctconv", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "dctconv, version 0.1.0\n"
+
+
+def test_shell_completion_as_docs_cli_md_shows_it():
+    script = Path(sys.executable).with_name("dctconv")
+    if not script.exists():
+        pytest.skip("no installed dctconv script next to this Python")
+    source = subprocess.run(
+        [script], env={**os.environ, "_DCTCONV_COMPLETE": "bash_source"},
+        capture_output=True, text=True, check=True,
+    )
+    assert "complete -o nosort -F _dctconv_completion dctconv" in source.stdout
+    words = subprocess.run(
+        [script],
+        env={**os.environ, "_DCTCONV_COMPLETE": "bash_complete", "COMP_WORDS": "dctconv com",
+             "COMP_CWORD": "1"},
+        capture_output=True, text=True, check=True,
+    )
+    assert words.stdout.split() == ["plain,compress"]
+    assert 'eval "$(_DCTCONV_COMPLETE=bash_source dctconv)"' in (ROOT / "docs" / "cli.md").read_text()

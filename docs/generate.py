@@ -1,0 +1,382 @@
+"""Regenerate the listings, tables and pictures of README.md and docs/ from real runs.
+
+Every number in the documentation that a program can produce is produced here, never
+typed. A page marks each generated part with a pair of comments::
+
+    <!-- generated: verify-n4 -->
+    ...replaced by the output of the generator named verify-n4...
+    <!-- end: verify-n4 -->
+
+and this script replaces what lies between them. Pictures are written straight into
+docs/images/. Usage (``make docs`` runs the first form)::
+
+    python docs/generate.py                    # every block and every picture
+    python docs/generate.py verify-n4 help     # only these (blocks or pictures)
+    python docs/generate.py --check            # exit 1 if a deterministic block is stale
+    python docs/generate.py --list             # the registered names
+
+Adding a generator: write a function returning the block's Markdown (ending in a
+newline) and decorate it with ``@block("name")``; pass ``deterministic=False`` when a
+fresh run may legitimately differ (file sizes that depend on zlib, timings), so that
+tests/test_docs.py does not compare it. Then put the two marker comments in the page
+and run ``python docs/generate.py name``. A function that writes pictures takes the
+images folder and is decorated with ``@picture("name")``. Timing numbers are read from
+committed files in benchmarks/results/, never measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import functools
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+IMAGES = DOCS / "images"
+RESULTS = ROOT / "benchmarks" / "results"
+CAMERA = ROOT / "sample_images" / "camera.png"
+
+# Markers start a line: an indented example of one (docs/development.md) is not a block.
+MARKER = re.compile(
+    r"^(?P<open><!-- generated: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)^(?P<close><!-- end: (?P=name) -->)",
+    re.S | re.M,
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    render: Callable[[], str]
+    deterministic: bool
+
+
+BLOCKS: dict[str, Block] = {}
+PICTURES: dict[str, Callable[[Path], None]] = {}
+
+
+def block(name: str, *, deterministic: bool = True):
+    """Register ``function() -> str`` as the generator of the blocks marked ``name``."""
+
+    def register(function):
+        if name in BLOCKS or name in PICTURES:
+            raise ValueError(f"generator {name!r} registered twice")
+        BLOCKS[name] = Block(name, function, deterministic)
+        return function
+
+    return register
+
+
+def picture(name: str):
+    """Register ``function(images_dir) -> None`` as a generator of pictures in docs/images/."""
+
+    def register(function):
+        if name in BLOCKS or name in PICTURES:
+            raise ValueError(f"generator {name!r} registered twice")
+        PICTURES[name] = function
+        return function
+
+    return register
+
+
+# --- pages and their marked blocks -------------------------------------------------------
+
+
+def pages() -> list[Path]:
+    """README.md and every Markdown page of docs/."""
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def committed_blocks() -> dict[str, list[tuple[Path, str]]]:
+    """Every marked block in the pages: name -> [(page, body as committed)]."""
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for page in pages():
+        for match in MARKER.finditer(page.read_text(encoding="utf-8")):
+            found.setdefault(match["name"], []).append((page, match["body"]))
+    return found
+
+
+def write_blocks(rendered: dict[str, str]) -> list[Path]:
+    """Replace the bodies of the blocks named in ``rendered``; return the pages changed."""
+    changed = []
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        new = MARKER.sub(
+            lambda m: m["open"] + rendered[m["name"]] + m["close"] if m["name"] in rendered else m[0],
+            text,
+        )
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            changed.append(page)
+    return changed
+
+
+# --- running the command line in this process --------------------------------------------
+
+
+def run_cli(*args: str, expect: int = 0) -> str:
+    """stdout of ``dctconv ARGS`` run in this process, at a fixed 80-column width."""
+    from click.testing import CliRunner
+
+    from dctconv.cli import cli
+
+    result = CliRunner().invoke(
+        cli, list(args), prog_name="dctconv", terminal_width=80, max_content_width=80
+    )
+    if result.exit_code != expect:
+        raise RuntimeError(
+            f"dctconv {' '.join(args)} exited {result.exit_code}, expected {expect}:\n{result.output}"
+        )
+    return result.stdout
+
+
+@contextlib.contextmanager
+def _working_directory(folder):
+    """Run the commands in ``folder``, so that the transcript shows short relative paths."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def fenced(text: str, language: str = "") -> str:
+    return f"```{language}\n{text.rstrip()}\n```\n"
+
+
+def command_names() -> list[str]:
+    from dctconv.cli import cli
+
+    return sorted(cli.commands)
+
+
+# --- the command line: --help of every command ---------------------------------------------
+
+
+@block("help")
+def _help_top() -> str:
+    return fenced("$ dctconv --help\n" + run_cli("--help"))
+
+
+def _help_of(command: str) -> Callable[[], str]:
+    def render() -> str:
+        return fenced(f"$ dctconv {command} --help\n" + run_cli(command, "--help"))
+
+    render.__name__ = f"_help_{command}"
+    return render
+
+
+for _command in command_names():
+    block(f"help-{_command}")(_help_of(_command))
+
+
+# --- verify -------------------------------------------------------------------------------
+
+
+@block("verify-n4")
+def _verify_n4() -> str:
+    return fenced(run_cli("verify", "-n", "4"))
+
+
+@block("verify-camera-n8")
+def _verify_camera_n8() -> str:
+    output = run_cli("verify", str(CAMERA), "-n", "8")
+    rows = [line for line in output.splitlines() if "camera.png" in line]
+    return fenced("\n".join(rows))
+
+
+@block("verify-file")
+def _verify_file() -> str:
+    """A transform file checked against its image, and against the image with one block changed."""
+    import numpy as np
+    from PIL import Image
+
+    transcript = []
+
+    def run(*args: str, expect: int) -> None:
+        transcript.append("$ dctconv " + " ".join(args))
+        transcript.append(run_cli(*args, expect=expect).rstrip())
+
+    with tempfile.TemporaryDirectory(prefix="dctconv-docs-") as folder, _working_directory(folder):
+        shutil.copy(CAMERA, "camera.png")
+        pixels = np.asarray(Image.open("camera.png")).copy()
+        pixels[80:84, 148:152] = 255 - pixels[80:84, 148:152]
+        Image.fromarray(pixels).save("camera_edited.png")
+        run("transform", "camera.png", "-o", "out", expect=0)
+        run("verify", "out/camera_coefficients.npz", "camera.png", expect=0)
+        run("verify", "out/camera_coefficients.npz", "camera_edited.png", expect=1)
+    return fenced("\n".join(transcript))
+
+
+# --- compress -----------------------------------------------------------------------------
+
+
+@block("default-keep")
+def _default_keep() -> str:
+    from dctconv.compression import default_keep
+
+    sizes = [2, 3, 4, 5, 8, 16, 32, 64]
+    keeps = [default_keep(n) for n in sizes]
+    return (
+        "| n | " + " | ".join(map(str, sizes)) + " |\n"
+        "|---|" + "---|" * len(sizes) + "\n"
+        "| default K | " + " | ".join(map(str, keeps)) + " |\n"
+        "| share of n² | "
+        + " | ".join(f"{100 * k / n**2:.3g} %" for k, n in zip(keeps, sizes))
+        + " |\n"
+    )
+
+
+@functools.cache
+def _compressed_camera() -> Path:
+    """camera.png through ``dctconv compress --sweep`` at the defaults, as ``make demo`` runs it."""
+    folder = Path(tempfile.mkdtemp(prefix="dctconv-docs-"))
+    run_cli("compress", str(CAMERA), "-o", str(folder), "--sweep")
+    return folder
+
+
+@block("compress-camera", deterministic=False)
+def _compress_camera() -> str:
+    folder = _compressed_camera()
+    metrics = json.loads((folder / "camera_metrics.json").read_text())
+    with open(folder / "camera_sweep.csv", newline="") as file:
+        jpeg = [row for row in csv.DictReader(file) if row["method"] == "jpeg" and row["psnr_db"]]
+    psnr = metrics["psnr_db"]
+    same = min(
+        (row for row in jpeg if float(row["psnr_db"]) >= psnr),
+        key=lambda row: float(row["bits_per_pixel"]),
+        default=None,
+    )
+    lines = [
+        f"At the defaults (4 x 4 blocks, K = {metrics['kept_per_block']}, step "
+        f"{metrics['step']:g}) `camera.png` takes {metrics['bits_per_pixel']:.3f} bits per pixel "
+        f"({metrics['compressed_bytes']:,} bytes) for {psnr:.1f} dB PSNR (SSIM {metrics['ssim']:.3f})."
+    ]
+    if same is not None:
+        lines.append(
+            f"JPEG reaches at least that PSNR at {float(same['bits_per_pixel']):.2f} bits per pixel "
+            f"(quality {same['quality']}, {float(same['psnr_db']):.1f} dB)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- benchmarks: from the committed results files, never re-measured here ------------------
+
+
+def _results(name: str) -> str:
+    return (RESULTS / name).read_text(encoding="utf-8")
+
+
+def _demote(text: str, by: int) -> str:
+    return re.sub(r"^#+", lambda m: "#" * (len(m[0]) + by), text, flags=re.M)
+
+
+@block("bench-transform")
+def _bench_transform() -> str:
+    text = _results("bench_transform.md")
+    return text.split("\nAll cases:")[0].rstrip() + "\n"
+
+
+@block("bench-cli")
+def _bench_cli() -> str:
+    text = _results("bench_cli.md")
+    # The file's own title line would repeat the page's heading.
+    return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
+
+
+@block("bench-large")
+def _bench_large() -> str:
+    text = _results("large/bench_cli.md").split("\n", 1)[1].strip()
+    # Its one section's heading is the page's own ("A large image").
+    return re.sub(r"\A## [^\n]*\n+", "", text) + "\n"
+
+
+# --- pictures -----------------------------------------------------------------------------
+
+
+@picture("pictures-transform")
+def _pictures_transform(images: Path) -> None:
+    """The 16 kernels and the maps of camera.png, as ``dctconv transform --kernels`` draws them."""
+    with tempfile.TemporaryDirectory(prefix="dctconv-docs-") as folder:
+        run_cli("transform", str(CAMERA), "-o", folder, "--kernels")
+        shutil.copy(Path(folder) / "kernels_4.png", images / "kernels_4.png")
+        shutil.copy(Path(folder) / "camera_maps.png", images / "camera_maps.png")
+
+
+@picture("pictures-compress")
+def _pictures_compress(images: Path) -> None:
+    """The summary and sweep figures of camera.png, as ``make demo`` writes them."""
+    folder = _compressed_camera()
+    for name in ("camera_summary.png", "camera_sweep.png"):
+        shutil.copy(folder / name, images / name)
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def stale(names=None) -> list[str]:
+    """Names of the deterministic blocks whose committed text differs from a fresh run."""
+    committed = committed_blocks()
+    out = []
+    for name, entry in BLOCKS.items():
+        if (names and name not in names) or not entry.deterministic:
+            continue
+        fresh = entry.render()
+        if any(body != fresh for _, body in committed.get(name, [])):
+            out.append(name)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="generators to run (default: all)")
+    parser.add_argument("--check", action="store_true", help="only report stale deterministic blocks")
+    parser.add_argument("--list", action="store_true", help="list the generators and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, entry in BLOCKS.items():
+            print(f"{name}  (block{'' if entry.deterministic else ', not compared by the tests'})")
+        for name in PICTURES:
+            print(f"{name}  (pictures)")
+        return 0
+    unknown = [name for name in args.names if name not in BLOCKS and name not in PICTURES]
+    if unknown:
+        parser.error(f"no generator named {', '.join(unknown)}; see --list")
+    committed = committed_blocks()
+    orphans = sorted(set(committed) - set(BLOCKS))
+    if orphans:
+        print(f"error: pages mark blocks no generator makes: {', '.join(orphans)}", file=sys.stderr)
+        return 1
+    if args.check:
+        names = stale(args.names)
+        for name in names:
+            print(f"stale: {name} (run: python docs/generate.py {name})")
+        return 1 if names else 0
+    wanted = args.names or [*BLOCKS, *PICTURES]
+    missing = [name for name in wanted if name in BLOCKS and name not in committed]
+    for name in missing:
+        print(f"warning: no page marks the block {name}", file=sys.stderr)
+    rendered = {name: BLOCKS[name].render() for name in wanted if name in BLOCKS}
+    for page in write_blocks(rendered):
+        print(f"updated {page.relative_to(ROOT)}")
+    for name in wanted:
+        if name in PICTURES:
+            PICTURES[name](IMAGES)
+            print(f"pictures: {name}")
+    if _compressed_camera.cache_info().currsize:
+        shutil.rmtree(_compressed_camera(), ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,10 +17,11 @@ from .codec_file import MODES, CodecHeader, pack, read_header, sections
 from .compression import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from .entropy_model import MAX_BITS, CodedLevels, decode_levels as _decode_coded, encode_levels
 from .errors import CodecFileError, InvalidCompressionError, InvalidImageError
-from .image_io import DEFAULT_MAX_PIXELS, to_pixels
-from .kernels import DEFAULT_BLOCK_SIZE, check_block_size
+from .image_io import to_pixels
+from .limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 from .quantization import DEFAULT_QUALITY, check_quality, step_table
-from .transform import check_image, forward, inverse
+from .transform import forward, inverse
+from .validation import check_block_size, check_image
 
 _DTYPE_MODES = {np.dtype(dtype): mode for mode, dtype in MODES.items()}
 #: Levels must stay below this in magnitude (the DC residual of four of them fits the coder).

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CodecFileError, CodecTooLargeError
-from .image_io import DEFAULT_MAX_PIXELS
-from .kernels import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
-from .transform import blocks_shape
+from .kernels import blocks_shape
+from .limits import DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 MAGIC = b"DCTZ"
 FORMAT_VERSION = 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidCompressionError
-from .kernels import check_block_size
+from .validation import check_block_size
 
 #: ITU-T T.81 (JPEG) Annex K, Table K.1: the luminance quantization table, rows are
 #: vertical frequencies, columns horizontal ones (natural order, not zigzag).

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import dctconv
-from conftest import SAMPLES, reference_blockwise_dct, reference_blockwise_idct
+from references import SAMPLES, reference_blockwise_dct, reference_blockwise_idct
 from dctconv.codec import decode_levels, encode_image
 from dctconv.compression import compress, zigzag_order
 from dctconv.errors import InvalidCompressionError, InvalidImageError

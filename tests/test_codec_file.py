@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import struct
 import tracemalloc
 
@@ -12,10 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dctconv
-import dctconv.codec
-import dctconv.codec_file
-import dctconv.entropy_model
-import dctconv.quantization
 from dctconv.codec import decode_levels
 from dctconv.codec_file import HEADER_SIZE, read_header
 from dctconv.errors import CodecFileError, CodecTooLargeError
@@ -141,9 +136,3 @@ def test_decode_levels_of_a_damaged_model_section():
     with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
         decode_levels(bytes(data))
     assert header.model_bytes > 0
-
-
-@pytest.mark.parametrize("module", [dctconv.codec, dctconv.codec_file, dctconv.entropy_model, dctconv.quantization])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

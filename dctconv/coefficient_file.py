@@ -96,9 +96,13 @@ def load_coefficients(
 
     A compressed file is decoded: kept channels are multiplied by the step, the
     others are zero. The file is treated as hostile: it is opened with
-    ``allow_pickle=False``, and each array's ``.npy`` header (shape, dtype) is checked
-    before its data is read, so neither a pickled object array nor a header that
-    claims a huge array gets further than its first bytes.
+    ``allow_pickle=False``, and every member's ``.npy`` header (shape, dtype) is
+    checked against the format before its data is read: header members must be
+    single values (texts of at most :data:`MAX_TEXT` characters), ``image_shape`` two
+    whole numbers, and the arrays the shape ``image_shape`` and ``block_size`` imply;
+    members the format does not name are never read. So neither a pickled object
+    array nor a header that claims a huge array (or a zip member that inflates to
+    gigabytes) gets further than its first bytes.
 
     Parameters
     ----------
@@ -219,6 +223,11 @@ def _member_header(archive, key: str) -> tuple[tuple[int, ...], np.dtype]:
 def _member(archive, key: str) -> np.ndarray:
     """Read array ``key``, after checking its header."""
     _member_header(archive, key)
+    return _member_data(archive, key)
+
+
+def _member_data(archive, key: str) -> np.ndarray:
+    """Read array ``key``, whose header the caller checked."""
     try:
         value = archive[key]
     except Exception as exc:  # a damaged member: bad CRC, truncated data, ...
@@ -318,28 +327,54 @@ def _kept(archive, header: CoefficientHeader) -> dict[str, np.ndarray]:
 
 _SCALAR_KINDS = {int: ("iu", "whole number"), float: ("iuf", "number"), str: ("U", "text")}
 
+#: The longest text a header member may hold (a source file name, a mode, a kind), in
+#: characters: a longer one is refused from its .npy header, before its data is read.
+MAX_TEXT = 4096
+
 
 def _scalar(archive, key: str, kind):
+    """Read the single value ``key``; its .npy header must say one value of the right kind first.
+
+    Only after the header is checked is the data read: a header member that claims
+    a huge array or a gigabyte string (deflated to a few kB) costs nothing.
+    """
     dtype_kinds, name = _SCALAR_KINDS[kind]
-    value = _member(archive, key)
-    if value.shape != () or value.dtype.kind not in dtype_kinds:
+    shape, dtype = _member_header(archive, key)
+    if shape != () or dtype.kind not in dtype_kinds:
         got = (
-            _dtype_name(value.dtype)
-            if value.shape == ()
-            else f"an array of {_dims(value.shape)} values of {_dtype_name(value.dtype)}"
+            _dtype_name(dtype)
+            if shape == ()
+            else f"an array of {_dims(shape)} values of {_dtype_name(dtype)}"
         )
         raise CoefficientFileError(f"{key} must be a single {name}, got {got}")
-    return kind(value)
+    characters = dtype.itemsize // np.dtype("U1").itemsize
+    if dtype.kind == "U" and characters > MAX_TEXT:
+        raise CoefficientFileError(
+            f"{key} is a text of {characters:,} characters, more than the {MAX_TEXT:,} allowed"
+        )
+    return kind(_member_data(archive, key))
+
+
+def _image_shape(archive) -> tuple[int, int]:
+    shape, dtype = _member_header(archive, "image_shape")
+    if shape != (2,) or dtype.kind not in "iu":
+        if math.prod(shape) > 4 or dtype.itemsize > 16:  # too large to quote: not read
+            raise CoefficientFileError(
+                "image_shape must be two positive whole numbers, "
+                f"got an array of {_dims(shape)} values of {_dtype_name(dtype)}"
+            )
+    values = _member_data(archive, "image_shape")
+    if values.shape != (2,) or values.dtype.kind not in "iu" or (values < 1).any():
+        got = " x ".join(str(v) for v in values.ravel()[:4]) if values.size else "nothing"
+        raise CoefficientFileError(f"image_shape must be two positive whole numbers, got {got}")
+    return int(values[0]), int(values[1])
 
 
 def _header(archive, keys) -> CoefficientHeader:
     block_size = _scalar(archive, "block_size", int)
     if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
         raise CoefficientFileError(f"block_size {block_size} is not {BLOCK_SIZE_RANGE}")
-    shape = _member(archive, "image_shape")
-    if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 1).any():
-        got = " x ".join(str(v) for v in shape.ravel()[:4]) if shape.size else "nothing"
-        raise CoefficientFileError(f"image_shape must be two positive whole numbers, got {got}")
+    image_shape = _image_shape(archive)
     kind = _scalar(archive, "kind", str) if "kind" in keys else "transform"
     if kind not in KINDS:
         raise CoefficientFileError(f"unknown kind \"{kind}\" (expected one of {', '.join(KINDS)})")
@@ -357,7 +392,7 @@ def _header(archive, keys) -> CoefficientHeader:
     source = _scalar(archive, "source", str) if "source" in keys else ""
     return CoefficientHeader(
         block_size=block_size,
-        image_shape=(int(shape[0]), int(shape[1])),
+        image_shape=image_shape,
         image_mode=mode,
         source=source,
         kind=kind,

@@ -297,13 +297,6 @@ def _finite(ctx, param, value):
     return value
 
 
-def _image_suffixes() -> set[str]:
-    """Lower-case file suffixes of the formats Pillow can open (.png, .jpg, .tif, ...)."""
-    from PIL import Image
-
-    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-
-
 def _expand_folders(paths) -> tuple[list[Path], list[str]]:
     """Replace each folder by its image files (sorted, not recursive, hidden files skipped).
 
@@ -315,14 +308,16 @@ def _expand_folders(paths) -> tuple[list[Path], list[str]]:
             files.append(path)
             continue
         if suffixes is None:
-            suffixes = _image_suffixes()
+            from .image_io import image_suffixes
+
+            suffixes = image_suffixes()
         found = sorted(
             p for p in path.iterdir()
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
         )
         if not found:
-            errors.append(_error_line(path, "folder holds no image file (no name ending in a suffix "
-                                            "Pillow reads, such as .png, .jpg, .tif)"))
+            errors.append(_error_line(path, "folder holds no image file (no name ending in the suffix "
+                                            "of a format dctconv reads, such as .png, .jpg, .tif)"))
         files.extend(found)
     return files, errors
 

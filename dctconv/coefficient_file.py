@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import CoefficientFileError, ReconstructionTooLargeError, exception_reason
 from .image_io import GRAY_MODES
+from .input_file import open_regular
 from .kernels import blocks_shape
 from .limits import BLOCK_SIZE_RANGE, DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
@@ -161,13 +162,13 @@ _IMAGE_MAGIC = (b"\x89PNG", b"II*\x00", b"MM\x00*", b"GIF8", b"\xff\xd8\xff", b"
 _NEVER_UNPICKLED = "refused without unpickling it (dctconv never unpickles)"
 
 
-def _check_format(path) -> None:
-    """Raise CoefficientFileError unless the file starts like a zip archive (an .npz)."""
+def _check_format(file) -> None:
+    """Raise CoefficientFileError unless ``file`` starts like a zip archive (an .npz)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
+        head = file.read(8)
+        file.seek(0)
     except OSError as exc:
-        raise CoefficientFileError(f"cannot open: {exc.strerror or exception_reason(exc)}") from None
+        raise CoefficientFileError(f"cannot read: {exc.strerror or exception_reason(exc)}") from None
     if not head:
         raise CoefficientFileError("file is empty")
     if head.startswith(_ZIP_MAGIC):
@@ -236,14 +237,10 @@ def _member_data(archive, key: str) -> np.ndarray:
 
 
 def _read(path, max_pixels) -> tuple[CoefficientHeader, dict[str, np.ndarray]]:
-    _check_format(path)
     # The file is opened here, not by np.load: given a path, np.load leaves its own file
     # open when the zip directory turns out to be damaged.
-    try:
-        file = open(path, "rb")
-    except OSError as exc:
-        raise CoefficientFileError(f"cannot open: {exc.strerror or exception_reason(exc)}") from None
-    with file:
+    with open_regular(path, CoefficientFileError) as file:
+        _check_format(file)
         try:
             archive = np.load(file, allow_pickle=False)
         except Exception as exc:  # a damaged zip directory: BadZipFile, OSError, ValueError, ...

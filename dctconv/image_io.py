@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageReadError, ImageTooLargeError, exception_reason
+from .input_file import open_regular
 from .limits import DEFAULT_MAX_PIXELS
+
+#: The raster formats read, by Pillow's name for them; no other is even tried. Pillow
+#: identifies a file by its content, whatever its name, and some of its formats hand
+#: the file to an external program (EPS and PDF to Ghostscript, a long record of
+#: code-execution bugs): an untrusted file never gets there. PPM covers PGM and PBM.
+IMAGE_FORMATS = ("PNG", "TIFF", "JPEG", "BMP", "GIF", "PPM", "WEBP")
+#: The same, as the error for any other file names them.
+FORMAT_NAMES = "PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP"
 
 #: Gray modes kept at full precision: Pillow mode -> (numpy dtype, file suffix written).
 GRAY_MODES = {
@@ -40,6 +49,8 @@ class ImageInfo:
     """True when color or palette pixels were turned into luma (ITU-R 601-2)."""
     frames: int
     """Number of frames in the file; only the first is read."""
+    orientation: int = 1
+    """The file's EXIF orientation tag (1 to 8); 2 to 8 were applied, as image viewers do."""
 
     @property
     def data_range(self) -> float:
@@ -53,12 +64,15 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
     8-bit gray (L) gives uint8, 16-bit gray (I;16 and its byte orders) uint16, 32-bit
     integer (I) int32 and float (F) float32. Any other mode (1, P, LA, RGB, RGBA,
     CMYK, ...) is converted to 8-bit luma by Pillow's ``convert("L")``, which uses
-    the ITU-R 601-2 weights L = 0.299 R + 0.587 G + 0.114 B.
+    the ITU-R 601-2 weights L = 0.299 R + 0.587 G + 0.114 B. An EXIF orientation tag
+    (2 to 8) is applied, so the array is the image as viewers show it; an unsigned
+    32-bit TIFF with values of 2**31 or more is refused (int32 cannot hold them).
 
     Parameters
     ----------
     path : str or Path
-        Any file Pillow reads (PNG, TIFF, JPEG, BMP, GIF, PGM, ...).
+        A regular file in one of :data:`IMAGE_FORMATS` (PNG, TIFF, JPEG, BMP, GIF,
+        PPM/PGM/PBM, WebP), whatever its name; other formats are refused unread.
     max_pixels : int or None, optional
         Refuse images with more pixels than this, before decoding them (Pillow's
         decompression-bomb guard). None lifts the limit.
@@ -73,7 +87,14 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
     ImageTooLargeError
         If the image has more than ``max_pixels`` pixels.
     ImageReadError
-        If the file cannot be decoded, is empty, or holds NaN or infinity.
+        If the file is not a regular file, is in another format, cannot be decoded,
+        is empty, holds NaN or infinity, or unsigned 32-bit values it cannot keep.
+
+    Example
+    -------
+    >>> image, info = read_image("sample_images/camera.png")
+    >>> image.shape, image.dtype.name, info.mode
+    ((512, 512), 'uint8', 'L')
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -81,31 +102,28 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
     # Pillow's own guard is global and only warns below twice its limit; this check
     # replaces it with the caller's limit, applied to the header before decoding.
     saved_limit = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                width, height = im.size
-                if width < 1 or height < 1:
-                    raise ImageReadError(f"image has no pixels ({width} x {height})")
-                ImageTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
-                frames = getattr(im, "n_frames", 1)
-                im.seek(0)
-                im.load()
-                array, info = _to_gray(im, frames)
-    except ImageReadError:
-        raise
-    except OSError as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            raise ImageReadError(_unidentified(path)) from None
-        if exc.strerror:  # the file itself: missing, a folder, no permission
-            raise ImageReadError(f"cannot open: {exc.strerror}") from None
-        raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
-    except Exception as exc:  # Pillow's decoders raise SyntaxError, ValueError, EOFError, ...
-        raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved_limit
+    with open_regular(path, ImageReadError) as file:
+        try:
+            Image.MAX_IMAGE_PIXELS = None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(file, formats=IMAGE_FORMATS) as im:
+                    width, height = im.size
+                    if width < 1 or height < 1:
+                        raise ImageReadError(f"image has no pixels ({width} x {height})")
+                    ImageTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
+                    frames = getattr(im, "n_frames", 1)
+                    im.seek(0)
+                    im.load()
+                    array, info = _to_gray(_upright(im), im, frames)
+        except ImageReadError:
+            raise
+        except UnidentifiedImageError:
+            raise ImageReadError(_unidentified(file)) from None
+        except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, ...
+            raise ImageReadError(f"cannot read image: {exception_reason(exc)}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
     if info.mode == "F" and not np.isfinite(array).all():
         raise ImageReadError("float image contains NaN or infinity")
     return array, info
@@ -114,13 +132,13 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _unidentified(path: Path) -> str:
-    """Say why Pillow found no format for ``path``: empty, a PNG without pixels, or unknown."""
+def _unidentified(file) -> str:
+    """Say why no format was found for ``file``: empty, a PNG without pixels, or another format."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(24)
+        file.seek(0)
+        head = file.read(24)
     except OSError as exc:
-        return f"cannot open: {exc.strerror or exception_reason(exc)}"
+        return f"cannot read: {exc.strerror or exception_reason(exc)}"
     if not head:
         return "file is empty"
     # Pillow rejects a PNG whose header claims a zero side with the same words as a
@@ -129,22 +147,66 @@ def _unidentified(path: Path) -> str:
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         if width == 0 or height == 0:
             return f"image has no pixels (its PNG header says {width} x {height})"
-    return "not an image file Pillow can read (unknown format, or a damaged header)"
+    return f"not an image in a format dctconv reads ({FORMAT_NAMES}), or its header is damaged"
 
 
-def _to_gray(im, frames: int) -> tuple[np.ndarray, ImageInfo]:
+_ORIENTATION = 0x0112  # the EXIF (and TIFF) tag
+
+
+def _orientation(im) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: viewers cannot read it either
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright(im):
+    """``im`` as viewers show it: its EXIF orientation applied (a copy), or ``im`` itself."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+
+
+def _unsigned_32_bit(im) -> bool:
+    """True for a TIFF of unsigned 32-bit integers, which Pillow reads as int32 (wrapping 2**31 and up)."""
+    if im.format != "TIFF" or im.mode != "I":
+        return False
+    tags = im.tag_v2
+    bits, sample_format = tags.get(258, ()), tags.get(339, 1)  # BitsPerSample, SampleFormat
+    bits = bits[0] if isinstance(bits, tuple) and bits else bits
+    sample_format = sample_format[0] if isinstance(sample_format, tuple) and sample_format else sample_format
+    return bits == 32 and sample_format == 1  # 1 (the default): unsigned integers
+
+
+def _to_gray(im, original, frames: int) -> tuple[np.ndarray, ImageInfo]:
+    """The pixels of ``im`` (``original`` turned upright) in their gray mode."""
     mode = im.mode
-    if mode in _SIXTEEN_BIT or (mode == "I" and im.format == "PNG"):
+    details = {"frames": frames, "orientation": _orientation(original)}
+    if mode in _SIXTEEN_BIT or (mode == "I" and original.format == "PNG"):
         # PNG has no 32-bit gray: an "I" PNG is a 16-bit one read by an older Pillow.
-        return np.asarray(im).astype(np.uint16), ImageInfo("I;16", mode, False, frames)
+        return np.asarray(im).astype(np.uint16), ImageInfo("I;16", mode, False, **details)
     if mode in ("L", "I", "F"):
-        dtype = GRAY_MODES[mode][0]
-        return np.asarray(im).astype(dtype, copy=False), ImageInfo(mode, mode, False, frames)
+        array = np.asarray(im).astype(GRAY_MODES[mode][0], copy=False)
+        if _unsigned_32_bit(original) and (array < 0).any():
+            raise ImageReadError(
+                "holds unsigned 32-bit values of 2**31 or more, which dctconv cannot keep exactly "
+                "(it keeps 32-bit images as signed integers); scale its values below 2**31 first"
+            )
+        return array, ImageInfo(mode, mode, False, **details)
     try:
         gray = im.convert("L")
     except ValueError:
         gray = im.convert("RGB").convert("L")
-    return np.asarray(gray), ImageInfo("L", mode, True, frames)
+    return np.asarray(gray), ImageInfo("L", mode, True, **details)
+
+
+def image_suffixes() -> set[str]:
+    """Lower-case file suffixes of :data:`IMAGE_FORMATS` (.png, .jpg, .tif, ...): what a folder is searched for."""
+    from PIL import Image
+
+    Image.init()
+    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in IMAGE_FORMATS}
 
 
 def to_pixels(image, mode: str) -> np.ndarray:

@@ -39,6 +39,14 @@ class FileResult:
     """The numbers a command reports for this file (``compress``: the metrics json)."""
 
 
+#: What each EXIF orientation value (2 to 8) does to the stored pixels to show them upright.
+_ORIENTATIONS = {
+    2: "mirrored left to right", 3: "rotated 180°", 4: "mirrored top to bottom",
+    5: "mirrored along the main diagonal", 6: "rotated 90° clockwise",
+    7: "mirrored along the other diagonal", 8: "rotated 90° counterclockwise",
+}
+
+
 def image_notes(info: ImageInfo) -> list[str]:
     """One-line notes about what reading the image changed, for stderr."""
     notes = []
@@ -46,6 +54,9 @@ def image_notes(info: ImageInfo) -> list[str]:
         notes.append(f"{info.file_mode} converted to 8-bit gray (ITU-R 601-2 luma)")
     if info.frames > 1:
         notes.append(f"has {info.frames} frames; only the first is used")
+    if info.orientation != 1:
+        notes.append(f"turned by its EXIF orientation ({_ORIENTATIONS[info.orientation]}), "
+                     "as image viewers show it")
     return notes
 
 

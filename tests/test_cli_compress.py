@@ -187,7 +187,7 @@ def test_empty_folder_is_an_error(tmp_path, small_camera):
     result = run("compress", empty, small_camera, "-o", tmp_path / "out")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {empty}: folder holds no image file (no name ending in a suffix Pillow reads, "
+        f"Error: {empty}: folder holds no image file (no name ending in the suffix of a format dctconv reads, "
         "such as .png, .jpg, .tif)"
     ]
     assert (tmp_path / "out" / "cam_metrics.json").exists()
@@ -202,7 +202,7 @@ def test_a_bad_file_fails_alone(tmp_path, small_camera):
     result = run("compress", small_camera, bad, good, "-o", out)
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and errors[0] == f"Error: {bad}: not an image file Pillow can read (unknown format, or a damaged header)"
+    assert len(errors) == 1 and errors[0] == f"Error: {bad}: not an image in a format dctconv reads (PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP), or its header is damaged"
     assert "Traceback" not in result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"cam_{o}" for o in OUTPUTS] + [f"zz_{o}" for o in OUTPUTS])

@@ -104,7 +104,7 @@ def test_a_bad_file_is_reported_and_the_others_processed(tmp_path):
     bad.write_text("hello")
     result = invoke("transform", bad, SAMPLES / "text.png", "-o", tmp_path / "o")
     assert result.exit_code == 1
-    assert f"Error: {bad}: not an image file Pillow can read (unknown format, or a damaged header)" in result.stderr
+    assert f"Error: {bad}: not an image in a format dctconv reads (PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP), or its header is damaged" in result.stderr
     assert (tmp_path / "o" / "text_coefficients.npz").exists()
     assert not (tmp_path / "o" / "bad_coefficients.npz").exists()
 

@@ -127,7 +127,7 @@ def test_unreadable_image_one_line_and_exit_1(tmp_path):
     result = run("verify", bad, SAMPLES / "text.png", "-n", "4")
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
-    assert errors == [f"Error: {bad}: not an image file Pillow can read (unknown format, or a damaged header)"]
+    assert errors == [f"Error: {bad}: not an image in a format dctconv reads (PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP), or its header is damaged"]
     assert result.stdout.splitlines()[-1].endswith("; 1 of 2 images could not be read (errors above)")
     assert any(row[2] == "text.png" for row in table_rows(result.stdout))
 

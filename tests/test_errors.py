@@ -110,7 +110,7 @@ def test_folder_without_images_is_an_error(command, tmp_path):
     out = tmp_path / "out"
     assert_fails(
         run(command.argv([folder], out)), folder,
-        "folder holds no image file (no name ending in a suffix Pillow reads, such as .png, .jpg, .tif)",
+        "folder holds no image file (no name ending in the suffix of a format dctconv reads, such as .png, .jpg, .tif)",
     )
     assert files_in(out) == []
 
@@ -133,7 +133,7 @@ def test_folder_of_junk_reports_each_file(command, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert errors == [
         f"Error: {folder / 'a.png'}: file is empty",
-        f"Error: {folder / 'b.png'}: not an image file Pillow can read (unknown format, or a damaged header)",
+        f"Error: {folder / 'b.png'}: not an image in a format dctconv reads (PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP), or its header is damaged",
         f"Error: {folder / 'c.tif'}: cannot read image: image file is truncated (46 bytes not processed)",
         f"Error: {folder / 'd.png'}: cannot read image: image file is truncated",
     ]
@@ -193,7 +193,7 @@ IMAGE_CASES = {
     "empty": (lambda: b"", "file is empty"),
     "text-named-png": (
         lambda: b"this is not a picture\n",
-        "not an image file Pillow can read (unknown format, or a damaged header)",
+        "not an image in a format dctconv reads (PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP), or its header is damaged",
     ),
     "truncated-png": (
         lambda: _camera_png()[: len(_camera_png()) // 2],
@@ -717,8 +717,8 @@ def test_folder_name_with_a_newline_stays_on_one_line(tmp_path):
     result = run(["compress", folder, "-o", tmp_path / "out"])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {tmp_path}/two\\nlines: folder holds no image file (no name ending in a suffix Pillow "
-        "reads, such as .png, .jpg, .tif)"
+        f"Error: {tmp_path}/two\\nlines: folder holds no image file (no name ending in the suffix of a "
+        "format dctconv reads, such as .png, .jpg, .tif)"
     ]
 
 
@@ -842,7 +842,7 @@ def test_script_compress_reports_bad_inputs_and_keeps_the_good_one(tmp_path):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "Error" in line]
     assert sorted(errors) == sorted([
-        f"Error: {empty}: folder holds no image file (no name ending in a suffix Pillow reads, "
+        f"Error: {empty}: folder holds no image file (no name ending in the suffix of a format dctconv reads, "
         "such as .png, .jpg, .tif)",
         f"Error: {photos / 'truncated.png'}: cannot read image: image file is truncated",
         f"Error: {photos / 'bomb.png'}: image is 70000 x 70000 = 4,900,000,000 pixels, more than the "

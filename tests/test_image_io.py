@@ -73,7 +73,8 @@ def test_max_pixels_refuses_before_decoding(tmp_path):
 def test_unreadable_file_raises_image_read_error(tmp_path):
     path = tmp_path / "text.png"
     path.write_text("not an image")
-    with pytest.raises(ImageReadError, match=r"not an image file Pillow can read \(unknown format, or a damaged header\)"):
+    with pytest.raises(ImageReadError, match=r"^not an image in a format dctconv reads \(PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP\), "
+                       r"or its header is damaged$"):
         read_image(path)
 
 

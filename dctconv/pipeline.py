@@ -16,7 +16,7 @@ from .limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 #: (:func:`dctconv.parallel.map_in_processes`).
 TRANSFORM_IMPORTS = (
     "dctconv.pipeline", "dctconv.coefficient_file", "dctconv.pictures", "dctconv.transform",
-    "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin",
+    "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.ImageDraw", "PIL.ImageFont", "skimage.util",
 )
 #: The same for :func:`compress_file`: most of its start-up is scipy (through
 #: scikit-image's metrics) and matplotlib.
@@ -74,7 +74,7 @@ def transform_file(
 
     from .coefficient_file import CoefficientHeader, save_coefficients
     from .image_io import read_image, save_picture
-    from .pictures import maps_mosaic
+    from .pictures import maps_picture
     from .transform import forward
 
     path, out_dir = Path(path), Path(out_dir)
@@ -97,7 +97,7 @@ def transform_file(
     with atomic_outputs(protected) as outputs:
         with open(outputs.path(out_dir / f"{path.stem}_coefficients.npz"), "wb") as f:
             save_coefficients(f, coefficients, header)
-        save_picture(outputs.path(out_dir / f"{path.stem}_maps.png"), maps_mosaic(coefficients))
+        save_picture(outputs.path(out_dir / f"{path.stem}_maps.png"), maps_picture(coefficients))
     return FileResult(path, outputs.written, image_notes(info), info)
 
 
@@ -205,7 +205,7 @@ def compress_file(
     from .compression import compress
     from .image_io import image_suffix, read_image, save_image, save_picture, to_pixels
     from .metrics import compare, error_picture
-    from .pictures import maps_mosaic
+    from .pictures import error_picture_with_legend, maps_picture
     from .plots import save_summary, save_sweep
 
     path, out_dir = Path(path), Path(out_dir)
@@ -215,7 +215,7 @@ def compress_file(
     pixels = to_pixels(result.reconstruction, info.mode)
     quality = compare(image, pixels, data_range=info.data_range)
     error, error_scale = error_picture(image, pixels)
-    mosaic = maps_mosaic(result.coefficients, mask=result.channel_mask)
+    mosaic = maps_picture(result.coefficients, mask=result.channel_mask)
     points = []
     if sweep:
         from .sweep import COLUMNS, dct_sweep, jpeg_sweep
@@ -264,7 +264,8 @@ def compress_file(
             "files": dict(names),
         }
         save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
-        save_picture(outputs.path(out_dir / names["error"]), error)
+        save_picture(outputs.path(out_dir / names["error"]),
+                     error_picture_with_legend(error, error_scale, largest_error=quality.max_abs_error))
         save_picture(outputs.path(out_dir / names["maps"]), mosaic)
         low, high = ((0.0, info.data_range) if info.mode != "F"
                      else (float(image.min()), float(image.max())))

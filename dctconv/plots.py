@@ -29,13 +29,18 @@ def pool_factor(shape, panel_pixels: float) -> int:
 
 
 def mean_pool(picture, factor: int) -> np.ndarray:
-    """Means of ``factor`` x ``factor`` pixel squares, in float64 (the last partial rows and columns dropped)."""
+    """Means of ``factor`` x ``factor`` pixel squares, in float64 (the last partial rows and columns dropped).
+
+    ``skimage.measure.block_reduce`` does the work; it would pad a partial square
+    with zeros and average them in, so the partial rows and columns are cut first.
+    """
+    from skimage.measure import block_reduce
+
     picture = np.asarray(picture)
     if factor == 1:
         return picture.astype(np.float64)
-    rows, cols = picture.shape[0] // factor, picture.shape[1] // factor
-    squares = picture[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor)
-    return squares.mean(axis=(1, 3), dtype=np.float64)
+    rows, cols = picture.shape[0] // factor * factor, picture.shape[1] // factor * factor
+    return block_reduce(picture[:rows, :cols], (factor, factor), np.mean, func_kwargs={"dtype": np.float64})
 
 
 def _shown_error(original, reconstruction, factor: int) -> tuple[np.ndarray, float]:

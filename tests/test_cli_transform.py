@@ -72,7 +72,7 @@ def test_kernels_picture_is_written(tmp_path):
     result = invoke("transform", SAMPLES / "text.png", "-o", tmp_path, "--kernels", "-n", 8)
     assert result.exit_code == 0
     with Image.open(tmp_path / "kernels_8.png") as im:
-        assert im.size[0] == im.size[1] > 8 * 8
+        assert min(im.size) > 8 * 8 and im.mode == "RGB"
 
 
 def test_json_lists_the_outputs(tmp_path):

@@ -246,7 +246,8 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
 
     Forward: for each IMAGE write DIR/<stem>_coefficients.npz (the n*n coefficient
     maps and what is needed to invert them) and DIR/<stem>_maps.png (the maps as an
-    n x n mosaic, DC top left). Color images are converted to gray first.
+    n x n mosaic, DC top left, each tile's frequency in the margin). Color images
+    are converted to gray first.
 
     Inverse: for each coefficient file write DIR/<stem>_reconstruction.png (.tif for
     32-bit and float sources) at the bit depth of the original image.
@@ -375,8 +376,8 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
     \b
       <stem>_compressed.npz       the compressed file (decode it with transform --inverse)
       <stem>_reconstruction.png   the decoded image at the source bit depth (.tif for 32-bit)
-      <stem>_error.png            |original - reconstruction|, stretched (error_scale in the json)
-      <stem>_maps.png             the kept coefficient maps (dropped ones mid-gray)
+      <stem>_error.png            |original - reconstruction|, stretched, its scale below it
+      <stem>_maps.png             the kept coefficient maps (dropped ones hatched)
       <stem>_summary.png          original, reconstruction, error and mask in one figure
       <stem>_metrics.json         PSNR, SSIM, MSE, largest error, size, bits per pixel, ...
 

@@ -36,6 +36,7 @@ import re
 import shutil
 import sys
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -180,6 +181,39 @@ for _command in command_names():
     block(f"help-{_command}")(_help_of(_command))
 
 
+# --- README: the list of docs pages -----------------------------------------------------------
+
+#: What each page is for, in README's list; a page not named here is listed by its title.
+PAGE_SUMMARIES = {
+    "cli.md": "every option of every command, input images, `--version`, shell completion",
+    "compress.md": "quantization, zigzag order, the default K, the metrics, the sweep",
+    "codec.md": "how the codec works: quantization tables, the entropy model, its numbers",
+    "verify.md": "the nine checks, their tolerances and why every check can fail",
+    "formats.md": "every file dctconv writes, key by key, with a decoder in a few lines of numpy and scipy",
+    "errors.md": "exit codes, error messages, what a failed run leaves",
+    "performance.md": "benchmarks against scipy and `x.copy()`, the machine",
+    "scale.md": "running on many machines with dask",
+    "development.md": "tests, layout, dependencies and why, how the numbers in these pages are generated",
+}
+
+
+# Not compared by the tests: a helper adding a page should not have to regenerate README;
+# `make docs` lists it.
+@block("docs-index", deterministic=False)
+def _docs_index() -> str:
+    names = sorted(page.name for page in DOCS.glob("*.md"))
+    order = [name for name in PAGE_SUMMARIES if name in names]
+    order += [name for name in names if name not in PAGE_SUMMARIES]
+    lines = []
+    for name in order:
+        summary = PAGE_SUMMARIES.get(name)
+        if summary is None:
+            title = (DOCS / name).read_text(encoding="utf-8").split("\n", 1)[0]
+            summary = title.lstrip("# ").strip() or name
+        lines.append(f"- [docs/{name}](docs/{name}): {summary}.")
+    return "\n".join(lines) + "\n"
+
+
 # --- verify -------------------------------------------------------------------------------
 
 
@@ -270,6 +304,24 @@ def _compress_camera() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- formats ------------------------------------------------------------------------------
+
+
+@block("codec-file-layout")
+def _codec_file_layout() -> str:
+    """The byte layout of the codec's file, as the docstring of dctconv.codec_file states it."""
+    import textwrap
+
+    from dctconv import codec_file
+
+    doc = codec_file.__doc__
+    start = doc.index("::\n\n") + 4
+    end = doc.index("\n\n", start)
+    # The paragraph after the table says how the sections are filled in a special case.
+    after = doc[end + 2 :].split("\n\n")[0]
+    return fenced(textwrap.dedent(doc[start:end])) + "\n" + " ".join(after.split()) + "\n"
+
+
 # --- benchmarks: from the committed results files, never re-measured here ------------------
 
 
@@ -356,25 +408,37 @@ def main(argv=None) -> int:
     orphans = sorted(set(committed) - set(BLOCKS))
     if orphans:
         print(f"error: pages mark blocks no generator makes: {', '.join(orphans)}", file=sys.stderr)
-        return 1
     if args.check:
         names = stale(args.names)
         for name in names:
             print(f"stale: {name} (run: python docs/generate.py {name})")
-        return 1 if names else 0
+        return 1 if names or orphans else 0
     wanted = args.names or [*BLOCKS, *PICTURES]
     missing = [name for name in wanted if name in BLOCKS and name not in committed]
     for name in missing:
         print(f"warning: no page marks the block {name}", file=sys.stderr)
-    rendered = {name: BLOCKS[name].render() for name in wanted if name in BLOCKS}
+    # One failing generator (a command whose output changed shape) must not stop the others:
+    # its blocks and pictures stay as they were, and the run exits 1 naming it.
+    failed = list(orphans)
+    rendered = {}
+    for name in wanted:
+        try:
+            if name in BLOCKS:
+                rendered[name] = BLOCKS[name].render()
+            else:
+                PICTURES[name](IMAGES)
+                print(f"pictures: {name}")
+        except Exception:
+            failed.append(name)
+            print(f"error: generator {name} failed:", file=sys.stderr)
+            traceback.print_exc()
     for page in write_blocks(rendered):
         print(f"updated {page.relative_to(ROOT)}")
-    for name in wanted:
-        if name in PICTURES:
-            PICTURES[name](IMAGES)
-            print(f"pictures: {name}")
     if _compressed_camera.cache_info().currsize:
         shutil.rmtree(_compressed_camera(), ignore_errors=True)
+    if failed:
+        print(f"error: left as they were: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from references import ROOT, SAMPLES
+from hostile import zigzag_mask
+from references import ROOT, SAMPLES, reference_blockwise_dct
 from dctconv.cli import cli
 
 COMMANDS = sorted(cli.commands)
@@ -128,10 +129,10 @@ def test_relative_links_resolve(page):
     assert missing == [], f"{page.relative_to(ROOT)} links to missing files"
 
 
-def test_readme_links_every_docs_page():
-    text = README.read_text()
+def test_the_docs_index_links_every_docs_page():
+    index = generate.BLOCKS["docs-index"].render()
     for page in PAGES[1:]:
-        assert f"(docs/{page.name})" in text, f"README.md does not link docs/{page.name}"
+        assert f"[docs/{page.name}](docs/{page.name})" in index
 
 
 # --- the decoder of docs/formats.md ------------------------------------------------------------
@@ -145,26 +146,57 @@ def _decoder():
     return namespace["decode"], namespace["to_8bit"]
 
 
+def _crop() -> np.ndarray:
+    # Odd sides: a decoder must crop the edge padding.
+    return np.asarray(Image.open(SAMPLES / "camera.png"))[101:178, 233:323]
+
+
+def _compressed_npz(path: Path, *, n: int, keep: int, step: float, threshold: float = 0.0) -> Path:
+    """A compressed file written from the key table of docs/formats.md, with no dctconv code."""
+    pixels = _crop()
+    coefficients = reference_blockwise_dct(pixels.astype(np.float64), n)
+    mask = zigzag_mask(n, keep)
+    kept = coefficients[mask]
+    small = np.abs(kept) < threshold
+    small[0] = False  # the DC coefficient is always kept
+    kept[small] = 0.0
+    kept = np.rint(kept / step).astype(np.int32) if step > 0 else kept
+    np.savez_compressed(
+        path, format_version=1, kind="compressed", block_size=n, image_shape=pixels.shape,
+        image_mode="L", source="crop.png", step=float(step), threshold=float(threshold),
+        channel_mask=mask, kept=kept,
+    )
+    return path
+
+
 @pytest.mark.parametrize(
-    "args",
+    "case",
     [
-        ["transform", "-n", "4"],
-        ["transform", "-n", "8", "--dtype", "float32"],
-        ["compress", "-n", "8", "--keep", "10", "--step", "4", "--threshold", "3"],
-        ["compress", "--step", "0", "--keep", "3"],
+        "transform -n 4",
+        "transform -n 8 --dtype float32",
+        "compressed n=4 K=6 step=1",
+        "compressed n=8 K=10 step=4 T=3",
+        "compressed n=4 K=3 step=0",
     ],
-    ids=" ".join,
 )
-def test_the_decoder_of_formats_md_gives_the_pixels_of_transform_inverse(tmp_path, args):
+def test_the_decoder_of_formats_md_gives_the_pixels_of_transform_inverse(tmp_path, case):
     decode, to_8bit = _decoder()
-    image = tmp_path / "crop.png"
-    # Odd sides: the decoder must crop the edge padding.
-    Image.fromarray(np.asarray(Image.open(SAMPLES / "camera.png"))[101:178, 233:323]).save(image)
     runner = CliRunner()
-    assert runner.invoke(cli, [*args, str(image), "-o", str(tmp_path)]).exit_code == 0
-    (npz,) = tmp_path.glob("crop_*.npz")
+    if case.startswith("transform"):
+        image = tmp_path / "crop.png"
+        Image.fromarray(_crop()).save(image)
+        args = case.split()
+        assert runner.invoke(cli, [*args, str(image), "-o", str(tmp_path)]).exit_code == 0
+        npz = tmp_path / "crop_coefficients.npz"
+    else:
+        settings = dict(item.split("=") for item in case.split()[1:])
+        npz = _compressed_npz(
+            tmp_path / "crop_compressed.npz", n=int(settings["n"]), keep=int(settings["K"]),
+            step=float(settings["step"]), threshold=float(settings.get("T", 0)),
+        )
     out = tmp_path / "inverse"
-    assert runner.invoke(cli, ["transform", "--inverse", str(npz), "-o", str(out)]).exit_code == 0
+    result = runner.invoke(cli, ["transform", "--inverse", str(npz), "-o", str(out)])
+    assert result.exit_code == 0, result.output
     expected = np.asarray(Image.open(out / "crop_reconstruction.png"))
 
     decoded = decode(npz)
@@ -174,6 +206,21 @@ def test_the_decoder_of_formats_md_gives_the_pixels_of_transform_inverse(tmp_pat
     differ = pixels != expected
     assert np.all(np.abs(pixels.astype(int) - expected)[differ] == 1)
     assert np.allclose(np.abs(decoded[differ] - np.floor(decoded[differ])), 0.5, atol=1e-6)
+
+
+def test_kept_maps_in_zigzag_order_decode_wrongly(tmp_path):
+    """The warning of docs/formats.md: the order of the kept maps matters, by up to 255 levels."""
+    decode, to_8bit = _decoder()
+    npz = _compressed_npz(tmp_path / "right.npz", n=4, keep=6, step=1)
+    with np.load(npz, allow_pickle=False) as f:
+        arrays = dict(f)
+    # Channels in zigzag order for n = 4: 0 1 4 8 5 2; stored ascending: 0 1 2 4 5 8.
+    ascending = np.flatnonzero(arrays["channel_mask"])
+    zigzag = np.array([0, 1, 4, 8, 5, 2])
+    arrays["kept"] = arrays["kept"][np.searchsorted(ascending, zigzag)]
+    np.savez_compressed(tmp_path / "zigzag.npz", **arrays)
+    error = np.abs(to_8bit(decode(tmp_path / "zigzag.npz")).astype(int) - to_8bit(decode(npz)))
+    assert error.max() >= 128
 
 
 # --- python -m dctconv, --version, shell completion ------------------------------------------

@@ -252,6 +252,35 @@ def _verify_file() -> str:
     return fenced("\n".join(transcript))
 
 
+# Not compared by the tests: it runs verify 30 times (about a minute).
+@block("verify-margin", deterministic=False)
+def _verify_margin() -> str:
+    """How far below its tolerance every check's error stays, over block sizes 2 to 16."""
+    samples = sorted(str(path) for path in CAMERA.parent.glob("*.png"))
+    checks = []
+    for n in range(2, 17):
+        for images in ([], samples):
+            report = json.loads(run_cli("verify", *images, "-n", str(n), "--json"))
+            checks += report["checks"]
+    failed = [check for check in checks if not check["passed"]]
+    measured = [c for c in checks if c["max_error"] and c["tolerance"]]
+    zeros = sum(c["max_error"] == 0 for c in checks)
+    ratios = sorted((c["tolerance"] / c["max_error"], i) for i, c in enumerate(measured))
+    worst = measured[ratios[0][1]]
+    share = lambda factor: 100 * sum(r >= factor for r, _ in ratios) / len(ratios)
+    return (
+        f"`dctconv verify` at every block size from 2 to 16, on the built-in images and on the "
+        f"{len(samples)} sample images: {len(checks):,} checks, "
+        + (f"{len(failed)} FAILED" if failed else "all passed")
+        + f". The closest call is `{worst['name']}` at n = {worst['block_size']} "
+        f"({worst['input']}): error {worst['max_error']:.2g} against the tolerance "
+        f"{worst['tolerance']:.2g}, {ratios[0][0]:.1f} times below it. Of the "
+        f"{len(measured):,} checks with a nonzero error, {share(10):.0f} % are at least 10 times "
+        f"below their tolerance and {share(1000):.0f} % at least 1000 times; "
+        f"{zeros:,} have an error of exactly 0.\n"
+    )
+
+
 # --- compress -----------------------------------------------------------------------------
 
 

@@ -181,6 +181,14 @@ for _command in command_names():
     block(f"help-{_command}")(_help_of(_command))
 
 
+@block("input-formats")
+def _input_formats() -> str:
+    """The image formats dctconv opens (its allowlist; a folder's suffixes follow from it)."""
+    from dctconv import image_io
+
+    return "Image formats read: " + ", ".join(image_io.IMAGE_FORMATS) + ".\n"
+
+
 # --- README: the list of docs pages -----------------------------------------------------------
 
 #: What each page is for, in README's list; a page not named here is listed by its title.

@@ -189,6 +189,39 @@ def _input_formats() -> str:
     return "Image formats read: " + ", ".join(image_io.IMAGE_FORMATS) + ".\n"
 
 
+# --- the code: modules and public API ---------------------------------------------------------
+# Not compared by the tests: a helper adding a module or a public name should not have to
+# regenerate the docs; `make docs` lists it.
+
+
+def _first_line(doc) -> str:
+    line = (doc or "").strip().split("\n")[0]
+    # Sphinx roles read better as plain code in Markdown.
+    return re.sub(r":\w+:`([^`]+)`", r"`\1`", line.replace("``", "`"))
+
+
+@block("modules", deterministic=False)
+def _modules() -> str:
+    """One line per module of dctconv/: its docstring's first line."""
+    import ast
+
+    rows = ["| module | what it is for |", "|---|---|"]
+    for path in sorted((ROOT / "dctconv").glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        summary = _first_line(doc).replace("|", "\\|")
+        rows.append(f"| `{path.stem}` | {summary} |")
+    return "\n".join(rows) + "\n"
+
+
+@block("public-api", deterministic=False)
+def _public_api() -> str:
+    """The names ``import dctconv`` offers, with the first line of each docstring."""
+    import dctconv
+
+    names = [name for name in dctconv.__all__ if not name.startswith("_")]
+    return "".join(f"- `dctconv.{name}`: {_first_line(getattr(dctconv, name).__doc__)}\n" for name in names)
+
+
 # --- README: the list of docs pages -----------------------------------------------------------
 
 #: What each page is for, in README's list; a page not named here is listed by its title.

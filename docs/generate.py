@@ -124,8 +124,9 @@ def write_blocks(rendered: dict[str, str]) -> list[Path]:
 # --- running the command line in this process --------------------------------------------
 
 
-def run_cli(*args: str, expect: int = 0) -> str:
-    """stdout of ``dctconv ARGS`` run in this process, at a fixed 80-column width."""
+def run_cli(*args: str, expect: int = 0, stderr: bool = False) -> str:
+    """stdout (and with ``stderr``, stderr too, as a terminal shows them) of ``dctconv ARGS``
+    run in this process, at a fixed 80-column width."""
     from click.testing import CliRunner
 
     from dctconv.cli import cli
@@ -137,7 +138,7 @@ def run_cli(*args: str, expect: int = 0) -> str:
         raise RuntimeError(
             f"dctconv {' '.join(args)} exited {result.exit_code}, expected {expect}:\n{result.output}"
         )
-    return result.stdout
+    return result.output if stderr else result.stdout
 
 
 @contextlib.contextmanager
@@ -280,16 +281,18 @@ def _verify_file() -> str:
 
     def run(*args: str, expect: int) -> None:
         transcript.append("$ dctconv " + " ".join(args))
-        transcript.append(run_cli(*args, expect=expect).rstrip())
+        transcript.append(run_cli(*args, expect=expect, stderr=True).rstrip())
 
     with tempfile.TemporaryDirectory(prefix="dctconv-docs-") as folder, _working_directory(folder):
         shutil.copy(CAMERA, "camera.png")
         pixels = np.asarray(Image.open("camera.png")).copy()
         pixels[80:84, 148:152] = 255 - pixels[80:84, 148:152]
         Image.fromarray(pixels).save("camera_edited.png")
+        Image.fromarray(pixels[:303, :384]).save("camera_cropped.png")
         run("transform", "camera.png", "-o", "out", expect=0)
         run("verify", "out/camera_coefficients.npz", "camera.png", expect=0)
         run("verify", "out/camera_coefficients.npz", "camera_edited.png", expect=1)
+        run("verify", "out/camera_coefficients.npz", "camera_cropped.png", expect=1)
     return fenced("\n".join(transcript))
 
 

@@ -223,6 +223,55 @@ def _public_api() -> str:
     return "".join(f"- `dctconv.{name}`: {_first_line(getattr(dctconv, name).__doc__)}\n" for name in names)
 
 
+# --- dependencies: from pyproject.toml, each with why it is there ---------------------------------
+
+#: Why each dependency is there. tests/test_docs.py fails for a dependency of pyproject.toml
+#: missing here: add a line saying what it does for dctconv.
+WHY = {
+    "click": "the command line: options, validation of paths and ranges, progress bars, shell "
+    "completion, testing with CliRunner",
+    "numpy": "the arrays, and the matrix products that are the convolution",
+    "pillow": "reading and writing images in the common formats and bit depths; JPEG and WebP "
+    "the other codecs the sweep compares with",
+    "scipy": "`scipy.fft` and `scipy.signal`: the independent references that `verify` checks against",
+    "scikit-image": "PSNR and SSIM: well-tested metrics rather than our own",
+    "matplotlib": "the summary and rate-distortion figures of `compress`",
+    "constriction": "the codec's range coder, vectorized over numpy arrays (`entropy_model.py`)",
+    "bjontegaard": "the BD-rates of the sweep (Bjontegaard delta rate)",
+    "pytest": "the test runner",
+    "hypothesis": "property tests over random sizes, block sizes and dtypes",
+    "threadpoolctl": "the benchmarks report which BLAS (and which CPU kernel of it) numpy runs",
+    "dask": "`--scheduler`: each file a task on a dask.distributed cluster (`cluster.py`)",
+}
+
+
+def requirements() -> list[tuple[str, str]]:
+    """(package name, "" or the extra that installs it) for every requirement of pyproject.toml."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    text = re.sub(r"#[^\n]*", "", text)
+    found = []
+
+    def names(listing: str) -> list[str]:
+        return [re.match(r"[A-Za-z0-9_.-]+", item)[0].lower() for item in re.findall(r'"([^"]+)"', listing)]
+
+    core = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.M | re.S)
+    found += [(name, "") for name in names(core[1])] if core else []
+    extras = re.search(r"^\[project\.optional-dependencies\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
+    for extra, listing in re.findall(r"^([\w-]+)\s*=\s*\[(.*?)\]", extras[1] if extras else "", re.M | re.S):
+        found += [(name, extra) for name in names(listing)]
+    return found
+
+
+# Not compared by the tests (a new dependency adds a row); test_docs checks that WHY covers all.
+@block("dependencies", deterministic=False)
+def _dependencies() -> str:
+    rows = ["| package | installed by | why |", "|---|---|---|"]
+    for name, extra in requirements():
+        where = f"`pip install \".[{extra}]\"`" if extra else "always"
+        rows.append(f"| {name} | {where} | {WHY.get(name, 'not documented')} |")
+    return "\n".join(rows) + "\n"
+
+
 # --- README: the list of docs pages -----------------------------------------------------------
 
 #: What each page is for, in README's list; a page not named here is listed by its title.

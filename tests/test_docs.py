@@ -84,6 +84,13 @@ def test_every_marked_block_has_a_generator_and_every_generator_a_block():
     assert sorted(set(generate.BLOCKS) - set(committed)) == []
 
 
+def test_every_dependency_says_why_it_is_there():
+    names = [name for name, _ in generate.requirements()]
+    assert {"click", "numpy", "pytest"} <= set(names)
+    missing = sorted(set(names) - set(generate.WHY))
+    assert missing == [], "add to WHY in docs/generate.py what each of these does for dctconv"
+
+
 def test_markers_are_paired():
     for page in PAGES:
         text = page.read_text()

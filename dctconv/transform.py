@@ -11,7 +11,7 @@ import numpy as np
 from .errors import InvalidCoefficientsError
 from .kernels import blocks_shape, dct_matrix, kernel_matrix
 from .limits import DEFAULT_BLOCK_SIZE
-from .validation import check_block_size, check_coefficients, check_float_dtype, check_image
+from .validation import check_block_size, check_coefficient_stack, check_float_dtype, check_image_stack
 from .validation import check_workers as _check_workers
 
 # Tuning constants of the tiling engine. Each was chosen by measurement
@@ -159,7 +159,7 @@ def _run_tiles(tiles, compute, buffer_size: int, dtype: np.dtype, workers: int) 
 
 
 def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=None) -> np.ndarray:
-    r"""Block DCT-II of an image, computed as a stride-n convolution with n*n kernels.
+    r"""Block DCT-II of an image (or a stack of images), as a stride-n convolution with n*n kernels.
 
     The image is cut into non-overlapping n x n patches. For the patch whose top-left
     pixel is (n r, n s) the output holds, in channel ``x*n + y``,
@@ -181,11 +181,17 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     threads; the tiling does not depend on ``workers``, so neither does the result,
     to the last bit.
 
+    A stack of N equal-sized images (N, H, W), as a data loader batches them, is
+    transformed in one call: the tiles of all its images share the thread pool, and
+    each image is cut into the same tiles as when it is transformed alone, so
+    ``forward(stack)[k]`` equals ``forward(stack[k])`` to the last bit.
+
     Parameters
     ----------
-    image : array_like, shape (H, W)
-        Grayscale image. Sides that are not multiples of n are first padded at the
-        bottom and right by repeating the edge pixels, as JPEG encoders do.
+    image : array_like, shape (H, W) or (N, H, W)
+        Grayscale image, or a stack of N of them. Sides that are not multiples of n
+        are first padded at the bottom and right by repeating the edge pixels, as
+        JPEG encoders do.
     block_size : int, optional
         n, the patch side, from 2 to 64. Default 4.
     dtype : {None, float32, float64}, optional
@@ -198,15 +204,17 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
 
     Returns
     -------
-    coefficients : ndarray, shape (n*n, ceil(H/n), ceil(W/n))
-        Channel ``x*n + y`` is the map of frequency (row x, column y), of ``dtype``.
+    coefficients : ndarray, shape (n*n, ceil(H/n), ceil(W/n)), or (N, n*n, ceil(H/n), ceil(W/n))
+        Channel ``x*n + y`` is the map of frequency (row x, column y), of ``dtype``;
+        for a stack, ``coefficients[k]`` holds the maps of image k.
         NaN or infinity in the image, or a float32 overflow, spreads to the
         coefficients of its patch, without a warning.
 
     Raises
     ------
     InvalidImageError
-        If ``image`` is not a non-empty 2-D array of real numbers.
+        If ``image`` is not a non-empty 2-D array of real numbers, or a non-empty
+        3-D stack of them.
     InvalidBlockSizeError
         If ``block_size`` is not an integer from 2 to 64.
     InvalidOptionError
@@ -238,24 +246,27 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     (16, 2, 2)
     >>> float(c[0, 0, 0])       # DC = n * mean of the top-left patch
     54.0
+    >>> stack = np.stack([image, 2 * image, image.T])
+    >>> forward(stack, block_size=4).shape
+    (3, 16, 2, 2)
     """
     n = check_block_size(block_size)
-    image = check_image(image)
-    dtype = work_dtype(image.dtype) if dtype is None else check_float_dtype(dtype)
+    images, stacked = check_image_stack(image)
+    dtype = work_dtype(images.dtype) if dtype is None else check_float_dtype(dtype)
     workers = check_workers(workers)
-    rows, cols = blocks_shape(image.shape, n)
-    out = np.empty((n * n, rows, cols), dtype)
+    rows, cols = blocks_shape(images.shape[1:], n)
+    out = np.empty((len(images), n * n, rows, cols), dtype)
     separable = n >= SEPARABLE_FROM["forward", dtype]
     weights = (dct_matrix(n) if separable else kernel_matrix(n)).astype(dtype)
-    # out_rows[r] is the (n*n, cols) matrix of block row r: the output of one product.
-    out_rows = out.transpose(1, 0, 2)
-    # frequencies[x, y, r] is block row r of the map of frequency (x, y): cols values.
-    frequencies = out.reshape(n, n, rows, cols)
+    # out_rows[k, r] is the (n*n, cols) matrix of block row r of image k: the output of one product.
+    out_rows = out.transpose(0, 2, 1, 3)
+    # frequencies[k, x, y, r] is block row r of image k's map of frequency (x, y): cols values.
+    frequencies = out.reshape(len(images), n, n, rows, cols)
 
-    def compute(buffer, top, bottom, left, right):
+    def compute(buffer, k, top, bottom, left, right):
         count, span = bottom - top, right - left
         size = count * n * n * span
-        source = image[top * n : bottom * n, left * n : right * n]
+        source = images[k, top * n : bottom * n, left * n : right * n]
         if source.shape != (count * n, span * n):  # the last block row or column
             missing = ((0, count * n - source.shape[0]), (0, span * n - source.shape[1]))
             source = np.pad(source, missing, mode="edge")
@@ -271,24 +282,24 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
             np.matmul(weights, pixels.transpose(0, 1, 3, 2), out=half)
             # Down the columns, straight into the output: c[x, y, r, s] = sum_i C[x, i] half[r, i, y, s].
             np.matmul(weights, half.transpose(0, 2, 1, 3),
-                      out=frequencies[:, :, top:bottom, left:right].transpose(2, 1, 0, 3))
+                      out=frequencies[k, :, :, top:bottom, left:right].transpose(2, 1, 0, 3))
             return
         patches = buffer[:size].reshape(count, n * n, span)
         # im2col with stride == kernel size: bring the two offsets (i, j) together as
         # the n*n patch-vector axis; the copy also converts the pixels to float.
         np.copyto(patches.reshape(count, n, n, span), pixels.transpose(0, 1, 3, 2), casting="unsafe")
         # The convolution: one (n*n, n*n) x (n*n, span) product per block row.
-        np.matmul(weights, patches, out=out_rows[top:bottom, :, left:right])
+        np.matmul(weights, patches, out=out_rows[k, top:bottom, :, left:right])
 
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
     # The separable form keeps the converted tile beside the half-transformed one.
-    _run_tiles(tiles, compute, 2 * buffer_size if separable else buffer_size, dtype,
-               _threads(workers, out.size))
-    return out
+    _run_tiles(_every_image(len(images), tiles), compute, 2 * buffer_size if separable else buffer_size,
+               dtype, _threads(workers, out.size))
+    return out if stacked else out[0]
 
 
 def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
-    r"""Image from its block DCT coefficients: the transposed strided convolution.
+    r"""Image (or a stack of images) from its block DCT coefficients: the transposed strided convolution.
 
     Each patch is the sum of the kernels weighted by its coefficients,
 
@@ -301,14 +312,16 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     ``scipy.fft.idctn(block, norm="ortho")`` on every block. As in :func:`forward` it
     is one matrix product per block row of a tile, the (n*n, n*n) transposed kernel
     matrix times the coefficient vectors, scattered (col2im) straight into the image.
+    A stack (N, n*n, rows, columns) gives N images in one call, each the same to the
+    last bit as when inverted alone.
 
     Parameters
     ----------
-    coefficients : array_like, shape (n*n, rows, columns)
-        Coefficient maps as returned by :func:`forward`; n is deduced from the number
-        of channels.
+    coefficients : array_like, shape (n*n, rows, columns) or (N, n*n, rows, columns)
+        Coefficient maps as returned by :func:`forward`, or a stack of N such sets;
+        n is deduced from the number of channels.
     image_shape : tuple of int (H, W), optional
-        Crop the result to this shape, undoing the edge padding of :func:`forward`.
+        Crop the result (every image of a stack) to this shape, undoing the edge padding of :func:`forward`.
         It must round up to the coefficient grid: ``ceil(H/n) == rows`` and
         ``ceil(W/n) == columns``. Default: the full ``(n*rows, n*columns)``.
     workers : int, optional
@@ -317,15 +330,15 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
 
     Returns
     -------
-    image : ndarray, shape image_shape
+    image : ndarray, shape image_shape, or (N, H, W) for a stack
         float32 for float32 coefficients, float64 otherwise.
         ``inverse(forward(x), x.shape)`` returns ``x`` to within 1e-10 in float64.
 
     Raises
     ------
     InvalidCoefficientsError
-        If the array is not (n*n, rows, columns) with n from 2 to 64, or
-        ``image_shape`` does not fit the coefficient grid.
+        If the array is not (n*n, rows, columns) with n from 2 to 64, nor a non-empty
+        stack of them, or ``image_shape`` does not fit the coefficient grid.
     InvalidOptionError
         If ``workers`` is not an integer >= 1.
 
@@ -337,28 +350,30 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     >>> restored = inverse(forward(image), image.shape)
     >>> bool(np.allclose(restored, image, rtol=0, atol=1e-12))
     True
+    >>> inverse(forward(np.stack([image, image])), image.shape).shape
+    (2, 5, 7)
     """
-    coefficients, n = check_coefficients(coefficients)
+    coefficients, n, stacked = check_coefficient_stack(coefficients)
     workers = check_workers(workers)
-    _, rows, cols = coefficients.shape
+    _, _, rows, cols = coefficients.shape
     if image_shape is None:
         image_shape = (rows * n, cols * n)
     height, width = _check_image_shape(image_shape, (rows, cols), n)
     dtype = work_dtype(coefficients.dtype)
     separable = n >= SEPARABLE_FROM["inverse", dtype]
     weights = (dct_matrix(n) if separable else kernel_matrix(n)).astype(dtype)
-    out = np.empty((height, width), dtype)
-    # coefficient_rows[r] is the (n*n, cols) matrix of block row r: one product's input.
-    coefficient_rows = coefficients.transpose(1, 0, 2)
+    out = np.empty((len(coefficients), height, width), dtype)
+    # coefficient_rows[k, r] is the (n*n, cols) matrix of block row r of image k: one product's input.
+    coefficient_rows = coefficients.transpose(0, 2, 1, 3)
     # A patch row of 4, 8 or 16 bytes moves as one number (numpy copies those sizes
     # fast): float32 at n = 4 went from 31 to 26 ms at 4096². Other sizes as void
     # items were slower than the copies per column offset.
     patch_row = {4: np.float32, 8: np.float64, 16: np.complex128}.get(n * dtype.itemsize)
 
-    def compute(buffer, top, bottom, left, right):
+    def compute(buffer, k, top, bottom, left, right):
         count, span = bottom - top, right - left
-        vectors = coefficient_rows[top:bottom, :, left:right].astype(dtype, copy=False)
-        target = out[top * n : bottom * n, left * n : right * n]
+        vectors = coefficient_rows[k, top:bottom, :, left:right].astype(dtype, copy=False)
+        target = out[k, top * n : bottom * n, left * n : right * n]
         whole = target.shape == (count * n, span * n)
         pixel_tile = target if whole else np.empty((count * n, span * n), dtype)
         if separable:
@@ -390,8 +405,14 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
             target[...] = pixel_tile[: target.shape[0], : target.shape[1]]
 
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
-    _run_tiles(tiles, compute, buffer_size, dtype, _threads(workers, coefficients.size))
-    return out
+    _run_tiles(_every_image(len(coefficients), tiles), compute, buffer_size, dtype,
+               _threads(workers, coefficients.size))
+    return out if stacked else out[0]
+
+
+def _every_image(count: int, tiles):
+    """The tiles of one image, for each of ``count`` images: (k, top, bottom, left, right)."""
+    return [(k, *tile) for k in range(count) for tile in tiles]
 
 
 def _check_image_shape(image_shape, grid, n) -> tuple[int, int]:

@@ -66,6 +66,39 @@ def check_coefficients(coefficients) -> tuple[np.ndarray, int]:
     return coefficients, n
 
 
+def check_image_stack(image) -> tuple[np.ndarray, bool]:
+    """Return ``image`` (one image, or a stack of them) as an (N, H, W) view and whether it was a stack, or raise InvalidImageError."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return check_image(image)[np.newaxis], False
+    if image.ndim != 3:
+        raise InvalidImageError(
+            "image must be 2-D (rows, columns) or a 3-D stack (images, rows, columns), "
+            f"got an array of shape {image.shape}"
+        )
+    if len(image) == 0:
+        raise InvalidImageError(f"the stack holds no image (shape {image.shape})")
+    check_image(image[0])  # the sides and the dtype, which every image of the stack shares
+    return image, True
+
+
+def check_coefficient_stack(coefficients) -> tuple[np.ndarray, int, bool]:
+    """Return ``coefficients`` (of one image, or a stack) as an (N, n*n, rows, columns) view, n, and whether it was a stack."""
+    coefficients = np.asarray(coefficients)
+    if coefficients.ndim == 3:
+        coefficients, n = check_coefficients(coefficients)
+        return coefficients[np.newaxis], n, False
+    if coefficients.ndim != 4:
+        raise InvalidCoefficientsError(
+            "coefficients must be 3-D (n*n, block rows, block columns) or a 4-D stack "
+            f"(images, n*n, block rows, block columns), got an array of shape {coefficients.shape}"
+        )
+    if len(coefficients) == 0:
+        raise InvalidCoefficientsError(f"the stack holds no coefficients (shape {coefficients.shape})")
+    _, n = check_coefficients(coefficients[0])
+    return coefficients, n, True
+
+
 def check_float_dtype(dtype) -> np.dtype:
     """Return ``dtype`` as float32 or float64, or raise InvalidOptionError."""
     try:

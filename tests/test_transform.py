@@ -123,7 +123,8 @@ def test_inverse_without_shape_returns_full_grid(rng):
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros(5), np.zeros((2, 2, 2)), np.zeros((0, 4)), np.zeros((3, 3), complex), np.array([["a"]])],
+    [np.zeros(5), np.zeros((2, 2, 2, 2)), np.zeros((0, 4)), np.zeros((3, 3), complex), np.array([["a"]]),
+     np.zeros((0, 4, 4)), np.zeros((2, 0, 4)), np.zeros((2, 3, 3), complex)],
 )
 def test_forward_rejects_non_images(bad):
     with pytest.raises(InvalidImageError):
@@ -139,6 +140,10 @@ def test_forward_rejects_bad_block_size():
     "bad, shape",
     [
         (np.zeros((16, 2)), None),  # not 3-D
+        (np.zeros((1, 1, 16, 2, 2)), None),  # nor a 4-D stack
+        (np.zeros((0, 16, 2, 2)), None),  # an empty stack
+        (np.zeros((3, 15, 2, 2)), None),  # a stack of maps whose 15 channels are not n*n
+        (np.zeros((3, 16, 2, 2)), (9, 8)),
         (np.zeros((15, 2, 2)), None),  # 15 is not n*n
         (np.zeros((1, 2, 2)), None),  # n = 1
         (np.zeros((16, 2, 2)), (9, 8)),  # 9 rows need 3 block rows
@@ -150,3 +155,70 @@ def test_forward_rejects_bad_block_size():
 def test_inverse_rejects_bad_coefficients_or_shape(bad, shape):
     with pytest.raises(InvalidCoefficientsError):
         inverse(bad, shape)
+
+
+# ---------------------------------------------------------------- stacks (N, H, W)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    count=st.integers(1, 4),
+    height=st.integers(1, 30),
+    width=st.integers(1, 30),
+    n=st.integers(2, 12),
+    dtype=st.sampled_from([np.float64, np.float32, np.uint8, np.uint16]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_stack_gives_what_its_images_give_one_at_a_time(count, height, width, n, dtype, seed):
+    stack = random_image(np.random.default_rng(seed), (count, height, width), dtype)
+    coefficients = forward(stack, n)
+    work = np.float32 if dtype == np.float32 else np.float64
+    assert coefficients.shape == (count, n * n, -(-height // n), -(-width // n))
+    assert coefficients.dtype == work
+    # Bit for bit what one call per image gives ...
+    np.testing.assert_array_equal(coefficients, np.stack([forward(image, n) for image in stack]))
+    # ... and what scipy.fft.dctn gives block by block.
+    magnitude = n * float(np.abs(stack.astype(np.float64)).max())
+    for image, maps in zip(stack, coefficients):
+        np.testing.assert_allclose(maps, reference_blockwise_dct(image, n), rtol=0,
+                                   atol=tolerance(work, magnitude))
+    restored = inverse(coefficients, (height, width))
+    assert restored.shape == stack.shape and restored.dtype == work
+    np.testing.assert_array_equal(
+        restored, np.stack([inverse(maps, (height, width)) for maps in coefficients])
+    )
+    for maps, image in zip(coefficients, restored):
+        np.testing.assert_allclose(
+            image, reference_blockwise_idct(maps.astype(np.float64), (height, width)),
+            rtol=0, atol=tolerance(work, magnitude),
+        )
+
+
+def test_a_large_stack_is_the_same_on_one_thread_and_on_several(rng):
+    # 6 x 256 x 256 pixels is enough work for _threads to start helper threads.
+    stack = rng.integers(0, 256, (6, 256, 250), dtype=np.uint8)
+    one = forward(stack, 8, workers=1)
+    np.testing.assert_array_equal(forward(stack, 8, workers=3), one)
+    np.testing.assert_array_equal(one[4], forward(stack[4], 8, workers=1))
+    np.testing.assert_array_equal(inverse(one, stack.shape[1:], workers=3),
+                                  inverse(one, stack.shape[1:], workers=1))
+
+
+def test_a_strided_stack_is_read_in_place(rng):
+    # A view with gaps (every other image, every other column) needs no copy first.
+    base = rng.standard_normal((5, 20, 34))
+    stack = base[::2, :, ::2]
+    coefficients = forward(stack, 4)
+    np.testing.assert_array_equal(coefficients, np.stack([forward(np.ascontiguousarray(im), 4) for im in stack]))
+    for image, maps in zip(stack, coefficients):
+        np.testing.assert_allclose(maps, reference_blockwise_dct(image, 4), rtol=0, atol=tolerance(np.float64, 40))
+    inverted = inverse(coefficients[:, :, ::1, :], (20, 17))
+    np.testing.assert_allclose(inverted, stack, rtol=0, atol=tolerance(np.float64, 40))
+
+
+def test_a_stack_keeps_the_requested_precision(rng):
+    stack = rng.integers(0, 65536, (3, 9, 9)).astype(np.uint16)
+    c32 = forward(stack, 4, dtype=np.float32)
+    assert c32.dtype == np.float32
+    np.testing.assert_array_equal(c32[1], forward(stack[1], 4, dtype=np.float32))
+    assert inverse(c32, (9, 9)).dtype == np.float32

@@ -108,3 +108,7 @@ class CodecFileError(CoefficientFileError):
 
 class CodecTooLargeError(ReconstructionTooLargeError, CodecFileError):
     """A compressed file describes an image with more pixels than the allowed maximum."""
+
+
+class ClusterError(DctconvError):
+    """A dask cluster cannot be used: dask is not installed, or the scheduler is unreachable or lost."""

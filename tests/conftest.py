@@ -17,3 +17,15 @@ def rng():
 @pytest.fixture(params=SAMPLE_NAMES)
 def sample_path(request) -> Path:
     return SAMPLES / request.param
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A running dask scheduler with two single-threaded workers (tests/dask_cluster.py)."""
+    from dask_cluster import DaskCluster
+
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask-cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

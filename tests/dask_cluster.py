@@ -1,0 +1,102 @@
+"""A real dask cluster on 127.0.0.1 for the tests: ``dask scheduler`` and ``dask worker`` processes.
+
+Each worker runs under a nanny (dask's default), which starts a new worker process
+when one is killed, as on a real cluster; the tests kill worker processes on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+
+
+class DaskCluster:
+    """A scheduler and ``workers`` single-threaded workers, started as subprocesses in ``folder``.
+
+    Without ``nanny`` each worker is one process (quicker to start), and stays dead when killed.
+
+    The scheduler listens on a free port (``--port 0``) and writes its address to
+    ``folder/scheduler.json``. Workers can import the test modules (PYTHONPATH), so
+    tests may send them functions of their own.
+    """
+
+    def __init__(self, folder, workers: int = 2, *, nanny: bool = True):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.scheduler_file = self.folder / "scheduler.json"
+        self.workers = workers
+        self.nanny = nanny
+        self.processes: list[subprocess.Popen] = []
+        self.scheduler: subprocess.Popen | None = None
+        self.client = None
+
+    def _start(self, *args) -> subprocess.Popen:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dask", *args], cwd=self.folder, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.folder / f"{args[0]}-{len(self.processes)}.log", "wb"),
+        )
+        self.processes.append(process)
+        return process
+
+    def start(self, timeout: float = 90) -> "DaskCluster":
+        from distributed import Client
+
+        # --idle-timeout: a scheduler left behind by a killed test run goes away by itself;
+        # --death-timeout: so does a worker whose scheduler is gone.
+        self.scheduler = self._start(
+            "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+            "--scheduler-file", str(self.scheduler_file), "--idle-timeout", "900",
+        )
+        deadline = time.monotonic() + timeout
+        while not self.scheduler_file.exists():
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the dask scheduler did not start; see {self.folder}")
+            time.sleep(0.05)
+        for _ in range(self.workers):
+            self._start(
+                "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
+                "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--death-timeout", "30",
+                "--local-directory", str(self.folder), *(() if self.nanny else ("--no-nanny",)),
+            )
+        self.client = Client(scheduler_file=str(self.scheduler_file), timeout=30, set_as_default=False)
+        self.wait_for_workers(deadline - time.monotonic())
+        return self
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+    def wait_for_workers(self, timeout: float = 60) -> None:
+        self.client.wait_for_workers(self.workers, timeout=timeout)
+
+    def worker_pids(self) -> dict[str, int]:
+        """Worker address -> process id of the worker (not of its nanny)."""
+        return self.client.run(os.getpid)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close(timeout=2)
+            except Exception:  # the scheduler is gone already (a test killed it)
+                pass
+            self.client = None
+        # Workers first (SIGTERM: each nanny stops its worker), then the scheduler.
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()

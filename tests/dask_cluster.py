@@ -64,7 +64,7 @@ class DaskCluster:
         for _ in range(self.workers):
             self._start(
                 "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--death-timeout", "30",
+                "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--death-timeout", "120",
                 "--local-directory", str(self.folder), *(() if self.nanny else ("--no-nanny",)),
             )
         self.client = Client(scheduler_file=str(self.scheduler_file), timeout=30, set_as_default=False)

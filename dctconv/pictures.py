@@ -53,10 +53,12 @@ def _mosaic(coefficients, mask):
     )
     ac_scale = 255.0 / np.log1p(ac_peak) if ac_peak > 0 else 0.0
     dc_range = None
+    hatch = None  # one pattern for every dropped map
     tiles = np.empty((channels, rows, cols), np.uint8)
     for channel in range(channels):
         if mask is not None and not mask[channel]:
-            tiles[channel] = _hatch(rows, cols)
+            hatch = _hatch(rows, cols) if hatch is None else hatch
+            tiles[channel] = hatch
             continue
         if channel == 0:
             shown = np.array(coefficients[0], dtype=np.float64)
@@ -121,6 +123,11 @@ def _font(size: int):
         if path.is_file():
             return ImageFont.truetype(str(path), size)
     return ImageFont.load_default(size)
+
+
+def _number(value: float) -> str:
+    """Four significant digits, and whole numbers from 1000 up, never 1.2e+04 for a 16-bit error."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _font_size(height: int, width: int) -> int:
@@ -250,9 +257,9 @@ def _labeled_maps(coefficients, mask):
     line = _grid_line(min(rows, cols))
     caption = ["tile (x, y): the map of frequency x down, y across; one pixel per block"]
     if dc_range is not None:
-        caption.append(f"(0, 0), DC: linear, {dc_range[0]:.4g} black to {dc_range[1]:.4g} white")
+        caption.append(f"(0, 0), DC: linear, {_number(dc_range[0])} black to {_number(dc_range[1])} white")
     if ac_peak > 0:
-        caption.append(f"others: log(1 + |c|), shared: 0 black, |c| = {ac_peak:.4g} white")
+        caption.append(f"others: log(1 + |c|), shared: 0 black, |c| = {_number(ac_peak)} white")
     else:
         caption.append("others: all 0 (black)")
     if mask is not None:
@@ -364,8 +371,8 @@ def error_picture_with_legend(picture, error_scale: float, *, largest_error: flo
     at_least = "≥ " if largest_error > white else ""
     texts = [
         f"|original − reconstruction| in pixel values: gray = |error| × {error_scale:.4g}",
-        f"white: {at_least}{white:.4g}" + (" (the top 1 % of errors)" if at_least else "")
-        + f"; largest error {largest_error:.4g}",
+        f"white: {at_least}{_number(white)}" + (" (the top 1 % of errors)" if at_least else "")
+        + f"; largest error {_number(largest_error)}",
     ]
     ramp_width = max(width - 2 * gap, 20 * line)
     total_width = max(width, 2 * gap + ramp_width, 2 * gap + max(_text_width(font, t) for t in texts))
@@ -379,7 +386,7 @@ def error_picture_with_legend(picture, error_scale: float, *, largest_error: flo
     # The white end is labeled with the white point itself; round ticks that would run
     # into it, into each other or off the strip go unlabeled.
     label_top = gap + ramp_height + 2
-    end = f"{at_least}{white:.4g}"
+    end = f"{at_least}{_number(white)}"
     end_left = gap + ramp_width - _text_width(font, end)
     shown, right_edge = [(gap + ramp_width, label_top, end, "rt")], -math.inf
     for value in ticks:

@@ -232,10 +232,14 @@ WHY = {
     "completion, testing with CliRunner",
     "numpy": "the arrays, and the matrix products that are the convolution",
     "pillow": "reading and writing images in the common formats and bit depths; JPEG and WebP "
-    "the other codecs the sweep compares with",
+    "the other codecs the sweep compares with; the labels of the maps, kernels and error "
+    "pictures (`ImageDraw`, no matplotlib needed)",
     "scipy": "`scipy.fft` and `scipy.signal`: the independent references that `verify` checks against",
-    "scikit-image": "PSNR and SSIM: well-tested metrics rather than our own",
-    "matplotlib": "the summary and rate-distortion figures of `compress`",
+    "scikit-image": "PSNR and SSIM: well-tested metrics rather than our own; `util.montage` lays "
+    "out the maps and kernels mosaics, `measure.block_reduce` averages large images down for "
+    "the summary figure",
+    "matplotlib": "the summary and rate-distortion figures of `compress`; its DejaVu Sans font "
+    "(found without importing matplotlib) for the labels Pillow draws",
     "constriction": "the codec's range coder, vectorized over numpy arrays (`entropy_model.py`)",
     "bjontegaard": "the BD-rates of the sweep (Bjontegaard delta rate)",
     "pytest": "the test runner",

@@ -109,9 +109,10 @@ def test_maps_picture_holds_the_mosaic_unchanged_with_labels_around_it():
         assert (picture[top + 1 + k * pitch_x : top + (k + 1) * pitch_x, :left] < 128).any()
     assert (picture[top + height :] < 128).sum() > 100
     dc = coefficients[0]
-    assert caption[1] == f"(0, 0), DC: linear, {dc.min():.4g} black to {dc.max():.4g} white"
+    assert caption[1] == f"(0, 0), DC: linear, {dc.min():.4g} black to {dc.max():.0f} white"  # whole from 1000 up
     peak = max(np.abs(coefficients[c]).max() for c in range(1, 6))
     assert caption[2] == f"others: log(1 + |c|), shared: 0 black, |c| = {peak:.4g} white"
+    assert pictures._number(21045.3) == "21045" and pictures._number(6.372549) == "6.373"
     assert caption[3].startswith("hatched: dropped") and "6 of 16 maps kept" in caption[3]
     # Without a mask there is no hatch line.
     assert not any("hatched" in line for line in pictures._labeled_maps(coefficients, None)[2])

@@ -323,19 +323,19 @@ def _expand_folders(paths) -> tuple[list[Path], list[str]]:
     return files, errors
 
 
-def _compress_table(metrics_list) -> str:
+def _compress_table(reports) -> str:
     header = ("file", "K", "step", "kept", "PSNR dB", "SSIM", "bpp", "bytes")
     rows = [header]
-    for m in metrics_list:
+    for r in reports:
         rows.append((
-            m["source"],
-            f"{m['kept_per_block']}/{m['block_size'] ** 2}",
-            f"{m['step']:g}",
-            f"{100 * m['surviving_fraction']:.1f}%",
-            "inf" if m["psnr_db"] is None else f"{m['psnr_db']:.2f}",
-            "-" if m["ssim"] is None else f"{m['ssim']:.4f}",
-            f"{m['bits_per_pixel']:.3f}",
-            f"{m['compressed_bytes']:,}",
+            r.source,
+            f"{r.kept_per_block}/{r.block_size ** 2}",
+            f"{r.step:g}",
+            f"{100 * r.surviving_fraction:.1f}%",
+            "inf" if r.psnr_db is None else f"{r.psnr_db:.2f}",
+            "-" if r.ssim is None else f"{r.ssim:.4f}",
+            f"{r.bits_per_pixel:.3f}",
+            f"{r.compressed_bytes:,}",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
@@ -413,13 +413,12 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
     for result in results:
         for note in result.notes:
             click.echo(f"Note: {result.source}: {note}", err=True)
-    metrics_list = [r.metrics for r in results]
     if as_json:
         click.echo(json.dumps(
-            [dict(m, outputs=[str(p) for p in r.outputs]) for m, r in zip(metrics_list, results)], indent=2
+            [dict(r.report.as_dict(), outputs=[str(p) for p in r.outputs]) for r in results], indent=2
         ))
-    elif metrics_list:
-        click.echo(_compress_table(metrics_list))
+    elif results:
+        click.echo(_compress_table([r.report for r in results]))
     if failed or folder_errors:
         ctx.exit(1)
 

@@ -48,14 +48,20 @@ def _float64_pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
 
 def mse(original, reconstruction) -> float:
     """Mean squared error, in squared pixel units, computed in float64."""
-    original, reconstruction = _float64_pair(original, reconstruction)
+    return _mse(*_float64_pair(original, reconstruction))
+
+
+def _mse(original, reconstruction) -> float:
     difference = original - reconstruction
     return float(np.mean(np.square(difference, out=difference)))
 
 
 def max_abs_error(original, reconstruction) -> float:
     """Largest absolute pixel difference, in pixel units."""
-    original, reconstruction = _float64_pair(original, reconstruction)
+    return _max_abs_error(*_float64_pair(original, reconstruction))
+
+
+def _max_abs_error(original, reconstruction) -> float:
     difference = original - reconstruction
     return float(np.max(np.abs(difference, out=difference)))
 
@@ -88,9 +94,12 @@ def psnr(original, reconstruction, *, data_range: float) -> float | None:
     >>> psnr(a, a, data_range=255) is None
     True
     """
+    return _psnr(*_float64_pair(original, reconstruction), data_range)
+
+
+def _psnr(original, reconstruction, data_range) -> float | None:
     from skimage.metrics import peak_signal_noise_ratio
 
-    original, reconstruction = _float64_pair(original, reconstruction)
     if np.array_equal(original, reconstruction):
         return None
     return float(peak_signal_noise_ratio(original, reconstruction, data_range=data_range))
@@ -118,9 +127,12 @@ def ssim(original, reconstruction, *, data_range: float) -> float | None:
     >>> ssim(a, a, data_range=255)
     1.0
     """
+    return _ssim(*_float64_pair(original, reconstruction), data_range)
+
+
+def _ssim(original, reconstruction, data_range) -> float | None:
     from skimage.metrics import structural_similarity
 
-    original, reconstruction = _float64_pair(original, reconstruction)
     window = min(SSIM_WINDOW, *original.shape)
     window -= 1 - window % 2  # the window side must be odd
     if window < 3:
@@ -142,15 +154,54 @@ class Quality:
 
 
 def compare(original, reconstruction, *, data_range: float) -> Quality:
-    """PSNR, SSIM, MSE and largest error of ``reconstruction`` against ``original``."""
-    # Converted once here: each measure would otherwise make its own float64 copies.
-    original, reconstruction = _float64_pair(original, reconstruction)
+    """PSNR, SSIM, MSE and largest error of ``reconstruction`` against ``original``.
+
+    The images are checked and converted to float64 once, for all four measures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.metrics import compare
+    >>> a = np.zeros((8, 8), np.uint8)
+    >>> b = a.copy(); b[0, 0] = 8
+    >>> quality = compare(a, b, data_range=255)
+    >>> quality.mse, quality.max_abs_error
+    (1.0, 8.0)
+    """
+    return _compare(*_float64_pair(original, reconstruction), data_range)
+
+
+def _compare(original, reconstruction, data_range) -> Quality:
     return Quality(
-        psnr_db=psnr(original, reconstruction, data_range=data_range),
-        ssim=ssim(original, reconstruction, data_range=data_range),
-        mse=mse(original, reconstruction),
-        max_abs_error=max_abs_error(original, reconstruction),
+        psnr_db=_psnr(original, reconstruction, data_range),
+        ssim=_ssim(original, reconstruction, data_range),
+        mse=_mse(original, reconstruction),
+        max_abs_error=_max_abs_error(original, reconstruction),
     )
+
+
+def measure(original, reconstruction, *, data_range: float) -> tuple[Quality, np.ndarray, float]:
+    """:func:`compare` and :func:`error_picture` at once, the images checked and converted once.
+
+    Returns
+    -------
+    quality : Quality
+    picture : ndarray of uint8, shape (H, W)
+    error_scale : float
+        As returned by :func:`error_picture`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.metrics import measure
+    >>> a = np.zeros((8, 8), np.uint8)
+    >>> b = a.copy(); b[0, 0] = 8
+    >>> quality, picture, scale = measure(a, b, data_range=255)
+    >>> quality.max_abs_error, int(picture.max()), scale
+    (8.0, 255, 86.14864864864924)
+    """
+    original, reconstruction = _float64_pair(original, reconstruction)
+    return (_compare(original, reconstruction, data_range), *_error_picture(original, reconstruction))
 
 
 def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
@@ -167,8 +218,11 @@ def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
     error_scale : float
         Gray values per unit of error: divide a gray value by it to read the error.
     """
-    original, reconstruction = _pair(original, reconstruction)
-    error = np.abs(original.astype(np.float64) - reconstruction.astype(np.float64))
+    return _error_picture(*_float64_pair(original, reconstruction))
+
+
+def _error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
+    error = np.abs(original - reconstruction)
     white = float(np.percentile(error, ERROR_PERCENTILE))
     if white == 0:
         white = float(error.max())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,8 @@ class FileResult:
     outputs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     info: ImageInfo | None = None
-    metrics: dict | None = None
-    """The numbers a command reports for this file (``compress``: the metrics json)."""
+    report: CompressionReport | None = None
+    """The numbers ``compress`` reports for this file."""
 
 
 #: What each EXIF orientation value (2 to 8) does to the stored pixels to show them upright.
@@ -145,36 +146,44 @@ def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
     return outputs.written[0]
 
 
-def _format_bytes(size: int) -> str:
-    return f"{size / 1024:.1f} kB" if size >= 1024 else f"{size} bytes"
+@dataclass(frozen=True)
+class CompressionReport:
+    """The numbers of one compressed image: what ``<stem>_metrics.json`` holds.
 
+    The command's table and its ``--json`` both read this, and :meth:`as_dict` is
+    the json file, key for key.
+    """
 
-def _step_text(step: float) -> str:
-    return "unquantized" if step == 0 else f"step {step:g}"
+    source: str
+    image_mode: str
+    width: int
+    height: int
+    block_size: int
+    kept_per_block: int
+    kept_fraction: float
+    step: float
+    threshold: float
+    surviving_fraction: float
+    nonzero_fraction: float
+    stored_dtype: str
+    compressed_bytes: int
+    """Size of the compressed file on disk."""
+    bits_per_pixel: float
+    """8 * compressed_bytes / pixels."""
+    data_range: float
+    psnr_db: float | None
+    """None when the reconstruction is identical (infinite PSNR)."""
+    ssim: float | None
+    mse: float
+    max_abs_error: float
+    error_scale: float
+    """Gray values of the error picture per unit of error."""
+    files: dict[str, str]
+    """Names of the files written, by role ("compressed", "summary", ...)."""
 
-
-def _sweep_title(name: str, result, image_mode: str) -> str:
-    n = result.block_size
-    return (f"{name}: quality against size, {n}×{n} block DCT ({_step_text(result.step)}"
-            + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
-            + (" and JPEG" if image_mode == "L" else ""))
-
-
-def _summary_titles(name: str, result, quality, metrics: dict, error_scale: float) -> tuple[str, str]:
-    """The summary figure's two title lines: the key numbers, then the settings."""
-    n = result.block_size
-    psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
-    ssim_text = "" if quality.ssim is None else f"   SSIM {quality.ssim:.4f}"
-    step_text = _step_text(result.step)
-    threshold_text = (f", threshold {result.threshold:g} ({100 * result.surviving_fraction:.1f} % survive)"
-                      if result.threshold > 0 else "")
-    keep_text = (f"all {n * n} frequencies" if result.keep == n * n
-                 else f"keep the {result.keep} of {n * n} lowest zigzag frequencies")
-    title = (f"{name}: {psnr_text}{ssim_text}   {metrics['bits_per_pixel']:.3f} bits/pixel "
-             f"({_format_bytes(metrics['compressed_bytes'])})")
-    subtitle = (f"{n}×{n} blocks, {keep_text}, {step_text}{threshold_text};  "
-                f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}")
-    return title, subtitle
+    def as_dict(self) -> dict:
+        """The json form: every field, in this order."""
+        return dataclasses.asdict(self)
 
 
 def compress_file(
@@ -196,29 +205,27 @@ def compress_file(
     (the kept maps), ``<stem>_summary.png``, ``<stem>_metrics.json``; with ``sweep``
     also ``<stem>_sweep.csv`` and ``<stem>_sweep.png``. The metrics compare the
     original with the reconstruction as written, and ``compressed_bytes`` is the
-    size of the npz file on disk. Returns the metrics in ``FileResult.metrics``.
+    size of the npz file on disk. Returns them in ``FileResult.report``.
     """
-    import csv
     import json
     import os
 
     from .compression import compress
     from .image_io import image_suffix, read_image, save_image, save_picture, to_pixels
-    from .metrics import compare, error_picture
+    from .metrics import measure
     from .pictures import error_picture_with_legend, maps_picture
-    from .plots import save_summary, save_sweep
+    from .plots import save_summary, save_sweep, summary_titles, sweep_title
 
     path, out_dir = Path(path), Path(out_dir)
     image, info = read_image(path, max_pixels=max_pixels)
     notes = image_notes(info)
     result = compress(image, block_size=block_size, keep=keep, step=step, threshold=threshold)
     pixels = to_pixels(result.reconstruction, info.mode)
-    quality = compare(image, pixels, data_range=info.data_range)
-    error, error_scale = error_picture(image, pixels)
+    quality, error, error_scale = measure(image, pixels, data_range=info.data_range)
     mosaic = maps_picture(result.coefficients, mask=result.channel_mask)
     points = []
     if sweep:
-        from .sweep import COLUMNS, dct_sweep, jpeg_sweep
+        from .sweep import dct_sweep, jpeg_sweep, write_csv
 
         points = dct_sweep(image, image_mode=info.mode, data_range=info.data_range, block_size=block_size,
                            step=result.step, threshold=result.threshold, source=path.name)
@@ -228,7 +235,7 @@ def compress_file(
             notes.append("JPEG left out of the sweep: Pillow's JPEG encoder takes 8-bit gray only")
 
     height, width = image.shape
-    n, stem = result.block_size, path.stem
+    stem = path.stem
     names = {
         "compressed": f"{stem}_compressed.npz",
         "reconstruction": f"{stem}_reconstruction{image_suffix(info.mode)}",
@@ -237,39 +244,42 @@ def compress_file(
         "summary": f"{stem}_summary.png",
         "metrics": f"{stem}_metrics.json",
     }
+    if sweep:
+        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_plot=f"{stem}_sweep.png")
     with atomic_outputs(protected) as outputs:
         temp = outputs.path(out_dir / names["compressed"])
         with open(temp, "wb") as f:
             result.save(f, info.mode, path.name)
         # The rename into place keeps the size, so this is the size on disk.
         compressed_bytes = os.path.getsize(temp)
-        metrics = {
-            "source": str(path),
-            "image_mode": info.mode,
-            "width": width,
-            "height": height,
-            "block_size": n,
-            "kept_per_block": result.keep,
-            "kept_fraction": result.kept_fraction,
-            "step": result.step,
-            "threshold": result.threshold,
-            "surviving_fraction": result.surviving_fraction,
-            "nonzero_fraction": result.nonzero_fraction,
-            "stored_dtype": str(result.levels.dtype),
-            "compressed_bytes": compressed_bytes,
-            "bits_per_pixel": 8 * compressed_bytes / image.size,
-            "data_range": info.data_range,
+        report = CompressionReport(
+            source=str(path),
+            image_mode=info.mode,
+            width=width,
+            height=height,
+            block_size=result.block_size,
+            kept_per_block=result.keep,
+            kept_fraction=result.kept_fraction,
+            step=result.step,
+            threshold=result.threshold,
+            surviving_fraction=result.surviving_fraction,
+            nonzero_fraction=result.nonzero_fraction,
+            stored_dtype=str(result.levels.dtype),
+            compressed_bytes=compressed_bytes,
+            bits_per_pixel=8 * compressed_bytes / image.size,
+            data_range=info.data_range,
             **quality.as_dict(),
-            "error_scale": error_scale,
-            "files": dict(names),
-        }
+            error_scale=error_scale,
+            files=dict(names),
+        )
         save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
         save_picture(outputs.path(out_dir / names["error"]),
                      error_picture_with_legend(error, error_scale, largest_error=quality.max_abs_error))
         save_picture(outputs.path(out_dir / names["maps"]), mosaic)
         low, high = ((0.0, info.data_range) if info.mode != "F"
                      else (float(image.min()), float(image.max())))
-        title, subtitle = _summary_titles(path.name, result, quality, metrics, error_scale)
+        title, subtitle = summary_titles(path.name, result, quality, compressed_bytes=compressed_bytes,
+                                         bits_per_pixel=report.bits_per_pixel, error_scale=error_scale)
         save_summary(
             outputs.path(out_dir / names["summary"]), image, pixels,
             channel_mask=result.channel_mask, error_scale=error_scale, value_range=(low, high),
@@ -278,18 +288,14 @@ def compress_file(
             title=title, subtitle=subtitle,
         )
         if sweep:
-            metrics["files"].update(sweep_csv=f"{stem}_sweep.csv", sweep_plot=f"{stem}_sweep.png")
-            with open(outputs.path(out_dir / f"{stem}_sweep.csv"), "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS)
-                writer.writeheader()
-                for point in points:
-                    writer.writerow({k: ("" if v is None else v) for k, v in point.as_dict().items()})
+            with open(outputs.path(out_dir / names["sweep_csv"]), "w", newline="") as f:
+                write_csv(f, points)
             save_sweep(
-                outputs.path(out_dir / f"{stem}_sweep.png"), [p.as_dict() for p in points],
-                title=_sweep_title(path.name, result, info.mode),
+                outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in points],
+                title=sweep_title(path.name, result, info.mode),
                 highlight_keep=result.keep,
             )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
-            json.dump(metrics, f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON
+            json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON
             f.write("\n")
-    return FileResult(path, outputs.written, notes, info, metrics)
+    return FileResult(path, outputs.written, notes, info, report)

@@ -253,3 +253,49 @@ def _few(count: int) -> set[int]:
     """About a dozen K values worth labelling on a long sweep: the first few, then spread out."""
     every = max(1, count // 8)
     return {1, 2, 3, 4, 6, count} | set(range(every, count + 1, every))
+
+
+# ---------------------------------------------------------------- figure titles
+
+
+def _format_bytes(size: int) -> str:
+    return f"{size / 1024:.1f} kB" if size >= 1024 else f"{size} bytes"
+
+
+def _step_text(step: float) -> str:
+    return "unquantized" if step == 0 else f"step {step:g}"
+
+
+def sweep_title(name: str, result, image_mode: str) -> str:
+    """The sweep figure's title: the image, the block size, step and threshold of ``result``.
+
+    ``result`` is the :class:`dctconv.compression.Compressed` the summary shows;
+    "and JPEG" is added for 8-bit gray images, the only ones the sweep encodes as JPEG.
+    """
+    n = result.block_size
+    return (f"{name}: quality against size, {n}×{n} block DCT ({_step_text(result.step)}"
+            + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
+            + (" and JPEG" if image_mode == "L" else ""))
+
+
+def summary_titles(name: str, result, quality, *, compressed_bytes: int, bits_per_pixel: float,
+                   error_scale: float) -> tuple[str, str]:
+    """The summary figure's two title lines: the key numbers, then the settings.
+
+    ``result`` is a :class:`dctconv.compression.Compressed`, ``quality`` the
+    :class:`dctconv.metrics.Quality` of its reconstruction, ``error_scale`` the
+    gray values per unit of error of the error picture.
+    """
+    n = result.block_size
+    psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
+    ssim_text = "" if quality.ssim is None else f"   SSIM {quality.ssim:.4f}"
+    step_text = _step_text(result.step)
+    threshold_text = (f", threshold {result.threshold:g} ({100 * result.surviving_fraction:.1f} % survive)"
+                      if result.threshold > 0 else "")
+    keep_text = (f"all {n * n} frequencies" if result.keep == n * n
+                 else f"keep the {result.keep} of {n * n} lowest zigzag frequencies")
+    title = (f"{name}: {psnr_text}{ssim_text}   {bits_per_pixel:.3f} bits/pixel "
+             f"({_format_bytes(compressed_bytes)})")
+    subtitle = (f"{n}×{n} blocks, {keep_text}, {step_text}{threshold_text};  "
+                f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}")
+    return title, subtitle

@@ -8,6 +8,7 @@ Pillow's JPEG encoder (libjpeg) over a range of qualities.
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import asdict, dataclass
 
@@ -128,3 +129,15 @@ def jpeg_sweep(image, *, qualities=JPEG_QUALITIES) -> list[SweepPoint]:
         points.append(SweepPoint("jpeg", None, int(quality), size, 8 * size / image.size,
                                  measured.psnr_db, measured.ssim))
     return points
+
+
+def write_csv(file, points) -> None:
+    """Write sweep points to an open text file as CSV: a header of :data:`COLUMNS`, one row each.
+
+    Open the file with ``newline=""`` (the csv module's rule). A missing value
+    (the PSNR of an identical image, the K of a JPEG point) is an empty cell.
+    """
+    writer = csv.DictWriter(file, fieldnames=COLUMNS)
+    writer.writeheader()
+    for point in points:
+        writer.writerow({key: ("" if value is None else value) for key, value in point.as_dict().items()})

@@ -11,7 +11,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from references import SAMPLES
 from dctconv.errors import InvalidImageError
 from dctconv.image_io import read_image
-from dctconv.metrics import compare, error_picture, max_abs_error, mse, psnr, ssim
+from dctconv.metrics import compare, error_picture, max_abs_error, measure, mse, psnr, ssim
 
 
 def noisy(image: np.ndarray, rng, spread: int) -> np.ndarray:
@@ -137,3 +137,19 @@ def test_float32_images_are_measured_in_float64():
     assert ssim(x, y, data_range=1.0) == pytest.approx(
         structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=1.0), rel=1e-12
     )
+
+
+def test_measure_gives_the_four_numbers_and_the_error_picture_at_once(rng):
+    image, info = read_image(SAMPLES / "coins.png")
+    other = noisy(image, rng, 6)
+    quality, picture, scale = measure(image, other, data_range=info.data_range)
+    error = np.abs(image.astype(np.float64) - other)
+    assert quality.mse == pytest.approx(np.mean(error**2), rel=1e-12)
+    assert quality.max_abs_error == error.max()
+    assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=255), rel=1e-12)
+    assert quality.ssim == pytest.approx(structural_similarity(image, other, data_range=255), rel=1e-12)
+    white = np.percentile(error, 99)
+    assert scale == 255 / white
+    np.testing.assert_array_equal(picture, np.minimum(np.rint(error * 255 / white), 255))
+    with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 4 x 5"):
+        measure(np.zeros((4, 4)), np.zeros((4, 5)), data_range=255)

@@ -1,0 +1,23 @@
+"""dctconv.pipeline: one compressed image's report is its metrics file, key for key."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from dctconv.pipeline import compress_file
+
+
+def test_the_report_is_the_metrics_file(tmp_path):
+    ramp = (np.add.outer(np.arange(24), np.arange(40)) * 3).astype(np.uint8)
+    source = tmp_path / "ramp.png"
+    Image.fromarray(ramp).save(source)
+    result = compress_file(source, tmp_path / "out", block_size=4, keep=3, step=2.0, sweep=True)
+    report = result.report
+    written = json.loads((tmp_path / "out" / "ramp_metrics.json").read_text())
+    assert report.as_dict() == written
+    assert list(written)[:4] == ["source", "image_mode", "width", "height"]
+    assert (report.width, report.height, report.kept_per_block, report.step) == (40, 24, 3, 2.0)
+    assert report.compressed_bytes == (tmp_path / "out" / "ramp_compressed.npz").stat().st_size
+    assert report.bits_per_pixel == 8 * report.compressed_bytes / ramp.size
+    assert sorted(report.files.values()) == sorted(p.name for p in result.outputs)

@@ -184,64 +184,91 @@ def save_summary(
     fig.savefig(path, format="png", dpi=DPI)
 
 
-def save_sweep(path, points, *, title: str, highlight_keep: int | None = None) -> None:
-    """Write one PNG: PSNR and SSIM against bits per pixel, block DCT against JPEG.
+#: Colour, marker and point labels of each sweep curve. Labels sit on opposite sides
+#: of the curves that run close together (dctconv above left, JPEG below right: at
+#: n = 8 they share their quantization tables), so they do not collide.
+_SWEEP_STYLE = {
+    "dctconv": dict(color="#2b7bba", marker="o", labels=(10, 25, 50, 75, 90), offset=(-5, 7), ha="right"),
+    "zonal": dict(color="#7a7a7a", marker="^", labels=None, offset=(6, 2), ha="left"),
+    "jpeg": dict(color="#d95f02", marker="s", labels=(10, 25, 50, 75, 90), offset=(6, -12), ha="left"),
+    "webp": dict(color="#1b9e77", marker="D", labels=(), offset=(0, 0), ha="left"),
+    "avif": dict(color="#7570b3", marker="v", labels=(), offset=(0, 0), ha="left"),
+}
+
+
+def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_file=None) -> None:
+    """Write one PNG: PSNR and SSIM against bits per pixel, one line per curve of the sweep.
+
+    Bits per pixel are on a log axis (the BD-rate compares log rates). A few points
+    of the dctconv and JPEG curves carry their quality (``q50``), a few of the zonal
+    curve their K; the legend gives each anchor curve the BD-rate of dctconv
+    against it at that panel's measure.
 
     Parameters
     ----------
     path : str or Path
         PNG to write.
     points : sequence of dict
-        Rows of the sweep: ``method`` ("dct" or "jpeg"), ``keep`` (dct) or
-        ``quality`` (jpeg), ``bits_per_pixel``, ``psnr_db`` (None: identical, not
-        drawn) and ``ssim``.
+        Rows of the sweep (:meth:`dctconv.sweep.SweepPoint.as_dict`): ``method``,
+        ``keep``, ``quality``, ``bits_per_pixel``, ``psnr_db`` and ``ssim`` (None:
+        not drawn).
     title : str
         Figure title.
-    highlight_keep : int, optional
-        K of the dct point to ring: the one the summary shows.
+    labels : mapping of str to str, optional
+        Legend text of each method (default: the method's name).
+    bd_rates : mapping of str to dict, optional
+        Per anchor method, ``psnr_percent`` and ``ssim_percent`` (None: not computable).
+    this_file : dict, optional
+        ``bits_per_pixel``, ``psnr_db`` and ``ssim`` of the file the command wrote,
+        drawn as a black ring.
     """
     from matplotlib.figure import Figure
 
-    dct = sorted((p for p in points if p["method"] == "dct"), key=lambda p: p["keep"])
-    jpeg = sorted((p for p in points if p["method"] == "jpeg"), key=lambda p: p["quality"])
-    fig = Figure(figsize=(13, 5.6), dpi=DPI, layout="constrained")
+    labels = dict(labels or {})
+    bd_rates = dict(bd_rates or {})
+    methods = [m for m in _SWEEP_STYLE if any(p["method"] == m for p in points)]
+    methods += [m for m in dict.fromkeys(p["method"] for p in points) if m not in methods]
+    fig = Figure(figsize=(13, 5.8), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
-    style = {
-        "dct": dict(color="#2b7bba", marker="o", markersize=5, linewidth=1.8),
-        "jpeg": dict(color="#d95f02", marker="s", markersize=4.5, linewidth=1.8),
-    }
-    dct_label = "block DCT, keep K = 1 .. n²" if dct else None
-    if dct:
-        dct_label = f"block DCT, keep K = 1 .. {dct[-1]['keep']}"
-    for ax, key, label in zip(axes, ("psnr_db", "ssim"), ("PSNR (dB)", "SSIM")):
-        for method, rows, legend in (("dct", dct, dct_label), ("jpeg", jpeg, "Pillow JPEG, quality 5 .. 95")):
-            shown = [p for p in rows if p[key] is not None]
-            if not shown:
+    panels = (("psnr_db", "psnr_percent", "PSNR (dB)"), ("ssim", "ssim_percent", "SSIM"))
+    for ax, (key, bd_key, name) in zip(axes, panels):
+        drawn = False
+        for method in methods:
+            style = _SWEEP_STYLE.get(method, dict(color="black", marker=".", labels=(), offset=(0, 0), ha="left"))
+            rows = sorted((p for p in points if p["method"] == method and p[key] is not None),
+                          key=lambda p: (p["keep"] or 0, p["quality"] or 0))
+            if not rows:
                 continue
-            xs = [p["bits_per_pixel"] for p in shown]
-            ys = [p[key] for p in shown]
-            ax.plot(xs, ys, label=legend, **style[method])
-            for i, p in enumerate(shown):
-                tag = p["keep"] if method == "dct" else p["quality"]
-                if method == "dct" and (len(shown) <= 16 or tag in _few(dct[-1]["keep"])):
-                    ax.annotate(f"{tag}", (xs[i], ys[i]), textcoords="offset points", xytext=(-4, 6),
-                                fontsize=8, color=style["dct"]["color"], ha="right")
-                elif method == "jpeg" and tag in (5, 10, 25, 50, 75, 90, 95):
-                    ax.annotate(f"q{tag}", (xs[i], ys[i]), textcoords="offset points", xytext=(5, -11),
-                                fontsize=8, color=style["jpeg"]["color"])
-        if highlight_keep is not None:
-            for p in dct:
-                if p["keep"] == highlight_keep and p[key] is not None:
-                    ax.plot([p["bits_per_pixel"]], [p[key]], marker="o", markersize=13, fillstyle="none",
-                            color="black", linewidth=0, label=f"K = {highlight_keep} (summary)")
-        ax.set_xlabel("bits per pixel (compressed file size × 8 / pixels)", fontsize=11)
-        ax.set_ylabel(label, fontsize=11)
-        ax.set_xlim(left=0)
-        ax.grid(True, color="#dddddd")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="lower right", fontsize=9)
+            legend = labels.get(method, method)
+            if method in bd_rates:
+                value = bd_rates[method].get(bd_key)
+                legend += ("\n    BD-rate of dctconv: n/a" if value is None
+                           else f"\n    BD-rate of dctconv: {value:+.1f} %")
+            xs = [p["bits_per_pixel"] for p in rows]
+            ys = [p[key] for p in rows]
+            ax.plot(xs, ys, color=style["color"], marker=style["marker"], markersize=4.5, linewidth=1.6,
+                    label=legend)
+            drawn = True
+            shown = style["labels"]
+            if shown is None:  # the zonal curve: K at a few points
+                shown = _few(max(p["keep"] for p in rows))
+            for x, y, p in zip(xs, ys, rows):
+                tag = p["keep"] if method == "zonal" else p["quality"]
+                if tag in shown:
+                    ax.annotate(f"K{tag}" if method == "zonal" else f"q{tag}", (x, y),
+                                textcoords="offset points", xytext=style["offset"], ha=style["ha"],
+                                fontsize=7.5, color=style["color"])
+        if this_file is not None and this_file.get(key) is not None:
+            ax.plot([this_file["bits_per_pixel"]], [this_file[key]], marker="o", markersize=13,
+                    fillstyle="none", color="black", linewidth=0, label="the file written")
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (file size × 8 / pixels, log scale)", fontsize=11)
+        ax.set_ylabel(name, fontsize=11)
+        ax.grid(True, which="both", color="#e4e4e4")
+        if drawn:
+            ax.legend(loc="lower right", fontsize=8)
         else:
-            ax.text(0.5, 0.5, f"no {label} to draw\n(identical images, or too small)", ha="center",
+            ax.text(0.5, 0.5, f"no {name} to draw\n(identical images, or too small)", ha="center",
                     va="center", transform=ax.transAxes, fontsize=11, color="#777777")
     axes[0].set_title("PSNR: higher is better", fontsize=11)
     axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
@@ -250,9 +277,9 @@ def save_sweep(path, points, *, title: str, highlight_keep: int | None = None) -
 
 
 def _few(count: int) -> set[int]:
-    """About a dozen K values worth labelling on a long sweep: the first few, then spread out."""
-    every = max(1, count // 8)
-    return {1, 2, 3, 4, 6, count} | set(range(every, count + 1, every))
+    """A handful of K values worth labelling on the zonal curve: the first three, then spread out."""
+    every = max(1, count // 4)
+    return {1, 2, 3, count} | set(range(every, count + 1, every))
 
 
 # ---------------------------------------------------------------- figure titles

@@ -361,8 +361,12 @@ def sweep(
 
 
 def write_csv(file, points) -> None:
-    """Write the points as CSV (:data:`COLUMNS`; an empty cell for None) to an open text file."""
-    writer = csv.DictWriter(file, fieldnames=COLUMNS, lineterminator="\n")
+    """Write sweep points to an open text file as CSV: a header of :data:`COLUMNS`, one row each.
+
+    Open the file with ``newline=""`` (the csv module's rule). A missing value
+    (the PSNR of an identical image, the K of a JPEG point) is an empty cell.
+    """
+    writer = csv.DictWriter(file, fieldnames=COLUMNS)
     writer.writeheader()
     for point in points:
-        writer.writerow({k: ("" if v is None else v) for k, v in point.as_dict().items()})
+        writer.writerow({key: ("" if value is None else value) for key, value in point.as_dict().items()})

@@ -231,7 +231,7 @@ def _reject_with_inverse(ctx, param, value):
 )
 @output_dir_option
 @click.option("--inverse", is_flag=True, is_eager=True,
-              help="Read coefficient files (.npz) and write the reconstructed images.")
+              help="Read coefficient files (.npz) or compressed files (.dctz) and write the reconstructed images.")
 @block_size_option(callback=_reject_with_inverse)
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               callback=_reject_with_inverse,
@@ -490,7 +490,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         click.echo(f"image:     {image_path}")
         compared = f"{found.compared:,} coefficients compared"
         if found.skipped:
-            compared += f", {found.skipped:,} zeros of kept channels not compared (below the file's --threshold)"
+            compared += f", {found.skipped:,} {found.skipped_what}"
         click.echo(f"compared:  {compared}")
         where = f" at {found.location}" if found.location else " (every coefficient identical)"
         click.echo(f"largest:   {check.max_error:.3g}{where}")
@@ -498,6 +498,14 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         click.echo(("OK: " if check.passed else "FAILED: ") + found.reason)
     if not check.passed:
         ctx.exit(1)
+
+
+#: Suffixes of the files ``verify FILE IMAGE`` checks: transform's and compress's.
+COEFFICIENT_SUFFIXES = (".npz", ".dctz")
+
+
+def _is_file_argument(path: Path) -> bool:
+    return path.suffix.lower() in COEFFICIENT_SUFFIXES
 
 
 @cli.command()
@@ -526,24 +534,26 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
     on those images (the literal correlation on at most a 128 x 128 corner of each).
     Block sizes 2, 4 and 8, or --block-size.
 
-    With FILE.npz IMAGE, checks that the coefficient file (from transform or
-    compress) holds what IMAGE transforms to, and reports the largest difference with
-    its block and frequency.
+    With FILE IMAGE, checks that the coefficient file holds what IMAGE transforms
+    to (a .npz of transform, or of an older compress), or that the compressed file
+    (.dctz of compress) holds exactly the levels IMAGE compresses to with the
+    file's settings; reports the largest difference with its block and frequency.
 
     \b
     Examples:
         dctconv verify
         dctconv verify photo.png --block-size 8 --json
         dctconv verify out/photo_coefficients.npz photo.png
+        dctconv verify out/photo_compressed.dctz photo.png
     """
-    if any(path.suffix.lower() == ".npz" for path in inputs[1:]) and inputs[0].suffix.lower() != ".npz":
+    if any(_is_file_argument(path) for path in inputs[1:]) and not _is_file_argument(inputs[0]):
         raise click.UsageError(
-            "the coefficient file goes first, then its image: dctconv verify FILE.npz IMAGE"
+            "the coefficient file goes first, then its image: dctconv verify FILE IMAGE"
         )
-    if inputs and inputs[0].suffix.lower() == ".npz":
-        if len(inputs) != 2 or inputs[1].suffix.lower() == ".npz":
+    if inputs and _is_file_argument(inputs[0]):
+        if len(inputs) != 2 or _is_file_argument(inputs[1]):
             raise click.UsageError(
-                "to check a coefficient file give it and its image: dctconv verify FILE.npz IMAGE"
+                "to check a coefficient file give it and its image: dctconv verify FILE IMAGE"
             )
         if block_size is not None:
             raise click.BadParameter(

@@ -202,3 +202,40 @@ def sections(data, header: CodecHeader) -> tuple[bytes, np.ndarray, bytes]:
     start += 4 * header.word_count
     raw = bytes(data[start : start + header.raw_bytes])
     return model, words, raw
+
+
+def is_codec_file(path) -> bool:
+    """Whether the file at ``path`` starts with this format's magic bytes (False if unreadable).
+
+    The commands that take both kinds of file (``transform --inverse``, ``verify FILE
+    IMAGE``) tell a compressed file from an old ``.npz`` by its content, not its name.
+    Only a regular file is opened: reading a FIFO or a device could block.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def read_file(path) -> bytes:
+    """The bytes of a compressed file, for :func:`read_header` and the decoder.
+
+    The whole file is read: its header can only be checked against its length.
+
+    Raises
+    ------
+    CodecFileError
+        If the file cannot be opened or read.
+    """
+    from .errors import exception_reason
+
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CodecFileError(f"cannot read: {exc.strerror or exception_reason(exc)}") from None

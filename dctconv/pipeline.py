@@ -114,14 +114,22 @@ def original_stem(path) -> str:
 def invert_file(
     path, out_dir, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, protected=()
 ) -> FileResult:
-    """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit sources) from a coefficient file."""
+    """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit sources) from a coefficient file.
+
+    The file is a compressed file of :func:`dctconv.encode` (told by its magic bytes,
+    whatever its name), decoded to exactly the pixels ``compress`` wrote, or a
+    ``.npz`` of ``transform`` or of the older ``compress``.
+    """
     import numpy as np
 
+    from .codec_file import is_codec_file
     from .coefficient_file import load_coefficients
     from .image_io import image_suffix, save_image
     from .transform import inverse
 
     path, out_dir = Path(path), Path(out_dir)
+    if is_codec_file(path):
+        return _decode_file(path, out_dir, max_pixels=max_pixels, protected=protected)
     coefficients, header = load_coefficients(path, max_pixels=max_pixels)
     with np.errstate(over="ignore", invalid="ignore"):
         image = inverse(coefficients, header.image_shape)
@@ -133,6 +141,19 @@ def invert_file(
     name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
     with atomic_outputs(protected) as outputs:
         save_image(outputs.path(out_dir / name), image, header.image_mode)
+    return FileResult(path, outputs.written)
+
+
+def _decode_file(path: Path, out_dir: Path, *, max_pixels, protected) -> FileResult:
+    from .codec import decode
+    from .codec_file import read_file, read_header
+    from .image_io import image_suffix, save_image
+
+    data = read_file(path)
+    mode = read_header(data, max_pixels=max_pixels).mode
+    pixels = decode(data, max_pixels=max_pixels)
+    with atomic_outputs(protected) as outputs:
+        save_image(outputs.path(out_dir / f"{original_stem(path)}_reconstruction{image_suffix(mode)}"), pixels, mode)
     return FileResult(path, outputs.written)
 
 

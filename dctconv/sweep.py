@@ -176,7 +176,7 @@ def codec_sweep(image, *, block_size: int, data_range: float, qualities=QUALITIE
     points = []
     for quality in qualities:
         data = encode(image, block_size=block_size, quality=int(quality))
-        points.append(_point("dctconv", image, data, decode(data), data_range=data_range,
+        points.append(_point("dctconv", image, data, decode(data, max_pixels=None), data_range=data_range,
                              quality=int(quality)))
     return points
 
@@ -196,7 +196,7 @@ def zonal_sweep(
     for keep in range(1, block_size * block_size + 1):
         data = encode(image, block_size=block_size, quality=quality, step=step, keep=keep,
                       threshold=threshold)
-        points.append(_point("zonal", image, data, decode(data), data_range=data_range, keep=keep,
+        points.append(_point("zonal", image, data, decode(data, max_pixels=None), data_range=data_range, keep=keep,
                              quality=quality))
     return points
 

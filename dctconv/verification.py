@@ -81,13 +81,16 @@ class FileVerification:
     """Zeros of a compressed file's kept channels that were not compared (see verify_file)."""
     reason: str
     """One line saying what was found."""
+    skipped_what: str = "zeros of kept channels not compared (below the file's --threshold)"
+    """What the ``skipped`` coefficients are, after their count."""
 
 
 def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
                 forward=_transform.forward) -> FileVerification:
     """Check that a coefficient file holds the transform (or compression) of ``image``.
 
-    The file's coefficients are compared with ``forward(image)`` at the file's block
+    A compressed file of :func:`dctconv.encode` (told by its magic bytes) is checked by
+    :func:`verify_compressed_file`. For a ``.npz`` file, the file's coefficients are compared with ``forward(image)`` at the file's block
     size, and the largest difference is reported with its location.
 
     * kind "transform": every coefficient is compared; the image is transformed in the
@@ -145,10 +148,13 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     >>> print(verify_file(path, image).location)
     block row 1, block column 1, frequency (0, 0)
     """
+    from .codec_file import is_codec_file
     from .image_io import read_image
 
     coefficient_path = Path(coefficient_path)
     max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if is_codec_file(coefficient_path):
+        return verify_compressed_file(coefficient_path, image, max_pixels=max_pixels, image_name=image_name)
     read = _coefficient_file.read_coefficient_file(coefficient_path, max_pixels=max_pixels)
     coefficients, header = read.coefficients, read.header
     if isinstance(image, (str, os.PathLike)):
@@ -209,3 +215,142 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
                   f"more than the tolerance {tol:.3g}")
     check = CheckResult(FILE_MATCHES_IMAGE, bool(passed), error, float(tol), n, f"{name} vs {image_name}")
     return FileVerification(check, header.kind, location, count, skipped, reason)
+
+
+def _settings_text(header) -> str:
+    """The quantization settings of a compressed file's header, in words."""
+    n = header.block_size
+    if header.quantization == "quality":
+        parts = [f"quality {header.quality}"]
+    else:
+        parts = [f"step {header.step:g}" if header.quantization == "step" else "unquantized"]
+    if header.keep < n * n:
+        parts.append(f"K = {header.keep} of {n * n}")
+    if header.threshold > 0:
+        parts.append(f"threshold {header.threshold:g}")
+    return f"{n}x{n} blocks, " + ", ".join(parts)
+
+
+def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> FileVerification:
+    """Check that a compressed file of :func:`dctconv.encode` holds exactly the levels of ``image``.
+
+    The levels are computed again from the image with the settings the file's header
+    records (:func:`dctconv.codec.quantize_image`: the same transform, threshold,
+    steps and rounding as the encoder) and compared with the decoded ones, which
+    must be equal. Two cases may go either way by float rounding (another machine's
+    transform may differ in the last bits), so a level that differs there is not
+    counted as wrong (counted in ``skipped``): a coefficient within the float64
+    tolerance of a rounding tie (an odd multiple of step/2; the two levels then differ
+    by one) or of the threshold (one of them 0). Unquantized files compare the stored
+    coefficients with the transform within that tolerance.
+
+    Parameters
+    ----------
+    path : str or Path
+        The compressed file.
+    image : str, Path or array_like
+        The image file (read as ``dctconv compress`` reads it) or its pixels, of the
+        pixel type the file records.
+    max_pixels : int, optional
+        Largest image allowed, for the file and the image file. Default
+        :data:`dctconv.limits.DEFAULT_MAX_PIXELS`.
+    image_name : str, optional
+        How to name the image in the reason.
+
+    Returns
+    -------
+    FileVerification
+        ``.check.max_error`` is the largest difference of a compared coefficient, in
+        coefficient units (a level difference times its step).
+
+    Raises
+    ------
+    CodecFileError, CodecTooLargeError
+        If the file cannot be read or decoded.
+    ImageMismatchError
+        If the image's size or pixel type is not the file's.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os, dctconv
+    >>> image = (np.add.outer(np.arange(16), np.arange(16)) * 8).astype(np.uint8)
+    >>> path = os.path.join(tempfile.mkdtemp(), "c.dctz")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(dctconv.encode(image, quality=50))
+    >>> verify_compressed_file(path, image).check.passed
+    True
+    >>> image[8:, :4] += 20
+    >>> print(verify_compressed_file(path, image).location)
+    block row 2, block column 0, frequency (0, 0)
+    """
+    from .codec import decode_levels, quantize_image
+    from .codec_file import read_file
+    from .image_io import read_image
+
+    path = Path(path)
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    stored = decode_levels(read_file(path), max_pixels=max_pixels)
+    header = stored.header
+    if isinstance(image, (str, os.PathLike)):
+        image_name = image_name or Path(image).name
+        image, _ = read_image(image, max_pixels=max_pixels)
+    image_name = image_name or "the image"
+    image = check_image(image)
+    height, width = header.image_shape
+    if tuple(image.shape) != (height, width):
+        raise ImageMismatchError(
+            f"{image_name} is {image.shape[1]} x {image.shape[0]} pixels but the file holds the "
+            f"compression of a {width} x {height} image"
+        )
+    if image.dtype != header.dtype:
+        raise ImageMismatchError(
+            f"{image_name} has {image.dtype} pixels but the file holds the compression of an image "
+            f"of {header.dtype} pixels (mode {header.mode})"
+        )
+    n = header.block_size
+    coefficients = np.asarray(_transform.forward(image, n, dtype=np.float64))
+    expected = quantize_image(image, header, coefficients=coefficients)
+    magnitude = n * float(np.max(np.abs(image.astype(np.float64))))
+    eps = tolerance(np.float64, terms=product_terms(n), magnitude=magnitude)
+    size = np.abs(coefficients)
+    # Either way by float rounding: near the threshold (one of the two is then 0) ...
+    either_way = (np.abs(size - header.threshold) <= eps) if header.threshold > 0 else np.zeros(size.shape, bool)
+    either_way[0] = False  # DC is never thresholded
+    if header.quantization == "none":
+        tol = eps
+        difference = np.abs(stored.levels - expected.levels)
+    else:
+        tol = 0.0
+        steps = stored.steps[:, None, None]
+        level_difference = np.abs(stored.levels - expected.levels)
+        # ... or near a rounding tie, an odd multiple of step / 2 (the levels then differ by 1).
+        halves = size / (steps / 2)
+        either_way |= (np.abs(halves - (2 * np.floor(halves / 2) + 1)) * (steps / 2) <= eps) & (level_difference == 1)
+        difference = level_difference * steps
+    either_way &= difference > tol
+    difference = np.where(either_way, 0.0, difference)
+    skipped = int(either_way.sum())
+    count = difference.size - skipped
+    location, error = None, 0.0
+    if difference.max(initial=0.0) > 0:
+        channel, row, col = np.unravel_index(int(np.argmax(difference)), difference.shape)
+        x, y = divmod(int(channel), n)
+        location = Location(int(row), int(col), x, y)
+        error = float(difference[channel, row, col])
+    if not np.isfinite(difference).all():
+        error = math.inf
+    passed = error <= tol
+    what = f"the compression of {image_name} ({_settings_text(header)})"
+    name = str(path)
+    if passed:
+        reason = (f"{name} holds {what}: every level is the one the image gives" if tol == 0 else
+                  f"{name} holds {what}: largest difference {error:.3g}, within the tolerance {tol:.3g}")
+    else:
+        wrong = int(np.count_nonzero(difference > tol))
+        reason = (f"{name} does not hold {what}: {wrong:,} of {count:,} coefficients differ, the one at "
+                  f"{location} by {error:.3g}, more than the tolerance {tol:.3g}")
+    check = CheckResult(FILE_MATCHES_IMAGE, bool(passed), error, float(tol), n, f"{name} vs {image_name}")
+    return FileVerification(
+        check, "compressed", location, count, skipped, reason,
+        skipped_what="coefficients within float rounding of a rounding tie or of the threshold not compared",
+    )

@@ -323,26 +323,69 @@ def _expand_folders(paths) -> tuple[list[Path], list[str]]:
     return files, errors
 
 
+def _table(rows, *, left: int = 1) -> str:
+    """Rows of cells as aligned text: the first ``left`` columns left-aligned, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _quantization_text(report) -> str:
+    if report.quality is not None:
+        return f"q{report.quality}"
+    return "none" if report.step == 0 else f"step {report.step:g}"
+
+
 def _compress_table(reports) -> str:
-    header = ("file", "K", "step", "kept", "PSNR dB", "SSIM", "bpp", "bytes")
-    rows = [header]
+    rows = [("file", "n", "steps", "K", "nonzero", "PSNR dB", "SSIM", "bpp", "bytes")]
     for r in reports:
         rows.append((
             r.source,
+            str(r.block_size),
+            _quantization_text(r),
             f"{r.kept_per_block}/{r.block_size ** 2}",
-            f"{r.step:g}",
-            f"{100 * r.surviving_fraction:.1f}%",
+            f"{100 * r.nonzero_fraction:.1f}%",
             "inf" if r.psnr_db is None else f"{r.psnr_db:.2f}",
             "-" if r.ssim is None else f"{r.ssim:.4f}",
             f"{r.bits_per_pixel:.3f}",
             f"{r.compressed_bytes:,}",
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return _table(rows)
+
+
+#: How the printed BD-rates name the curves.
+_CURVE_NAMES = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+
+
+def _bd_rate_table(reports) -> str:
+    """The BD-rates of the sweep: one row per image and curve, percent bits at equal PSNR and SSIM."""
+    rows = [("file", "against", "at equal PSNR", "at equal SSIM")]
+
+    def percent(value):
+        return "n/a" if value is None else f"{value:+.1f} %"
+
+    for r in reports:
+        for curve, rates in (r.bd_rates or {}).items():
+            rows.append((r.source, _CURVE_NAMES.get(curve, curve), percent(rates["psnr_percent"]),
+                         percent(rates["ssim_percent"])))
+    return ("BD-rates of dctconv (quality 5 .. 95): how many percent more bits it needs than the other "
+            "curve for the same quality (negative: fewer)\n" + _table(rows, left=2))
+
+
+def _one_quantization(ctx, param, value):
+    """--quality and --step both set the steps: refuse the two together, whatever their order."""
+    if param.name == "step":
+        value = _finite(ctx, param, value)
+    other = "quality" if param.name == "step" else "step"
+    if value is not None and ctx.params.get(other) is not None:
+        raise click.BadParameter(
+            "cannot be combined with --quality (--quality gives each frequency its own step, "
+            "--step one step for all); give one of them.", ctx=ctx, param_hint="'--step'",
+        )
+    return value
 
 
 @cli.command()
@@ -352,33 +395,42 @@ def _compress_table(reports) -> str:
 )
 @output_dir_option
 @block_size_option
+@click.option("--quality", "-q", type=_WholeNumber(1, 100), default=None, callback=_one_quantization,
+              help="1 to 100: a step for each frequency, JPEG's table scaled as libjpeg scales it (at "
+                   "n = 8 exactly JPEG's steps), and to the image's bit depth; higher keeps more.  "
+                   "[default: 75 unless --step]")
+@click.option("--step", type=click.FloatRange(min=0), default=None, callback=_one_quantization,
+              help="Instead of --quality, one step for every frequency, in coefficient units: c is "
+                   "stored as rint(c / step); 0 stores the coefficients unquantized.")
 @click.option("--keep", type=int, default=None,
-              help="Coefficients kept per block, the K lowest in JPEG zigzag order (1 to n*n).  "
-                   "[default: 6 for n = 4, about 3/8 of n*n in whole diagonals; n*n with --threshold]")
-@click.option("--step", type=click.FloatRange(min=0), default=1.0, show_default=True, callback=_finite,
-              help="Quantization step: kept coefficients become rint(c / step) * step; 0 keeps them unquantized.")
+              help="Zonal mode: keep only the K lowest frequencies of each block in JPEG zigzag order "
+                   "(1 to n*n), zero the others; combines with --quality or --step.  [default: n*n]")
 @click.option("--threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,
               callback=_finite,
-              help="Also zero kept coefficients with |c| below this (DC always kept).")
+              help="Also zero AC coefficients with |c| below this, before quantization (DC always kept).")
 @click.option("--sweep", is_flag=True,
-              help="Also write <stem>_sweep.csv and <stem>_sweep.png: PSNR and SSIM against bits per pixel "
-                   "for K = 1 .. n*n and for JPEG at qualities 5 .. 95.")
+              help="Also write <stem>_sweep.csv, .json and .png: PSNR and SSIM against bits per pixel for "
+                   "dctconv at quality 5 .. 95, for K = 1 .. n*n, and for Pillow's JPEG, WebP and AVIF; "
+                   "print the BD-rates of dctconv against each.")
 @max_pixels_option
 @jobs_option
 @json_option
 @click.pass_context
-def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, max_pixels, jobs, as_json):
-    """Compress images by zeroing high DCT frequencies, and measure what is lost.
+def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold, sweep, max_pixels, jobs,
+             as_json):
+    """Compress images with dctconv's codec, and measure what is lost.
 
-    Every n x n block keeps its K lowest frequencies (JPEG zigzag order), quantized
-    to multiples of --step. For each image, DIR receives:
+    Every n x n block is transformed; each frequency is divided by its step
+    (--quality: JPEG-like steps per frequency, default 75; or one --step) and
+    rounded; the levels are entropy coded frequency by frequency, each modelled on
+    the lower frequencies around it. For each image, DIR receives:
 
     \b
-      <stem>_compressed.npz       the compressed file (decode it with transform --inverse)
+      <stem>_compressed.dctz      the compressed file (decode it with transform --inverse)
       <stem>_reconstruction.png   the decoded image at the source bit depth (.tif for 32-bit)
       <stem>_error.png            |original - reconstruction|, stretched, its scale below it
-      <stem>_maps.png             the kept coefficient maps (dropped ones hatched)
-      <stem>_summary.png          original, reconstruction, error and mask in one figure
+      <stem>_maps.png             the decoded coefficient maps (dropped ones hatched)
+      <stem>_summary.png          original, reconstruction, error and nonzero frequencies
       <stem>_metrics.json         PSNR, SSIM, MSE, largest error, size, bits per pixel, ...
 
     A folder stands for the image files directly in it (by suffix, sorted by name).
@@ -387,9 +439,10 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
     \b
     Examples:
         dctconv compress photo.png -o out
-        dctconv compress photos/ -o out --block-size 8 --keep 10 --step 4
+        dctconv compress photos/ -o out --block-size 8 --quality 50
+        dctconv compress photo.png -o out --keep 6 --step 1
         dctconv compress photo.png -o out --sweep
-        dctconv transform --inverse out/photo_compressed.npz -o decoded
+        dctconv transform --inverse out/photo_compressed.dctz -o decoded
     """
     from .pipeline import COMPRESS_IMPORTS, compress_file
 
@@ -403,8 +456,8 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
         click.echo(line, err=True)
 
     work = functools.partial(
-        compress_file, out_dir=output_dir, block_size=n, keep=keep, step=step, threshold=threshold,
-        sweep=sweep, max_pixels=max_pixels, protected=files,
+        compress_file, out_dir=output_dir, block_size=n, quality=quality, step=step, keep=keep,
+        threshold=threshold, sweep=sweep, max_pixels=max_pixels, protected=files,
     )
     results, failed = _run_each(
         ctx, files, work, label="compress", jobs=jobs, output_name=lambda path: path.stem,
@@ -419,6 +472,9 @@ def compress(ctx, inputs, output_dir, block_size, keep, step, threshold, sweep, 
         ))
     elif results:
         click.echo(_compress_table([r.report for r in results]))
+        if sweep:
+            click.echo()
+            click.echo(_bd_rate_table([r.report for r in results]))
     if failed or folder_errors:
         ctx.exit(1)
 

@@ -22,7 +22,7 @@ TRANSFORM_IMPORTS = (
 #: The same for :func:`compress_file`: most of its start-up is scipy (through
 #: scikit-image's metrics) and matplotlib.
 COMPRESS_IMPORTS = TRANSFORM_IMPORTS + (
-    "dctconv.compression", "dctconv.metrics", "dctconv.plots",
+    "dctconv.codec", "dctconv.compression", "dctconv.metrics", "dctconv.plots",
     "skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics",
     "matplotlib.figure", "matplotlib.backends.backend_agg",
 )
@@ -167,6 +167,10 @@ def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
     return outputs.written[0]
 
 
+#: Suffix of the compressed file ``compress`` writes (the codec's format, magic "DCTZ").
+COMPRESSED_SUFFIX = ".dctz"
+
+
 @dataclass(frozen=True)
 class CompressionReport:
     """The numbers of one compressed image: what ``<stem>_metrics.json`` holds.
@@ -180,13 +184,16 @@ class CompressionReport:
     width: int
     height: int
     block_size: int
+    quality: int | None
+    """The quality of the steps (1 to 100), or None with a flat ``step``."""
+    step: float | None
+    """The flat step (0: unquantized), or None with ``quality``."""
     kept_per_block: int
+    """K: the lowest zigzag frequencies that may be nonzero (n*n unless --keep)."""
     kept_fraction: float
-    step: float
     threshold: float
-    surviving_fraction: float
     nonzero_fraction: float
-    stored_dtype: str
+    """Share of all coefficients whose stored level is not 0."""
     compressed_bytes: int
     """Size of the compressed file on disk."""
     bits_per_pixel: float
@@ -201,6 +208,8 @@ class CompressionReport:
     """Gray values of the error picture per unit of error."""
     files: dict[str, str]
     """Names of the files written, by role ("compressed", "summary", ...)."""
+    bd_rates: dict[str, dict] | None = None
+    """With the sweep: per curve ("zonal", "jpeg", ...), the BD-rates of dctconv against it."""
 
     def as_dict(self) -> dict:
         """The json form: every field, in this order."""
@@ -212,26 +221,34 @@ def compress_file(
     out_dir,
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    quality: int | None = None,
+    step: float | None = None,
     keep: int | None = None,
-    step: float = 1.0,
     threshold: float = 0.0,
     sweep: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     protected=(),
 ) -> FileResult:
-    """Compress one image and write, all or nothing, in ``out_dir``:
+    """Compress one image with :func:`dctconv.encode` and write, all or nothing, in ``out_dir``:
 
-    ``<stem>_compressed.npz`` (what a decoder needs), ``<stem>_reconstruction.png``
-    (``.tif`` for 32-bit and float sources), ``<stem>_error.png``, ``<stem>_maps.png``
-    (the kept maps), ``<stem>_summary.png``, ``<stem>_metrics.json``; with ``sweep``
-    also ``<stem>_sweep.csv`` and ``<stem>_sweep.png``. The metrics compare the
-    original with the reconstruction as written, and ``compressed_bytes`` is the
-    size of the npz file on disk. Returns them in ``FileResult.report``.
+    ``<stem>_compressed.dctz`` (the compressed file), ``<stem>_reconstruction.png``
+    (``.tif`` for 32-bit and float sources; exactly what decoding the file gives),
+    ``<stem>_error.png``, ``<stem>_maps.png`` (the decoded maps), ``<stem>_summary.png``,
+    ``<stem>_metrics.json``; with ``sweep`` also ``<stem>_sweep.csv``,
+    ``<stem>_sweep.json`` (the curves and the BD-rates) and ``<stem>_sweep.png``. The
+    metrics compare the original with the reconstruction as written, and
+    ``compressed_bytes`` is the size of the compressed file on disk. ``quality``,
+    ``step``, ``keep`` and ``threshold`` are those of :func:`dctconv.encode` (quality
+    75 when neither quality nor step is given). Returns the numbers in
+    ``FileResult.report``.
     """
     import json
     import os
 
-    from .compression import compress
+    import numpy as np
+
+    from .codec import encode_image, reconstruct
+    from .compression import keep_mask
     from .image_io import image_suffix, read_image, save_image, save_picture, to_pixels
     from .metrics import measure
     from .pictures import error_picture_with_legend, maps_picture
@@ -240,25 +257,33 @@ def compress_file(
     path, out_dir = Path(path), Path(out_dir)
     image, info = read_image(path, max_pixels=max_pixels)
     notes = image_notes(info)
-    result = compress(image, block_size=block_size, keep=keep, step=step, threshold=threshold)
-    pixels = to_pixels(result.reconstruction, info.mode)
-    quality, error, error_scale = measure(image, pixels, data_range=info.data_range)
-    mosaic = maps_picture(result.coefficients, mask=result.channel_mask)
-    points = []
+    data, levels = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep,
+                                threshold=threshold)
+    header = levels.header
+    # What decode gives (the same levels, through the same function): transform
+    # --inverse of the file writes these pixels exactly.
+    pixels = to_pixels(reconstruct(levels), info.mode)
+    quality_numbers, error, error_scale = measure(image, pixels, data_range=info.data_range)
+    n = header.block_size
+    nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
+    blocks = levels.levels[0].size
+    mask = keep_mask(n, header.keep)
+    mosaic = maps_picture(levels.coefficients, mask=mask)
+    found = None
     if sweep:
-        from .sweep import dct_sweep, jpeg_sweep, write_csv
+        from .sweep import NAMES, sweep as run_sweep
 
-        points = dct_sweep(image, image_mode=info.mode, data_range=info.data_range, block_size=block_size,
-                           step=result.step, threshold=result.threshold, source=path.name)
-        if info.mode == "L":
-            points += jpeg_sweep(image)
-        else:
-            notes.append("JPEG left out of the sweep: Pillow's JPEG encoder takes 8-bit gray only")
+        found = run_sweep(image, data_range=info.data_range, block_size=n, quality=header.quality,
+                          step=header.step, threshold=header.threshold)
+        for why in dict.fromkeys(found.left_out.values()):
+            names = [NAMES[m] for m, reason in found.left_out.items() if reason == why]
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            notes.append(f"{listed} left out of the sweep: {why}")
 
     height, width = image.shape
     stem = path.stem
     names = {
-        "compressed": f"{stem}_compressed.npz",
+        "compressed": f"{stem}_compressed{COMPRESSED_SUFFIX}",
         "reconstruction": f"{stem}_reconstruction{image_suffix(info.mode)}",
         "error": f"{stem}_error.png",
         "maps": f"{stem}_maps.png",
@@ -266,11 +291,12 @@ def compress_file(
         "metrics": f"{stem}_metrics.json",
     }
     if sweep:
-        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_plot=f"{stem}_sweep.png")
+        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_json=f"{stem}_sweep.json",
+                     sweep_plot=f"{stem}_sweep.png")
     with atomic_outputs(protected) as outputs:
         temp = outputs.path(out_dir / names["compressed"])
         with open(temp, "wb") as f:
-            result.save(f, info.mode, path.name)
+            f.write(data)
         # The rename into place keeps the size, so this is the size on disk.
         compressed_bytes = os.path.getsize(temp)
         report = CompressionReport(
@@ -278,43 +304,52 @@ def compress_file(
             image_mode=info.mode,
             width=width,
             height=height,
-            block_size=result.block_size,
-            kept_per_block=result.keep,
-            kept_fraction=result.kept_fraction,
-            step=result.step,
-            threshold=result.threshold,
-            surviving_fraction=result.surviving_fraction,
-            nonzero_fraction=result.nonzero_fraction,
-            stored_dtype=str(result.levels.dtype),
+            block_size=n,
+            quality=header.quality,
+            step=header.step,
+            kept_per_block=header.keep,
+            kept_fraction=header.keep / (n * n),
+            threshold=header.threshold,
+            nonzero_fraction=int(nonzero.sum()) / levels.levels.size,
             compressed_bytes=compressed_bytes,
             bits_per_pixel=8 * compressed_bytes / image.size,
             data_range=info.data_range,
-            **quality.as_dict(),
+            **quality_numbers.as_dict(),
             error_scale=error_scale,
             files=dict(names),
+            bd_rates=None if found is None else {
+                b.anchor: {"psnr_percent": b.psnr, "ssim_percent": b.ssim} for b in found.bd_rates
+            },
         )
         save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
         save_picture(outputs.path(out_dir / names["error"]),
-                     error_picture_with_legend(error, error_scale, largest_error=quality.max_abs_error))
+                     error_picture_with_legend(error, error_scale, largest_error=quality_numbers.max_abs_error))
         save_picture(outputs.path(out_dir / names["maps"]), mosaic)
         low, high = ((0.0, info.data_range) if info.mode != "F"
                      else (float(image.min()), float(image.max())))
-        title, subtitle = summary_titles(path.name, result, quality, compressed_bytes=compressed_bytes,
-                                         bits_per_pixel=report.bits_per_pixel, error_scale=error_scale)
+        title, subtitle = summary_titles(path.name, header, quality_numbers, compressed_bytes=compressed_bytes,
+                                         bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
+                                         nonzero_fraction=report.nonzero_fraction)
         save_summary(
             outputs.path(out_dir / names["summary"]), image, pixels,
-            channel_mask=result.channel_mask, error_scale=error_scale, value_range=(low, high),
-            channel_share=(result.survivors / result.levels[0].size
-                           if result.threshold > 0 else None),
-            title=title, subtitle=subtitle,
+            channel_mask=mask, error_scale=error_scale, value_range=(low, high),
+            channel_share=nonzero / blocks, title=title, subtitle=subtitle,
         )
         if sweep:
+            from .sweep import write_csv
+
             with open(outputs.path(out_dir / names["sweep_csv"]), "w", newline="") as f:
-                write_csv(f, points)
+                write_csv(f, found.points)
+            with open(outputs.path(out_dir / names["sweep_json"]), "w") as f:
+                json.dump({"source": str(path), "image_mode": info.mode, "width": width, "height": height,
+                           "data_range": info.data_range, **found.as_dict()}, f, indent=2, allow_nan=False)
+                f.write("\n")
             save_sweep(
-                outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in points],
-                title=sweep_title(path.name, result, info.mode),
-                highlight_keep=result.keep,
+                outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in found.points],
+                title=sweep_title(path.name, header), labels={k: c["label"] for k, c in found.curves.items()},
+                bd_rates={b.anchor: b.as_dict() for b in found.bd_rates},
+                this_file={"bits_per_pixel": report.bits_per_pixel, "psnr_db": report.psnr_db,
+                           "ssim": report.ssim},
             )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
             json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON

@@ -99,7 +99,7 @@ def save_summary(
     title, subtitle : str
         First and second line of the figure title: the key numbers.
     channel_share : array_like of float, shape (n*n,), optional
-        Share of the blocks in which each channel survived a threshold; when
+        Share of the blocks in which each channel holds a nonzero level; when
         given, the grid is shaded by it (with a colorbar) instead of kept/dropped.
     """
     from matplotlib.colors import ListedColormap
@@ -157,7 +157,7 @@ def save_summary(
     else:
         shade = np.asarray(channel_share, dtype=float).reshape(n, n)
         drawn = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title("kept frequencies\n(share of blocks above threshold)", fontsize=11)
+        ax.set_title("nonzero frequencies\n(share of blocks where each is nonzero)", fontsize=11)
         share_bar = fig.colorbar(drawn, ax=ax, orientation="horizontal", shrink=0.8, pad=0.02, aspect=25)
         share_bar.set_label("share of blocks", fontsize=9)
     if n <= 8:
@@ -201,8 +201,8 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
 
     Bits per pixel are on a log axis (the BD-rate compares log rates). A few points
     of the dctconv and JPEG curves carry their quality (``q50``), a few of the zonal
-    curve their K; the legend gives each anchor curve the BD-rate of dctconv
-    against it at that panel's measure.
+    curve their K; the legend, below the two panels, gives each other curve the
+    BD-rates of dctconv against it.
 
     Parameters
     ----------
@@ -217,21 +217,22 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
     labels : mapping of str to str, optional
         Legend text of each method (default: the method's name).
     bd_rates : mapping of str to dict, optional
-        Per anchor method, ``psnr_percent`` and ``ssim_percent`` (None: not computable).
+        Per other method, ``psnr_percent`` and ``ssim_percent`` (None: not computable).
     this_file : dict, optional
         ``bits_per_pixel``, ``psnr_db`` and ``ssim`` of the file the command wrote,
         drawn as a black ring.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     labels = dict(labels or {})
     bd_rates = dict(bd_rates or {})
     methods = [m for m in _SWEEP_STYLE if any(p["method"] == m for p in points)]
     methods += [m for m in dict.fromkeys(p["method"] for p in points) if m not in methods]
-    fig = Figure(figsize=(13, 5.8), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(13, 7.2), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
-    panels = (("psnr_db", "psnr_percent", "PSNR (dB)"), ("ssim", "ssim_percent", "SSIM"))
-    for ax, (key, bd_key, name) in zip(axes, panels):
+    handles = {}
+    for ax, key, name in zip(axes, ("psnr_db", "ssim"), ("PSNR (dB)", "SSIM")):
         drawn = False
         for method in methods:
             style = _SWEEP_STYLE.get(method, dict(color="black", marker=".", labels=(), offset=(0, 0), ha="left"))
@@ -239,15 +240,11 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
                           key=lambda p: (p["keep"] or 0, p["quality"] or 0))
             if not rows:
                 continue
-            legend = labels.get(method, method)
-            if method in bd_rates:
-                value = bd_rates[method].get(bd_key)
-                legend += ("\n    BD-rate of dctconv: n/a" if value is None
-                           else f"\n    BD-rate of dctconv: {value:+.1f} %")
             xs = [p["bits_per_pixel"] for p in rows]
             ys = [p[key] for p in rows]
-            ax.plot(xs, ys, color=style["color"], marker=style["marker"], markersize=4.5, linewidth=1.6,
-                    label=legend)
+            (line,) = ax.plot(xs, ys, color=style["color"], marker=style["marker"], markersize=4.5,
+                              linewidth=1.6)
+            handles.setdefault(method, line)
             drawn = True
             shown = style["labels"]
             if shown is None:  # the zonal curve: K at a few points
@@ -259,17 +256,34 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
                                 textcoords="offset points", xytext=style["offset"], ha=style["ha"],
                                 fontsize=7.5, color=style["color"])
         if this_file is not None and this_file.get(key) is not None:
-            ax.plot([this_file["bits_per_pixel"]], [this_file[key]], marker="o", markersize=13,
-                    fillstyle="none", color="black", linewidth=0, label="the file written")
+            (ring,) = ax.plot([this_file["bits_per_pixel"]], [this_file[key]], marker="o", markersize=13,
+                              fillstyle="none", color="black", linewidth=0)
+            handles.setdefault("this file", ring)
         ax.set_xscale("log")
+        # Plain numbers at 1-2-5 steps: the log axis's own labels (3 x 10^-1) are hard to read.
+        ax.xaxis.set_major_locator(FixedLocator([m * 10.0**e for e in range(-3, 3) for m in (1, 2, 5)]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("bits per pixel (file size × 8 / pixels, log scale)", fontsize=11)
         ax.set_ylabel(name, fontsize=11)
         ax.grid(True, which="both", color="#e4e4e4")
-        if drawn:
-            ax.legend(loc="lower right", fontsize=8)
-        else:
+        if not drawn:
             ax.text(0.5, 0.5, f"no {name} to draw\n(identical images, or too small)", ha="center",
                     va="center", transform=ax.transAxes, fontsize=11, color="#777777")
+    texts = []
+    for method in handles:
+        if method == "this file":
+            texts.append("the file written")
+            continue
+        text = labels.get(method, method)
+        if method in bd_rates:
+            rates = [bd_rates[method].get(k) for k in ("psnr_percent", "ssim_percent")]
+            psnr, ssim = ("n/a" if value is None else f"{value:+.1f} %" for value in rates)
+            text += f"\nBD-rate of dctconv: {psnr} (PSNR), {ssim} (SSIM)"
+        texts.append(text)
+    if handles:
+        fig.legend(list(handles.values()), texts, loc="outside lower center", ncols=3, fontsize=9,
+                   frameon=False)
     axes[0].set_title("PSNR: higher is better", fontsize=11)
     axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
     fig.suptitle(title, fontsize=13)
@@ -289,40 +303,40 @@ def _format_bytes(size: int) -> str:
     return f"{size / 1024:.1f} kB" if size >= 1024 else f"{size} bytes"
 
 
-def _step_text(step: float) -> str:
-    return "unquantized" if step == 0 else f"step {step:g}"
+def _settings_text(header) -> str:
+    """The quantization of a compressed file's header in words: "quality 75", "step 2", "unquantized"."""
+    if header.quantization == "quality":
+        return f"quality {header.quality}"
+    return "unquantized" if header.quantization == "none" else f"step {header.step:g}"
 
 
-def sweep_title(name: str, result, image_mode: str) -> str:
-    """The sweep figure's title: the image, the block size, step and threshold of ``result``.
+def sweep_title(name: str, header) -> str:
+    """The sweep figure's title: the image and the block size and settings of the file written.
 
-    ``result`` is the :class:`dctconv.compression.Compressed` the summary shows;
-    "and JPEG" is added for 8-bit gray images, the only ones the sweep encodes as JPEG.
+    ``header`` is the :class:`dctconv.codec_file.CodecHeader` of the compressed file.
     """
-    n = result.block_size
-    return (f"{name}: quality against size, {n}×{n} block DCT ({_step_text(result.step)}"
-            + (f", threshold {result.threshold:g}" if result.threshold > 0 else "") + ")"
-            + (" and JPEG" if image_mode == "L" else ""))
+    n = header.block_size
+    return f"{name}: quality against size, dctconv {n}×{n} blocks and other codecs"
 
 
-def summary_titles(name: str, result, quality, *, compressed_bytes: int, bits_per_pixel: float,
-                   error_scale: float) -> tuple[str, str]:
+def summary_titles(name: str, header, quality, *, compressed_bytes: int, bits_per_pixel: float,
+                   error_scale: float, nonzero_fraction: float) -> tuple[str, str]:
     """The summary figure's two title lines: the key numbers, then the settings.
 
-    ``result`` is a :class:`dctconv.compression.Compressed`, ``quality`` the
-    :class:`dctconv.metrics.Quality` of its reconstruction, ``error_scale`` the
-    gray values per unit of error of the error picture.
+    ``header`` is the :class:`dctconv.codec_file.CodecHeader` of the compressed file,
+    ``quality`` the :class:`dctconv.metrics.Quality` of its reconstruction,
+    ``error_scale`` the gray values per unit of error of the error picture and
+    ``nonzero_fraction`` the share of coefficients stored as nonzero levels.
     """
-    n = result.block_size
+    n = header.block_size
     psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
     ssim_text = "" if quality.ssim is None else f"   SSIM {quality.ssim:.4f}"
-    step_text = _step_text(result.step)
-    threshold_text = (f", threshold {result.threshold:g} ({100 * result.surviving_fraction:.1f} % survive)"
-                      if result.threshold > 0 else "")
-    keep_text = (f"all {n * n} frequencies" if result.keep == n * n
-                 else f"keep the {result.keep} of {n * n} lowest zigzag frequencies")
+    threshold_text = f", threshold {header.threshold:g}" if header.threshold > 0 else ""
+    keep_text = ("all frequencies" if header.keep == n * n
+                 else f"the {header.keep} of {n * n} lowest zigzag frequencies")
     title = (f"{name}: {psnr_text}{ssim_text}   {bits_per_pixel:.3f} bits/pixel "
              f"({_format_bytes(compressed_bytes)})")
-    subtitle = (f"{n}×{n} blocks, {keep_text}, {step_text}{threshold_text};  "
+    subtitle = (f"{n}×{n} blocks, {_settings_text(header)}, {keep_text}{threshold_text}, "
+                f"{100 * nonzero_fraction:.1f} % nonzero;  "
                 f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}")
     return title, subtitle

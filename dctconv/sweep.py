@@ -55,6 +55,9 @@ PILLOW_ENCODERS = {
     "avif": ("AVIF", {}),
 }
 
+#: Short names of the curves, for notes and the printed BD-rates.
+NAMES = {"dctconv": "dctconv", "zonal": "zonal", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+
 #: What each curve is, for the JSON, the plot legend and the printed BD-rates.
 CURVE_LABELS = {
     "dctconv": "dctconv, quality 5 .. 95",
@@ -350,9 +353,9 @@ def sweep(
     for method in others:
         encoder, options = PILLOW_ENCODERS[method]
         if np.asarray(image).dtype != np.uint8:
-            left_out[method] = f"Pillow's {encoder} encoder takes 8-bit gray only"
+            left_out[method] = "Pillow's encoders take 8-bit images only"
         elif not pillow_available(method):
-            left_out[method] = f"this Pillow has no {encoder} support"
+            left_out[method] = "this Pillow cannot write it"
         else:
             points += pillow_sweep(image, method, qualities=qualities)
             curves[method] = {"label": CURVE_LABELS[method], "encoder": f"Pillow {encoder}",

@@ -80,3 +80,35 @@ def reference_strided_correlation(image: np.ndarray, n: int) -> np.ndarray:
             full = scipy.signal.correlate2d(padded, textbook_kernel(n, x, y), mode="valid")
             maps.append(full[::n, ::n])
     return np.stack(maps)
+
+
+def reference_bd_rate(anchor, test) -> float:
+    """BD-rate in percent of ``test`` against ``anchor``: each a list of (bits per pixel, quality)
+    with both increasing. log10 rate interpolated against quality with scipy's Akima interpolator,
+    the difference averaged over the common quality range by the trapezoid rule on a fine grid
+    (not the ``bjontegaard`` package the library uses)."""
+    import scipy.interpolate
+
+    (ra, qa), (rt, qt) = (np.array(anchor, dtype=float).T, np.array(test, dtype=float).T)
+    low, high = max(qa.min(), qt.min()), min(qa.max(), qt.max())
+    grid = np.linspace(low, high, 200_001)
+    log_anchor = scipy.interpolate.Akima1DInterpolator(qa, np.log10(ra))(grid)
+    log_test = scipy.interpolate.Akima1DInterpolator(qt, np.log10(rt))(grid)
+    mean_difference = np.trapezoid(log_test - log_anchor, grid) / (high - low)
+    return float((10 ** mean_difference - 1) * 100)
+
+
+def rate_envelope(points, measure: str) -> list[tuple[float, float]]:
+    """(bits per pixel, quality) of the points no cheaper-or-equal point beats or equals in quality.
+
+    ``points`` are dicts with ``bits_per_pixel`` and ``measure``; None values are left out.
+    """
+    best = []
+    for point in sorted(points, key=lambda p: (p["bits_per_pixel"], -(p[measure] or 0))):
+        value = point[measure]
+        if value is None or (best and value <= best[-1][1]):
+            continue
+        if best and point["bits_per_pixel"] == best[-1][0]:
+            best.pop()
+        best.append((point["bits_per_pixel"], value))
+    return best

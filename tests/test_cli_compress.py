@@ -12,17 +12,19 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, features
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from references import SAMPLES
+from hostile import assert_pixels, zigzag_mask
+from references import SAMPLES, rate_envelope, reference_bd_rate, reference_blockwise_dct, reference_blockwise_idct
 from dctconv.cli import cli
 
 REQUIRED_KEYS = {
-    "psnr_db", "ssim", "mse", "max_abs_error", "kept_per_block", "kept_fraction", "compressed_bytes",
-    "bits_per_pixel", "block_size", "step", "threshold", "source", "error_scale",
+    "psnr_db", "ssim", "mse", "max_abs_error", "quality", "step", "kept_per_block", "kept_fraction",
+    "nonzero_fraction", "compressed_bytes", "bits_per_pixel", "block_size", "threshold", "source",
+    "error_scale",
 }
-OUTPUTS = ["compressed.npz", "reconstruction.png", "error.png", "maps.png", "summary.png", "metrics.json"]
+OUTPUTS = ["compressed.dctz", "reconstruction.png", "error.png", "maps.png", "summary.png", "metrics.json"]
 
 
 def run(*args):
@@ -43,10 +45,56 @@ def small_camera(tmp_path):
     return path
 
 
-def test_compress_writes_every_output_and_true_numbers(tmp_path):
-    source = SAMPLES / "coins.png"
+def pillow_table(quality: int) -> np.ndarray:
+    """The luminance steps Pillow's libjpeg writes into a gray JPEG of ``quality``, channel x*8 + y."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, "JPEG", quality=quality)
+    with Image.open(io.BytesIO(buffer.getvalue())) as im:
+        return np.array(im.quantization[0], dtype=float)
+
+
+def assert_quantized(file, written, image, n, steps, *, kept=None, threshold=0.0) -> None:
+    """The compressed ``file`` holds the levels of ``image`` and ``written`` is their decoding,
+    recomputed with scipy: per-block dctn; channels outside ``kept`` and AC coefficients below
+    ``threshold`` zeroed; levels rint(c / step), ties to even; pixels the per-block idctn of
+    level * step, rounded and clipped to 8 bits.
+
+    An exact tie (c / step = k + 1/2) is common for integer images (the DC is a sum / n,
+    and at n = 4 some AC coefficients are sums / 4) and goes either way by float
+    rounding: there the file's level may be either neighbour. The levels are read from
+    the file by dctconv's decoder, and every one of them is checked here.
+    """
+    from dctconv.codec import decode_levels
+
+    truth = reference_blockwise_dct(image.astype(np.float64), n)
+    if kept is not None:
+        truth = truth * kept[:, None, None]
+    at_threshold = np.abs(np.abs(truth) - threshold) < 1e-9
+    at_threshold[0] = False  # DC is never zeroed
+    unthresholded = truth / np.broadcast_to(np.asarray(steps, dtype=np.float64), (n * n,))[:, None, None]
+    if threshold > 0:
+        small = np.abs(truth) < threshold
+        small[0] = False
+        truth = np.where(small, 0.0, truth)
+    steps = np.broadcast_to(np.asarray(steps, dtype=np.float64), (n * n,))[:, None, None]
+    ratio = truth / steps
+    stored = decode_levels(file.read_bytes()).levels
+    tie = np.abs(np.abs(ratio) % 1 - 0.5) < 1e-9
+    exact = ~tie & ~at_threshold
+    np.testing.assert_array_equal(stored[exact], np.rint(ratio)[exact])
+    assert np.isin(stored[tie & ~at_threshold] - np.floor(ratio[tie & ~at_threshold]), [0, 1]).all()
+    # |c| = T exactly: zeroed or not.
+    near = np.abs(stored[at_threshold] - unthresholded[at_threshold]) <= 0.5 + 1e-9
+    assert (near | (stored[at_threshold] == 0)).all()
+    assert tie.mean() < 0.5  # most levels are checked exactly
+    assert_pixels(written, reference_blockwise_idct(stored * steps, image.shape), "L", 1e-9)
+
+
+def test_default_compress_writes_every_output_and_true_numbers(tmp_path):
+    source = tmp_path / "coins.png"
+    Image.fromarray(pixels(SAMPLES / "coins.png")[60:160, 100:230]).save(source)
     out = tmp_path / "out"
-    result = run("compress", source, "-o", out, "--keep", 4, "--step", 2)
+    result = run("compress", source, "-o", out)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(f"coins_{name}" for name in OUTPUTS)
 
@@ -56,15 +104,19 @@ def test_compress_writes_every_output_and_true_numbers(tmp_path):
     written = pixels(out / "coins_reconstruction.png")
     assert written.dtype == np.uint8 and written.shape == original.shape
     # Numbers recomputed here from the files as written.
-    assert metrics["compressed_bytes"] == (out / "coins_compressed.npz").stat().st_size
+    assert metrics["compressed_bytes"] == (out / "coins_compressed.dctz").stat().st_size
+    assert (out / "coins_compressed.dctz").read_bytes()[:4] == b"DCTZ"
     assert metrics["bits_per_pixel"] == 8 * metrics["compressed_bytes"] / original.size
     assert metrics["psnr_db"] == pytest.approx(peak_signal_noise_ratio(original, written, data_range=255), rel=1e-12)
     assert metrics["ssim"] == pytest.approx(structural_similarity(original, written, data_range=255), rel=1e-12)
     difference = original.astype(float) - written
     assert metrics["mse"] == pytest.approx(np.mean(difference**2), rel=1e-12)
     assert metrics["max_abs_error"] == np.abs(difference).max()
-    assert (metrics["kept_per_block"], metrics["kept_fraction"], metrics["block_size"]) == (4, 0.25, 4)
-    assert (metrics["step"], metrics["threshold"], metrics["source"]) == (2.0, 0.0, str(source))
+    # The defaults: quality 75, every frequency a candidate, no threshold.
+    assert (metrics["quality"], metrics["step"], metrics["kept_per_block"], metrics["kept_fraction"]) == (
+        75, None, 16, 1.0)
+    assert (metrics["block_size"], metrics["threshold"], metrics["source"]) == (4, 0.0, str(source))
+    assert 0 < metrics["nonzero_fraction"] < 1
 
     # The error picture is |error| * error_scale, clipped to 255, at the top left; its legend strip is below.
     expected = np.minimum(np.rint(np.abs(difference) * metrics["error_scale"]), 255)
@@ -74,14 +126,44 @@ def test_compress_writes_every_output_and_true_numbers(tmp_path):
 
     # The table: a header and one row with the numbers of the json.
     header, row = result.stdout.splitlines()
-    assert header.split() == ["file", "K", "step", "kept", "PSNR", "dB", "SSIM", "bpp", "bytes"]
-    assert row.split() == [str(source), "4/16", "2", "25.0%", f"{metrics['psnr_db']:.2f}",
-                           f"{metrics['ssim']:.4f}", f"{metrics['bits_per_pixel']:.3f}",
-                           f"{metrics['compressed_bytes']:,}"]
+    assert header.split() == ["file", "n", "steps", "K", "nonzero", "PSNR", "dB", "SSIM", "bpp", "bytes"]
+    assert row.split() == [str(source), "4", "q75", "16/16", f"{100 * metrics['nonzero_fraction']:.1f}%",
+                           f"{metrics['psnr_db']:.2f}", f"{metrics['ssim']:.4f}",
+                           f"{metrics['bits_per_pixel']:.3f}", f"{metrics['compressed_bytes']:,}"]
 
 
-@pytest.mark.parametrize("mode, suffix", [("L", ".png"), ("I;16", ".png"), ("F", ".tif")])
-def test_compressed_file_decodes_through_transform_inverse(tmp_path, small_camera, mode, suffix):
+@pytest.mark.parametrize("quality", [25, 90])
+def test_n8_quality_quantizes_with_jpegs_steps(tmp_path, small_camera, quality):
+    # Recomputed here: scipy's dctn per block, Pillow's JPEG table, rint, scipy's idctn.
+    out = tmp_path / "out"
+    result = run("compress", small_camera, "-o", out, "-n", 8, "--quality", quality)
+    assert result.exit_code == 0, result.output
+    image = pixels(small_camera)
+    assert_quantized(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), image, 8,
+                     pillow_table(quality))
+
+
+def test_keep_6_step_1_is_the_zonal_compress_of_before(tmp_path, small_camera):
+    out = tmp_path / "out"
+    assert run("compress", small_camera, "-o", out, "--keep", 6, "--step", 1).exit_code == 0
+    assert_quantized(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),
+                     4, 1.0, kept=zigzag_mask(4, 6))
+    metrics = json.loads((out / "cam_metrics.json").read_text())
+    assert (metrics["quality"], metrics["step"], metrics["kept_per_block"]) == (None, 1.0, 6)
+
+
+def test_threshold_zeroes_small_coefficients_before_quantization(tmp_path, small_camera):
+    out = tmp_path / "out"
+    assert run("compress", small_camera, "-o", out, "--step", 2, "--threshold", 9).exit_code == 0
+    assert_quantized(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),
+                     4, 2.0, threshold=9)
+
+
+@pytest.mark.parametrize("mode, suffix, options", [
+    ("L", ".png", []), ("I;16", ".png", ["--quality", 40]), ("F", ".tif", []), ("L", ".png", ["--step", 0]),
+    ("I;16", ".png", ["--keep", 4, "--step", 300]),
+])
+def test_compressed_file_decodes_through_transform_inverse(tmp_path, small_camera, mode, suffix, options):
     gray = pixels(small_camera)
     source = tmp_path / f"cam{suffix}"
     if mode == "I;16":
@@ -91,9 +173,8 @@ def test_compressed_file_decodes_through_transform_inverse(tmp_path, small_camer
     else:
         Image.fromarray(gray).save(source)
     out, decoded = tmp_path / "out", tmp_path / "decoded"
-    step = 0.01 if mode == "F" else 3
-    assert run("compress", source, "-o", out, "--keep", 4, "--step", step).exit_code == 0
-    result = run("transform", "--inverse", out / "cam_compressed.npz", "-o", decoded)
+    assert run("compress", source, "-o", out, *options).exit_code == 0
+    result = run("transform", "--inverse", out / "cam_compressed.dctz", "-o", decoded)
     assert result.exit_code == 0, result.output
     ours = pixels(out / f"cam_reconstruction{suffix}")
     theirs = pixels(decoded / f"cam_reconstruction{suffix}")
@@ -101,56 +182,83 @@ def test_compressed_file_decodes_through_transform_inverse(tmp_path, small_camer
     np.testing.assert_array_equal(ours, theirs)
     metrics = json.loads((out / "cam_metrics.json").read_text())
     assert metrics["data_range"] == {"L": 255, "I;16": 65535, "F": 1.0}[mode]
-    assert metrics["psnr_db"] == pytest.approx(
-        peak_signal_noise_ratio(pixels(source), ours, data_range=metrics["data_range"]), rel=1e-9
-    )
+    if np.array_equal(ours, pixels(source)):  # --step 0: unquantized
+        assert metrics["psnr_db"] is None and options == ["--step", 0]
+    else:
+        assert metrics["psnr_db"] == pytest.approx(
+            peak_signal_noise_ratio(pixels(source), ours, data_range=metrics["data_range"]), rel=1e-9
+        )
+        if not options:  # the default quality follows the data range: a float image in [0, 1] too
+            assert metrics["psnr_db"] > 30
 
 
-def test_sweep_writes_csv_with_both_methods_and_a_plot(tmp_path, small_camera):
+def test_sweep_writes_its_curves_and_bd_rates(tmp_path, small_camera):
     out = tmp_path / "out"
-    result = run("compress", small_camera, "-o", out, "--sweep", "--step", 2)
+    result = run("compress", small_camera, "-o", out, "--sweep")
     assert result.exit_code == 0, result.output
+    sweep = json.loads((out / "cam_sweep.json").read_text())
+    points = sweep["points"]
+    methods = ["dctconv", "zonal", "jpeg", "webp"] + (["avif"] if features.check("avif") else [])
+    assert list(sweep["curves"]) == methods
+    assert list(sweep["bd_rates"]) == methods[1:]
+    assert [p["quality"] for p in points if p["method"] == "dctconv"] == list(range(5, 100, 5))
+    assert [p["keep"] for p in points if p["method"] == "zonal"] == list(range(1, 17))
     with open(out / "cam_sweep.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        assert reader.fieldnames == ["method", "keep", "quality", "bytes", "bits_per_pixel", "psnr_db", "ssim"]
-        rows = list(reader)
-    dct = [r for r in rows if r["method"] == "dct"]
-    jpeg = [r for r in rows if r["method"] == "jpeg"]
-    assert [int(r["keep"]) for r in dct] == list(range(1, 17)) and all(r["quality"] == "" for r in dct)
-    assert [int(r["quality"]) for r in jpeg] == list(range(5, 100, 5)) and all(r["keep"] == "" for r in jpeg)
-    assert len(rows) == len(dct) + len(jpeg)
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == [p["method"] for p in points]
+    assert [float(r["bits_per_pixel"]) for r in rows] == [p["bits_per_pixel"] for p in points]
 
-    # The sweep point at the default K is the file that was written.
-    metrics = json.loads((out / "cam_metrics.json").read_text())
-    at_default = dct[metrics["kept_per_block"] - 1]
-    assert int(at_default["bytes"]) == metrics["compressed_bytes"]
-    assert float(at_default["psnr_db"]) == pytest.approx(metrics["psnr_db"], rel=1e-12)
-    sizes = [int(r["bytes"]) for r in dct]
-    assert sizes == sorted(sizes)
-
-    # A JPEG point, redone here with Pillow and scikit-image.
+    # Points redone here with Pillow and scikit-image.
     original = pixels(small_camera)
-    buffer = io.BytesIO()
-    Image.fromarray(original).save(buffer, format="JPEG", quality=50, optimize=True)
-    decoded = pixels(io.BytesIO(buffer.getvalue()))
-    row = next(r for r in jpeg if r["quality"] == "50")
-    assert int(row["bytes"]) == len(buffer.getvalue())
-    assert float(row["bits_per_pixel"]) == pytest.approx(8 * len(buffer.getvalue()) / original.size, rel=1e-12)
-    assert float(row["psnr_db"]) == pytest.approx(peak_signal_noise_ratio(original, decoded, data_range=255))
-    assert float(row["ssim"]) == pytest.approx(structural_similarity(original, decoded, data_range=255))
+    for method, options in (("jpeg", {"optimize": True}), ("webp", {"method": 6})):
+        buffer = io.BytesIO()
+        Image.fromarray(original).save(buffer, format=method.upper(), quality=50, **options)
+        with Image.open(io.BytesIO(buffer.getvalue())) as im:
+            decoded = np.asarray(im.convert("L"))
+        point = next(p for p in points if p["method"] == method and p["quality"] == 50)
+        assert point["bytes"] == len(buffer.getvalue())
+        assert point["bits_per_pixel"] == pytest.approx(8 * len(buffer.getvalue()) / original.size, rel=1e-12)
+        assert point["psnr_db"] == pytest.approx(peak_signal_noise_ratio(original, decoded, data_range=255))
+        assert point["ssim"] == pytest.approx(structural_similarity(original, decoded, data_range=255))
+    # The dctconv point at the command's quality (75) is the file that was written.
+    metrics = json.loads((out / "cam_metrics.json").read_text())
+    mine = next(p for p in points if p["method"] == "dctconv" and p["quality"] == 75)
+    assert mine["bytes"] == metrics["compressed_bytes"] and mine["psnr_db"] == metrics["psnr_db"]
 
+    # BD-rates, recomputed with an interpolation and integral written in the tests.
+    ours = [p for p in points if p["method"] == "dctconv"]
+    for anchor in methods[1:]:
+        theirs = [p for p in points if p["method"] == anchor]
+        for measure, key in (("psnr_db", "psnr_percent"), ("ssim", "ssim_percent")):
+            expected = reference_bd_rate(rate_envelope(theirs, measure), rate_envelope(ours, measure))
+            assert sweep["bd_rates"][anchor][key] == pytest.approx(expected, abs=1e-6), (anchor, measure)
+        assert metrics["bd_rates"][anchor] == {k: sweep["bd_rates"][anchor][k]
+                                               for k in ("psnr_percent", "ssim_percent")}
+    # ... and printed after the table.
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("BD-rates of dctconv"))
+    names = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+    assert lines[start + 1].split() == ["file", "against", "at", "equal", "PSNR", "at", "equal", "SSIM"]
+    for line, anchor in zip(lines[start + 2 :], methods[1:], strict=True):
+        rates = sweep["bd_rates"][anchor]
+        assert line.split() == [str(small_camera), *names[anchor].split(), f"{rates['psnr_percent']:+.1f}", "%",
+                                f"{rates['ssim_percent']:+.1f}", "%"]
     with Image.open(out / "cam_sweep.png") as im:
         assert im.format == "PNG" and im.width > 800
 
 
-def test_sweep_of_a_sixteen_bit_image_leaves_jpeg_out(tmp_path, small_camera):
+def test_sweep_of_a_sixteen_bit_image_leaves_pillows_encoders_out(tmp_path, small_camera):
     source = tmp_path / "deep.png"
-    Image.fromarray(pixels(small_camera).astype(np.uint16) * 257).save(source)
-    result = run("compress", source, "-o", tmp_path / "out", "--sweep")
+    Image.fromarray(pixels(small_camera)[:40, :40].astype(np.uint16) * 257).save(source)
+    result = run("compress", source, "-o", tmp_path / "out", "--sweep", "--json")
     assert result.exit_code == 0
-    assert f"Note: {source}: JPEG left out of the sweep: Pillow's JPEG encoder takes 8-bit gray only" in result.stderr
-    with open(tmp_path / "out" / "deep_sweep.csv", newline="") as f:
-        assert {r["method"] for r in csv.DictReader(f)} == {"dct"}
+    left_out = "JPEG, WebP and AVIF" if features.check("avif") else "JPEG and WebP"
+    assert f"Note: {source}: {left_out} left out of the sweep: Pillow's encoders take 8-bit images only" \
+        in result.stderr.splitlines()
+    sweep = json.loads((tmp_path / "out" / "deep_sweep.json").read_text())
+    assert {p["method"] for p in sweep["points"]} == {"dctconv", "zonal"}
+    assert list(sweep["bd_rates"]) == ["zonal"]
+    assert json.loads(result.stdout)[0]["bd_rates"].keys() == {"zonal"}
 
 
 def test_json_prints_only_the_metrics_list(tmp_path, small_camera):
@@ -163,8 +271,8 @@ def test_json_prints_only_the_metrics_list(tmp_path, small_camera):
     assert [m["source"] for m in listed] == [str(small_camera), str(second)]
     for m in listed:
         assert REQUIRED_KEYS <= m.keys()
-        # --threshold without --keep keeps every frequency and lets the threshold choose.
-        assert m["kept_per_block"] == 64 and m["threshold"] == 4.0 and 0 < m["surviving_fraction"] < 1
+        assert m["kept_per_block"] == 64 and m["threshold"] == 4.0 and 0 < m["nonzero_fraction"] < 1
+        assert m["bd_rates"] is None
         assert {p.rsplit("/", 1)[-1] for p in m["outputs"]} == {f"{m['source'].rsplit('/', 1)[-1][:-4]}_{o}"
                                                                 for o in OUTPUTS}
         on_disk = json.loads((tmp_path / "out" / m["files"]["metrics"]).read_text())
@@ -238,11 +346,21 @@ def test_failure_while_writing_leaves_nothing(tmp_path, small_camera, monkeypatc
     assert list(out.iterdir()) == []  # not even temporary files
 
 
+QUALITY_WITH_STEP = ("Error: Invalid value for '--step': cannot be combined with --quality (--quality gives each "
+                     "frequency its own step, --step one step for all); give one of them.")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--keep", "17"], "Error: Invalid value for '--keep': must be from 1 to 16 for --block-size 4 (got 17)."),
     (["--keep", "0"], "Error: Invalid value for '--keep': must be from 1 to 16 for --block-size 4 (got 0)."),
     (["--keep", "65", "--block-size", "8"],
      "Error: Invalid value for '--keep': must be from 1 to 64 for --block-size 8 (got 65)."),
+    (["--quality", "0"], "Error: Invalid value for '--quality' / '-q': 0 is not in the range 1<=x<=100."),
+    (["--quality", "101"], "Error: Invalid value for '--quality' / '-q': 101 is not in the range 1<=x<=100."),
+    (["--quality", "7.5"], "Error: Invalid value for '--quality' / '-q': '7.5' is not a valid integer."),
+    (["--quality", "50", "--step", "2"], QUALITY_WITH_STEP),
+    (["--step", "2", "--quality", "50"], QUALITY_WITH_STEP),
+    (["--step", "0", "-q", "50"], QUALITY_WITH_STEP),
     (["--step", "-1"], "Error: Invalid value for '--step': -1.0 is not in the range x>=0."),
     (["--step", "nan"], "Error: Invalid value for '--step': nan is not a finite number."),
     (["--threshold", "-0.5"], "Error: Invalid value for '--threshold': -0.5 is not in the range x>=0."),
@@ -260,7 +378,9 @@ def test_step_minus_zero_is_step_zero(tmp_path, small_camera):
     assert result.exit_code == 0
     [metrics] = json.loads(result.stdout)
     assert metrics["step"] == 0.0 and math.copysign(1.0, metrics["step"]) == 1.0
-    assert metrics["stored_dtype"] == "float64"  # unquantized, as --step 0
+    assert metrics["quality"] is None
+    # Unquantized, as --step 0: the decoded image is the original up to rounding.
+    assert metrics["max_abs_error"] == 0
 
 
 def test_keep_accepts_the_whole_range(tmp_path, small_camera):

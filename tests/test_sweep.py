@@ -1,7 +1,7 @@
 """The rate-distortion sweep: its points, its envelopes and its BD-rates.
 
 References: Pillow's encoders and scikit-image's metrics called here, and a BD-rate
-written out in this file (log10 rate interpolated against quality with scipy's Akima
+written in tests/references.py (log10 rate interpolated against quality with scipy's Akima
 interpolator, averaged over the common range by the trapezoid rule on a fine grid),
 not the ``bjontegaard`` package the library uses.
 """
@@ -12,11 +12,10 @@ import io
 
 import numpy as np
 import pytest
-import scipy.interpolate
 from PIL import Image, features
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import SAMPLES
+from references import SAMPLES, reference_bd_rate
 from dctconv import sweep
 from dctconv.errors import InvalidImageError
 from dctconv.sweep import SweepPoint
@@ -30,17 +29,6 @@ def crop():
 
 def point(method, bpp, psnr, ssim=None, quality=None):
     return SweepPoint(method, None, quality, int(bpp * 1000), bpp, psnr, ssim)
-
-
-def reference_bd_rate(anchor, test):
-    """BD-rate in percent of ``test`` against ``anchor``, each a list of (bits per pixel, quality), increasing."""
-    (ra, qa), (rt, qt) = (np.array(anchor, dtype=float).T, np.array(test, dtype=float).T)
-    low, high = max(qa.min(), qt.min()), min(qa.max(), qt.max())
-    grid = np.linspace(low, high, 200_001)
-    log_anchor = scipy.interpolate.Akima1DInterpolator(qa, np.log10(ra))(grid)
-    log_test = scipy.interpolate.Akima1DInterpolator(qt, np.log10(rt))(grid)
-    mean_difference = np.trapezoid(log_test - log_anchor, grid) / (high - low)
-    return (10 ** mean_difference - 1) * 100
 
 
 @pytest.mark.parametrize("method", ["jpeg", "webp", "avif"])

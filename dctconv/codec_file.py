@@ -204,15 +204,23 @@ def sections(data, header: CodecHeader) -> tuple[bytes, np.ndarray, bytes]:
     return model, words, raw
 
 
+#: Suffix of the files ``dctconv compress`` writes in this format.
+SUFFIX = ".dctz"
+
+
 def is_codec_file(path) -> bool:
-    """Whether the file at ``path`` starts with this format's magic bytes (False if unreadable).
+    """Whether the file at ``path`` is one of this format: named ``.dctz``, or starting with its magic bytes.
 
     The commands that take both kinds of file (``transform --inverse``, ``verify FILE
-    IMAGE``) tell a compressed file from an old ``.npz`` by its content, not its name.
-    Only a regular file is opened: reading a FIFO or a device could block.
+    IMAGE``) tell a compressed file from an old ``.npz`` by its content, so a renamed
+    file still works; a ``.dctz`` file that does not start with the magic bytes is
+    one of this format that is damaged (:func:`read_header` says so). Only a regular
+    file is opened: reading a FIFO or a device could block.
     """
     import os
 
+    if str(path).lower().endswith(SUFFIX):
+        return True
     if not os.path.isfile(path):
         return False
     try:
@@ -230,10 +238,15 @@ def read_file(path) -> bytes:
     Raises
     ------
     CodecFileError
-        If the file cannot be opened or read.
+        If the file is not a regular file, or cannot be opened or read.
     """
+    import os
+
     from .errors import exception_reason
 
+    if os.path.exists(path) and not os.path.isfile(path):
+        # A FIFO or a device would block the read, or never end.
+        raise CodecFileError("not a regular file")
     try:
         with open(path, "rb") as f:
             return f.read()

@@ -167,10 +167,6 @@ def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
     return outputs.written[0]
 
 
-#: Suffix of the compressed file ``compress`` writes (the codec's format, magic "DCTZ").
-COMPRESSED_SUFFIX = ".dctz"
-
-
 @dataclass(frozen=True)
 class CompressionReport:
     """The numbers of one compressed image: what ``<stem>_metrics.json`` holds.
@@ -248,6 +244,7 @@ def compress_file(
     import numpy as np
 
     from .codec import encode_image, reconstruct
+    from .codec_file import SUFFIX
     from .compression import keep_mask
     from .image_io import image_suffix, read_image, save_image, save_picture, to_pixels
     from .metrics import measure
@@ -283,7 +280,7 @@ def compress_file(
     height, width = image.shape
     stem = path.stem
     names = {
-        "compressed": f"{stem}_compressed{COMPRESSED_SUFFIX}",
+        "compressed": f"{stem}_compressed{SUFFIX}",
         "reconstruction": f"{stem}_reconstruction{image_suffix(info.mode)}",
         "error": f"{stem}_error.png",
         "maps": f"{stem}_maps.png",

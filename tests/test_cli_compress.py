@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from PIL import Image, features
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from hostile import assert_pixels, zigzag_mask
-from references import SAMPLES, rate_envelope, reference_bd_rate, reference_blockwise_dct, reference_blockwise_idct
+from hostile import check_compress_output, check_compressed, zigzag_mask
+from references import SAMPLES, rate_envelope, reference_bd_rate
 from dctconv.cli import cli
 
 REQUIRED_KEYS = {
@@ -53,43 +53,6 @@ def pillow_table(quality: int) -> np.ndarray:
         return np.array(im.quantization[0], dtype=float)
 
 
-def assert_quantized(file, written, image, n, steps, *, kept=None, threshold=0.0) -> None:
-    """The compressed ``file`` holds the levels of ``image`` and ``written`` is their decoding,
-    recomputed with scipy: per-block dctn; channels outside ``kept`` and AC coefficients below
-    ``threshold`` zeroed; levels rint(c / step), ties to even; pixels the per-block idctn of
-    level * step, rounded and clipped to 8 bits.
-
-    An exact tie (c / step = k + 1/2) is common for integer images (the DC is a sum / n,
-    and at n = 4 some AC coefficients are sums / 4) and goes either way by float
-    rounding: there the file's level may be either neighbour. The levels are read from
-    the file by dctconv's decoder, and every one of them is checked here.
-    """
-    from dctconv.codec import decode_levels
-
-    truth = reference_blockwise_dct(image.astype(np.float64), n)
-    if kept is not None:
-        truth = truth * kept[:, None, None]
-    at_threshold = np.abs(np.abs(truth) - threshold) < 1e-9
-    at_threshold[0] = False  # DC is never zeroed
-    unthresholded = truth / np.broadcast_to(np.asarray(steps, dtype=np.float64), (n * n,))[:, None, None]
-    if threshold > 0:
-        small = np.abs(truth) < threshold
-        small[0] = False
-        truth = np.where(small, 0.0, truth)
-    steps = np.broadcast_to(np.asarray(steps, dtype=np.float64), (n * n,))[:, None, None]
-    ratio = truth / steps
-    stored = decode_levels(file.read_bytes()).levels
-    tie = np.abs(np.abs(ratio) % 1 - 0.5) < 1e-9
-    exact = ~tie & ~at_threshold
-    np.testing.assert_array_equal(stored[exact], np.rint(ratio)[exact])
-    assert np.isin(stored[tie & ~at_threshold] - np.floor(ratio[tie & ~at_threshold]), [0, 1]).all()
-    # |c| = T exactly: zeroed or not.
-    near = np.abs(stored[at_threshold] - unthresholded[at_threshold]) <= 0.5 + 1e-9
-    assert (near | (stored[at_threshold] == 0)).all()
-    assert tie.mean() < 0.5  # most levels are checked exactly
-    assert_pixels(written, reference_blockwise_idct(stored * steps, image.shape), "L", 1e-9)
-
-
 def test_default_compress_writes_every_output_and_true_numbers(tmp_path):
     source = tmp_path / "coins.png"
     Image.fromarray(pixels(SAMPLES / "coins.png")[60:160, 100:230]).save(source)
@@ -123,6 +86,8 @@ def test_default_compress_writes_every_output_and_true_numbers(tmp_path):
     error_png = pixels(out / "coins_error.png")
     assert error_png.shape[0] > original.shape[0] and error_png.shape[1] >= original.shape[1]
     np.testing.assert_array_equal(error_png[: original.shape[0], : original.shape[1]], expected)
+    # The levels in the file and the pixels, recomputed with scipy and the documented steps.
+    check_compress_output(source, out)
 
     # The table: a header and one row with the numbers of the json.
     header, row = result.stdout.splitlines()
@@ -139,15 +104,15 @@ def test_n8_quality_quantizes_with_jpegs_steps(tmp_path, small_camera, quality):
     result = run("compress", small_camera, "-o", out, "-n", 8, "--quality", quality)
     assert result.exit_code == 0, result.output
     image = pixels(small_camera)
-    assert_quantized(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), image, 8,
-                     pillow_table(quality))
+    check_compressed(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), image, "L",
+                     steps=pillow_table(quality))
 
 
 def test_keep_6_step_1_is_the_zonal_compress_of_before(tmp_path, small_camera):
     out = tmp_path / "out"
     assert run("compress", small_camera, "-o", out, "--keep", 6, "--step", 1).exit_code == 0
-    assert_quantized(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),
-                     4, 1.0, kept=zigzag_mask(4, 6))
+    check_compressed(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),
+                     "L", steps=1.0, kept=zigzag_mask(4, 6))
     metrics = json.loads((out / "cam_metrics.json").read_text())
     assert (metrics["quality"], metrics["step"], metrics["kept_per_block"]) == (None, 1.0, 6)
 
@@ -155,8 +120,8 @@ def test_keep_6_step_1_is_the_zonal_compress_of_before(tmp_path, small_camera):
 def test_threshold_zeroes_small_coefficients_before_quantization(tmp_path, small_camera):
     out = tmp_path / "out"
     assert run("compress", small_camera, "-o", out, "--step", 2, "--threshold", 9).exit_code == 0
-    assert_quantized(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),
-                     4, 2.0, threshold=9)
+    check_compressed(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),
+                     "L", steps=2.0, threshold=9.0)
 
 
 @pytest.mark.parametrize("mode, suffix, options", [

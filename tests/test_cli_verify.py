@@ -223,11 +223,15 @@ def test_corrupted_coefficient_file(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["x.npz"], "to check a coefficient file give it and its image: dctconv verify FILE.npz IMAGE"),
+    (["x.npz"], "to check a coefficient file give it and its image: dctconv verify FILE IMAGE"),
+    (["x.dctz"], "to check a coefficient file give it and its image: dctconv verify FILE IMAGE"),
+    (["camera.png", "x.dctz"], "the coefficient file goes first, then its image: dctconv verify FILE IMAGE"),
+    (["x.dctz", "camera.png", "-n", "4"], "the coefficient file records the block size; drop --block-size"),
     (["x.npz", "camera.png", "-n", "4"], "the coefficient file records the block size; drop --block-size"),
 ])
 def test_file_mode_usage_errors(tmp_path, args, message):
     (tmp_path / "x.npz").write_bytes(b"")
+    (tmp_path / "x.dctz").write_bytes(b"")
     (tmp_path / "camera.png").write_bytes((SAMPLES / "camera.png").read_bytes())
     result = run("verify", *[tmp_path / a if "." in a else a for a in args])
     assert result.exit_code == 2

@@ -731,7 +731,7 @@ def test_verify_with_the_coefficient_file_second_is_a_usage_error(tmp_path):
         assert result.exit_code == 2
         assert isinstance(result.exception, SystemExit)
         assert result.stderr.splitlines()[-1] == (
-            "Error: the coefficient file goes first, then its image: dctconv verify FILE.npz IMAGE"
+            "Error: the coefficient file goes first, then its image: dctconv verify FILE IMAGE"
         )
     assert run(["verify", npz, image]).exit_code == 0
 

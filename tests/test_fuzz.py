@@ -180,27 +180,45 @@ def _coefficient_file_bytes(compressed: bool, threshold: float = 0.0) -> bytes:
     return buffer.getvalue()
 
 
-BASE_COEFFICIENT_FILES = [_coefficient_file_bytes(False), _coefficient_file_bytes(True),
-                          _coefficient_file_bytes(True, threshold=9.0)]
+def _codec_file_bytes(**settings) -> bytes:
+    """A compressed file of compress's format (.dctz), made by dctconv's own encoder: the
+    entropy-coded format has no other writer. The mutations are the hostile part."""
+    import dctconv
+
+    return dctconv.encode(sample_crop(), **settings)
+
+
+#: (file name, bytes): the transform's and the old compress's .npz, the codec's .dctz.
+BASE_COEFFICIENT_FILES = [
+    ("fuzzed_coefficients.npz", _coefficient_file_bytes(False)),
+    ("fuzzed_compressed.npz", _coefficient_file_bytes(True)),
+    ("fuzzed_compressed.npz", _coefficient_file_bytes(True, threshold=9.0)),
+    ("fuzzed_compressed.dctz", _codec_file_bytes()),
+    ("fuzzed_compressed.dctz", _codec_file_bytes(block_size=3, keep=5, step=2.0, threshold=9.0)),
+    ("fuzzed_compressed.dctz", _codec_file_bytes(step=0.0)),
+]
+BASE_IDS = ["transform", "compressed", "compressed-threshold", "codec", "codec-zonal", "codec-unquantized"]
 
 
 @pytest.mark.parametrize("command", COEFFICIENT_COMMANDS, ids=ids(COEFFICIENT_COMMANDS))
 def test_mutated_coefficient_file(command):
     @fuzz_for(command)
-    @given(data=st.sampled_from(BASE_COEFFICIENT_FILES).flatmap(lambda base: mutations(base, header=4000)))
-    def mutated(data):
-        run_on_bytes(command, data, "fuzzed_coefficients.npz")
+    @given(case=st.sampled_from(BASE_COEFFICIENT_FILES).flatmap(
+        lambda base: st.tuples(st.just(base[0]), mutations(base[1], header=4000))))
+    def mutated(case):
+        name, data = case
+        run_on_bytes(command, data, name)
 
     mutated()
 
 
-@pytest.mark.parametrize("base", range(len(BASE_COEFFICIENT_FILES)), ids=["transform", "compressed",
-                                                                          "compressed-threshold"])
+@pytest.mark.parametrize("base", range(len(BASE_COEFFICIENT_FILES)), ids=BASE_IDS)
 @pytest.mark.parametrize("command", COEFFICIENT_COMMANDS, ids=ids(COEFFICIENT_COMMANDS))
 def test_unmutated_base_files_are_accepted(command, base, tmp_path):
     """The positive control of the mutations: each base file is valid and, for verify, matches."""
-    path = tmp_path / "base_coefficients.npz"
-    path.write_bytes(BASE_COEFFICIENT_FILES[base])
+    name, data = BASE_COEFFICIENT_FILES[base]
+    path = tmp_path / name.replace("fuzzed", "base")
+    path.write_bytes(data)
     assert run_command(command, path, tmp_path / "out").exit_code == 0
 
 

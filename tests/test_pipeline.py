@@ -17,7 +17,9 @@ def test_the_report_is_the_metrics_file(tmp_path):
     written = json.loads((tmp_path / "out" / "ramp_metrics.json").read_text())
     assert report.as_dict() == written
     assert list(written)[:4] == ["source", "image_mode", "width", "height"]
-    assert (report.width, report.height, report.kept_per_block, report.step) == (40, 24, 3, 2.0)
-    assert report.compressed_bytes == (tmp_path / "out" / "ramp_compressed.npz").stat().st_size
+    assert (report.width, report.height, report.kept_per_block, report.step, report.quality) == (
+        40, 24, 3, 2.0, None)
+    assert report.bd_rates.keys() == written["bd_rates"].keys() and "zonal" in report.bd_rates
+    assert report.compressed_bytes == (tmp_path / "out" / "ramp_compressed.dctz").stat().st_size
     assert report.bits_per_pixel == 8 * report.compressed_bytes / ramp.size
     assert sorted(report.files.values()) == sorted(p.name for p in result.outputs)

@@ -247,3 +247,65 @@ def test_help_has_an_example_and_imports_no_numpy():
             "print(sorted(m for m in ('numpy', 'scipy', 'PIL') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- verify FILE.dctz IMAGE
+
+
+@pytest.fixture
+def compressed_camera(tmp_path):
+    """compress's file of a 96 x 120 crop of camera.png at n = 8, quality 50."""
+    source = tmp_path / "cam.png"
+    Image.fromarray(np.asarray(Image.open(SAMPLES / "camera.png"))[200:296, 180:300]).save(source)
+    result = run("compress", source, "-o", tmp_path / "out", "-n", 8, "--quality", 50, "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    return source, tmp_path / "out" / "cam_compressed.dctz"
+
+
+def test_compressed_file_holds_the_levels_of_its_image(compressed_camera):
+    source, path = compressed_camera
+    result = run("verify", path, source)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"file:      {path} (compressed, block size 8)"
+    assert lines[2].startswith(f"compared:  ") and lines[3] == "largest:   0 (every coefficient identical)"
+    assert lines[-1] == (f"OK: {path} holds the compression of {source} (8x8 blocks, quality 50): "
+                         "every level is the one the image gives")
+    # Every coefficient is either compared or a rounding tie; 96 x 120 at n = 8 is 180 blocks.
+    data = json.loads(run("verify", path, source, "--json").stdout)
+    assert data["passed"] is True and data["compared"] + data["skipped"] == 64 * 12 * 15
+
+
+def test_compressed_file_fails_when_one_8x8_block_changed(compressed_camera, tmp_path):
+    source, path = compressed_camera
+    original = np.asarray(Image.open(source))
+    changed = original.copy()
+    changed[40:48, 64:72] = 255 - changed[40:48, 64:72]  # block row 5, block column 8
+    changed_path = tmp_path / "changed.png"
+    Image.fromarray(changed).save(changed_path)
+    result = run("verify", path, changed_path)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith(f"FAILED: {path} does not hold the compression of {changed_path} "
+                                "(8x8 blocks, quality 50): ")
+    data = json.loads(run("verify", path, changed_path, "--json").stdout)
+    assert data["passed"] is False
+    assert (data["location"]["block_row"], data["location"]["block_column"]) == (5, 8)
+    assert data["checks"][0]["tolerance"] == 0
+
+
+def test_compressed_file_against_another_bit_depth_or_size(compressed_camera, tmp_path):
+    source, path = compressed_camera
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.asarray(Image.open(source)).astype(np.uint16) * 257).save(deep)
+    result = run("verify", path, deep)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {path}: {deep} has uint16 pixels but the file holds the compression of an image of "
+        "uint8 pixels (mode L)"
+    ]
+    result = run("verify", path, SAMPLES / "coins.png")
+    assert result.stderr.splitlines() == [
+        f"Error: {path}: {SAMPLES / 'coins.png'} is 384 x 303 pixels but the file holds the compression "
+        "of a 120 x 96 image"
+    ]

@@ -892,3 +892,87 @@ def test_help_still_imports_no_numpy():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- hostile compressed files (.dctz)
+
+
+def _codec_file(**fields) -> bytes:
+    """A valid compressed file of the sample crop (made by dctconv's encoder: the format has no
+    other writer), with header fields overwritten at their documented offsets."""
+    import struct
+
+    import dctconv
+
+    data = bytearray(dctconv.encode(sample_crop()))
+    offsets = {"version": (4, "<B"), "block_size": (5, "<B"), "mode": (6, "<B"), "height": (12, "<I"),
+               "width": (16, "<I"), "model_bytes": (36, "<I")}
+    for name, value in fields.items():
+        offset, form = offsets[name]
+        struct.pack_into(form, data, offset, value)
+    return bytes(data)
+
+
+def _codec_size() -> int:
+    return len(_codec_file())
+
+
+CODEC_FILE_CASES = {
+    "empty": (lambda: b"", "not a dctconv compressed file (wrong magic bytes)"),
+    "wrong magic": (lambda: b"DCTX" + _codec_file()[4:], "not a dctconv compressed file (wrong magic bytes)"),
+    "an npz named .dctz": (lambda: b"PK\x03\x04" + bytes(60), "not a dctconv compressed file (wrong magic bytes)"),
+    "truncated header": (lambda: _codec_file()[:20], "file is truncated: 20 bytes, shorter than the 48-byte header"),
+    "unknown version": (lambda: _codec_file(version=9), "unknown format version 9 (this dctconv reads version 1)"),
+    "block size": (lambda: _codec_file(block_size=65), "header gives block size 65, not from 2 to 64"),
+    "pixel mode": (lambda: _codec_file(mode=7), "header gives unknown pixel mode 7"),
+    "no pixels": (lambda: _codec_file(width=0), "header gives an image of 0 x 10 pixels"),
+    "truncated data": (
+        lambda: _codec_file()[:-3],
+        lambda: f"file is truncated: its header describes {_codec_size():,} bytes, the file has {_codec_size() - 3:,}",
+    ),
+    "garbage after the data": (
+        lambda: _codec_file() + b"junk",
+        lambda: f"file is followed by 4 extra bytes: its header describes {_codec_size():,} bytes, "
+                f"the file has {_codec_size() + 4:,}",
+    ),
+    "sections that lie": (
+        lambda: _codec_file(model_bytes=2**31),
+        lambda: f"file is truncated: its header describes {_codec_size() + 2**31 - len(_model_section()):,} "
+                f"bytes, the file has {_codec_size():,}",
+    ),
+    "size beyond --max-pixels": (
+        lambda: _codec_file(height=100_000, width=100_000),
+        "image is 100000 x 100000 = 10,000,000,000 pixels, more than the limit of 89,478,485; "
+        "rerun with --max-pixels 10000000000 to allow it",
+    ),
+}
+
+
+def _model_section() -> bytes:
+    import dctconv.codec_file as codec_file
+
+    data = _codec_file()
+    return data[codec_file.HEADER_SIZE : codec_file.HEADER_SIZE + codec_file.read_header(data).model_bytes]
+
+
+@coefficient_commands
+@pytest.mark.parametrize("case", list(CODEC_FILE_CASES))
+def test_hostile_compressed_file(command, case, tmp_path):
+    content, message = CODEC_FILE_CASES[case]
+    path = tmp_path / "x_compressed.dctz"
+    path.write_bytes(content())
+    out = tmp_path / "out"
+    assert_fails(run(command.argv([path], out)), path, message if isinstance(message, str) else message())
+    assert files_in(out) == []
+
+
+@coefficient_commands
+def test_compressed_file_renamed_npz_is_still_read(command, tmp_path):
+    """The format is told by the magic bytes, not only by the name."""
+    import dctconv
+
+    path = tmp_path / "x_compressed.npz"
+    path.write_bytes(dctconv.encode(sample_crop(), quality=60))
+    result = run(command.argv([path], tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    command.check(path, tmp_path / "out", result)

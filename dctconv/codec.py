@@ -197,7 +197,7 @@ def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=Non
     if header.quantization == "none":
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
         return pack(header, b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6)), levels
-    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n)
+    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps)
     return pack(header, coded.model, coded.words, coded.raw_bits), levels
 
 
@@ -232,7 +232,7 @@ def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Level
         if not np.isfinite(coefficients).all():
             raise CodecFileError("coefficients contain NaN or infinity")
         return Levels(header, coefficients, steps)
-    levels = _decode_coded(CodedLevels(model, words, raw), shape, zigzag_order(n)[: header.keep], n)
+    levels = _decode_coded(CodedLevels(model, words, raw), shape, zigzag_order(n)[: header.keep], n, steps)
     return Levels(header, levels, steps)
 
 

@@ -16,18 +16,27 @@ A level ``q`` is coded as
 * for a token from the size classes, the bits of ``|q|`` below its leading one, and
   for every nonzero level its sign: raw bits, packed after the coded data.
 
-The DC channel (the block means) is coded as the residual of planar prediction,
-``q - left - above + above_left`` (the first row and column from their one
-neighbour), which the decoder undoes with two cumulative sums.
+The DC channel (the block means) is coded coarse to fine (:func:`_dc_passes`): a
+subgrid of every S-th block by planar prediction (``q - left - above + above_left``,
+undone by two cumulative sums), then, halving the stride each time, the blocks midway
+between two known ones, predicted by their mean and modelled by how much the two
+differ. Interpolating between known neighbours predicts far better than extrapolating
+from one side, and every pass is one vectorized step.
 
-The context of an AC coefficient at frequency (x, y) is built from the levels at the
-two neighbouring lower frequencies (x - 1, y) and (x, y - 1), already coded: their
-magnitudes in the same block, plus the average of the same sum in the four
-neighbouring blocks (left, right, above, below; the edge block stands in for a
-missing one). Its value, quantized by :data:`CONTEXT_EDGES`, picks one of
-:data:`BINS` models of the channel's class (:func:`channel_classes`). The model of a
-(class, bin) pair is the token histogram the encoder counted, stored in the file as
-4-bit negative log2 probabilities in half bits.
+The AC channels are coded anti-diagonal by anti-diagonal (all channels x + y = s at
+once, their lower neighbours being on diagonal s - 1), each in two passes over a
+checkerboard of blocks: first the blocks whose row plus column is even, then the odd
+ones, whose four neighbours in the same channel are known by then. The context of a
+coefficient at frequency (x, y) is an expected magnitude in its own levels: the
+magnitudes at (x - 1, y) and (x, y - 1) in the same block (times their steps over
+its step), plus a quarter of the same sum averaged over the four neighbouring
+blocks; in the second pass, half of that plus the mean magnitude of the same channel
+in the four neighbours. For (0, 1) and (1, 0) it is the DC difference across the
+block's left and right (above and below) neighbours. The value, cut at
+:data:`CONTEXT_EDGES`, picks one of :data:`BINS` models of the channel's class
+(:func:`channel_classes`) and pass. The model of each context is the token histogram
+the encoder counted, stored in the file as 4-bit negative log2 probabilities in half
+bits; a context whose only token is 0 costs nothing to code.
 
 References
 ----------
@@ -58,6 +67,13 @@ TOKENS = DIRECT_TOKENS + MAX_BITS - DIRECT_BITS
 #: Upper bin edges of the context value; its bin is the number of edges it reaches.
 CONTEXT_EDGES = np.array([0.5, 1.5, 3.0, 6.0, 12.0, 24.0])
 BINS = len(CONTEXT_EDGES) + 1
+#: Weights of the context value (see :func:`_context_values`).
+DC_WEIGHT = 0.25
+AROUND_WEIGHT = 0.25
+SECOND_PASS_OWN = 0.5
+SECOND_PASS_NEIGHBOURS = 1.0
+#: Upper bin edges of the DC context: the difference of the two known neighbours, in levels.
+DC_EDGES = np.array([0.5, 1.5, 2.5, 4, 6, 9, 14, 22, 35, 60])
 #: Negative log2 probability, in half bits, stored for a token never seen in a context.
 UNSEEN = 15
 
@@ -109,26 +125,60 @@ def _tokens(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tokens, extra
 
 
-def _contexts(magnitudes: np.ndarray, channels: np.ndarray, block_size: int) -> np.ndarray:
-    """Context bins (0 .. BINS - 1), shape (len(channels), rows, columns), from lower channels.
+def _neighbour_mean(maps: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """Mean of the four neighbours (left, right, above, below) of every block of each map.
 
-    Every channel of ``channels`` must have its lower neighbours (x - 1, y) and
-    (x, y - 1) before it in the coding order: true for one anti-diagonal at a time.
+    ``known`` (rows, columns) bool: only those blocks count, and a block's mean is over
+    the known neighbours it has (0 if none). Without it, every block counts and an
+    edge block stands in for its missing neighbour.
+    """
+    if known is None:
+        padded = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        total = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1]
+        total += padded[:, 1:-1, :-2]
+        total += padded[:, 1:-1, 2:]
+        return total / 4
+    padded = np.pad(maps * known, ((0, 0), (1, 1), (1, 1)))
+    count = np.pad(known.astype(np.float64), 1)
+    total = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+    number = count[:-2, 1:-1] + count[2:, 1:-1] + count[1:-1, :-2] + count[1:-1, 2:]
+    return total / np.maximum(number, 1)
+
+
+def _context_values(levels, steps, group, block_size, first_pass) -> np.ndarray:
+    """Expected magnitude (in levels of each channel) of ``group``'s coefficients, per block.
+
+    ``levels`` holds every channel coded before ``group`` and, for the second pass,
+    the group's own levels in the first-pass blocks (zeros elsewhere).
     """
     n = block_size
-    x, y = np.divmod(channels, n)
-    # Frequencies (x, y - 1) and (x - 1, y); a missing one (at the block's edge) is
-    # replaced by the other, so that every channel's context sums two magnitudes.
-    left = np.where(y > 0, channels - 1, channels - n)
-    up = np.where(x > 0, channels - n, channels - 1)
-    same = magnitudes[left].astype(np.float64)
-    same += magnitudes[up]
-    padded = np.pad(same, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    around = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1]
-    around += padded[:, 1:-1, :-2]
-    around += padded[:, 1:-1, 2:]
-    same += around / 4
-    return np.searchsorted(CONTEXT_EDGES, same, side="right")
+    x, y = np.divmod(group, n)
+    target = steps[group][:, None, None]
+    if group[0] in (1, n):
+        # The first AC frequencies: the DC difference across the block's neighbours
+        # (left to right for (0, 1), above to below for (1, 0)) says how steep it is.
+        dc = np.pad(levels[0].astype(np.float64) * steps[0], 1, mode="edge")
+        across = np.where(
+            (y == 1)[:, None, None],
+            np.abs(dc[None, 1:-1, 2:] - dc[None, 1:-1, :-2]),
+            np.abs(dc[None, 2:, 1:-1] - dc[None, :-2, 1:-1]),
+        )
+        value = DC_WEIGHT * across / target
+    else:
+        # Frequencies (x, y - 1) and (x - 1, y); at the block's edge the one there counts twice.
+        left = np.where(y > 0, group - 1, group - n)
+        up = np.where(x > 0, group - n, group - 1)
+        same = (np.abs(levels[left]) * steps[left][:, None, None] + np.abs(levels[up]) * steps[up][:, None, None]) / target
+        value = same + AROUND_WEIGHT * _neighbour_mean(same)
+    if not first_pass:
+        known = _parity(levels.shape[1:]) == 0
+        value = SECOND_PASS_OWN * value + SECOND_PASS_NEIGHBOURS * _neighbour_mean(np.abs(levels[group]).astype(np.float64), known)
+    return value
+
+
+def _parity(grid) -> np.ndarray:
+    rows, cols = grid
+    return (np.arange(rows)[:, None] + np.arange(cols)[None, :]) % 2
 
 
 def coding_groups(channels: np.ndarray, block_size: int) -> list[np.ndarray]:
@@ -222,6 +272,8 @@ def _values_of(bits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def _runs(ids: np.ndarray):
     """Stable order grouping equal ids, and the (id, start, end) runs of that order."""
     order = np.argsort(ids, kind="stable")
+    if ids.size == 0:
+        return order, []
     sorted_ids = ids[order]
     bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
     starts = np.concatenate(([0], bounds))
@@ -229,15 +281,112 @@ def _runs(ids: np.ndarray):
     return order, [(int(sorted_ids[a]), int(a), int(b)) for a, b in zip(starts, ends)]
 
 
-def _group_ids(magnitudes, group, classes, block_size) -> np.ndarray:
-    if group[0] == 0:
-        bins = np.zeros((1, *magnitudes.shape[1:]), np.int64)
+def _dc_passes(grid):
+    """The passes of the DC map, coarse to fine: ("base", rows, cols, 0), then ("row"/"column", rows, cols, s).
+
+    The base pass is the subgrid of stride S; every later pass halves the stride s:
+    "row" codes the blocks midway between two known ones of the same row, "column"
+    those midway between two known rows. A block is predicted as the mean of its two
+    known neighbours (the one there at the image's edge).
+    """
+    rows, cols = grid
+    stride = 1
+    while min(rows, cols) >= 16 * stride:
+        stride *= 2
+    yield "base", np.arange(0, rows, stride), np.arange(0, cols, stride), 0
+    while stride > 1:
+        half = stride // 2
+        yield "row", np.arange(0, rows, stride), np.arange(half, cols, stride), half
+        yield "column", np.arange(half, rows, stride), np.arange(0, cols, half), half
+        stride = half
+
+
+def _dc_prediction(dc: np.ndarray, kind: str, rows, cols, half: int):
+    """Prediction of the DC levels of a pass, and the context bin of each, from known DC levels."""
+    if kind == "row":
+        before = dc[np.ix_(rows, cols - half)]
+        after_cols = np.where(cols + half < dc.shape[1], cols + half, cols - half)
+        after = dc[np.ix_(rows, after_cols)]
     else:
-        bins = _contexts(magnitudes, group, block_size)
-    return (classes[group][:, None, None] * BINS + bins).reshape(-1)
+        before = dc[np.ix_(rows - half, cols)]
+        after_rows = np.where(rows + half < dc.shape[0], rows + half, rows - half)
+        after = dc[np.ix_(after_rows, cols)]
+    prediction = (before + after) >> 1  # floor of the mean, exact in integers
+    bins = np.searchsorted(DC_EDGES, np.abs(before - after), side="right")
+    return prediction, bins
 
 
-def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int) -> CodedLevels:
+def _passes(grid, channels: np.ndarray, block_size: int):
+    """The passes of the coding order.
+
+    DC first (:func:`_dc_passes`, as ("dc", kind, rows, cols, half)), then each
+    anti-diagonal of AC channels in two passes, ("ac", group, first_pass, blocks):
+    the blocks whose row plus column is even, then the odd ones, whose four
+    neighbours are then known in the same channels.
+    """
+    parity = _parity(grid)
+    for group in coding_groups(np.asarray(channels), block_size):
+        if group[0] == 0:
+            for kind, rows, cols, half in _dc_passes(grid):
+                yield "dc", kind, rows, cols, half
+        else:
+            yield "ac", group, True, parity == 0
+            yield "ac", group, False, parity == 1
+
+
+def _pass_ids(levels, steps, step, classes, block_size) -> np.ndarray:
+    """Context id of every coefficient a pass codes, in (channel, raster) order."""
+    ac_contexts = 2 * (int(classes.max()) + 1) * BINS
+    if step[0] == "dc":
+        _, kind, rows, cols, half = step
+        if kind == "base":
+            return np.full(len(rows) * len(cols), ac_contexts, np.int64)
+        _, bins = _dc_prediction(levels[0], kind, rows, cols, half)
+        offset = ac_contexts + 1 + (0 if kind == "row" else len(DC_EDGES) + 1)
+        return (offset + bins).reshape(-1)
+    _, group, first_pass, selected = step
+    value = _context_values(levels, steps, group, block_size, first_pass)[:, selected]
+    bins = np.searchsorted(CONTEXT_EDGES, value, side="right")
+    offset = 0 if first_pass else int(classes.max()) + 1
+    return ((offset + classes[group])[:, None] * BINS + bins).reshape(-1)
+
+
+def _pass_values(levels, step) -> np.ndarray:
+    """What a pass codes, flat: levels, or DC residuals after prediction (encoder side)."""
+    if step[0] == "dc":
+        _, kind, rows, cols, half = step
+        dc = levels[0][np.ix_(rows, cols)]
+        if kind == "base":
+            return _planar_residual(dc).reshape(-1)
+        prediction, _ = _dc_prediction(levels[0], kind, rows, cols, half)
+        return (dc - prediction).reshape(-1)
+    _, group, _, selected = step
+    return levels[group][:, selected].reshape(-1)
+
+
+def _store(levels, step, values) -> None:
+    """Put the decoded values of a pass into ``levels`` (decoder side: undo the prediction)."""
+    if step[0] == "dc":
+        _, kind, rows, cols, half = step
+        values = values.reshape(len(rows), len(cols))
+        if kind == "base":
+            dc = np.cumsum(np.cumsum(values, axis=0), axis=1)
+        else:
+            dc = values + _dc_prediction(levels[0], kind, rows, cols, half)[0]
+        levels[0][np.ix_(rows, cols)] = dc
+        return
+    _, group, _, selected = step
+    block = levels[group]
+    block[:, selected] = values.reshape(len(group), -1)
+    levels[group] = block
+
+
+def context_count(block_size: int) -> int:
+    """Number of models of block size n: two AC passes times classes times bins, and DC's."""
+    return 2 * (int(channel_classes(block_size).max()) + 1) * BINS + 1 + 2 * (len(DC_EDGES) + 1)
+
+
+def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int, steps=None) -> CodedLevels:
     """Code the quantization levels of the listed channels.
 
     Parameters
@@ -267,16 +416,17 @@ def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int) -> 
     import constriction
 
     n = block_size
+    steps = np.ones(n * n) if steps is None else np.asarray(steps, dtype=np.float64)
     classes = channel_classes(n)
-    contexts = int(classes.max()) + 1
-    magnitudes = np.abs(levels)
-    plan = []  # per group: (context ids, tokens)
+    contexts = context_count(n)
+    known = np.zeros_like(levels)  # what the decoder knows when it reaches each pass
+    plan = []  # per pass: (context ids, tokens)
     raw = []
-    counts = np.zeros(contexts * BINS * TOKENS, dtype=np.int64)
-    for group in coding_groups(np.asarray(channels), n):
-        values = _planar_residual(levels[0])[None] if group[0] == 0 else levels[group]
-        ids = _group_ids(magnitudes, group, classes, n)
-        flat = values.reshape(-1)
+    counts = np.zeros(contexts * TOKENS, dtype=np.int64)
+    for step in _passes(levels.shape[1:], channels, n):
+        ids = _pass_ids(known, steps, step, classes, n)
+        flat = _pass_values(levels, step)
+        _store(known, step, flat.copy())
         mags = np.abs(flat)
         tokens, extra = _tokens(mags)
         counts += np.bincount(ids * TOKENS + tokens, minlength=counts.size)
@@ -284,8 +434,8 @@ def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int) -> 
         raw.append((flat[flat != 0] < 0).astype(np.uint8))
         large = extra > 0
         raw.append(_bits_of(mags[large], extra[large]))
-    model = _pack_tables(counts.reshape(contexts * BINS, TOKENS))
-    tables = _unpack_tables(model, contexts * BINS)
+    model = _pack_tables(counts.reshape(contexts, TOKENS))
+    tables = _unpack_tables(model, contexts)
     models = [None if t is None or t.size == 1 else _categorical(t) for t in tables]
     encoder = constriction.stream.queue.RangeEncoder()
     for ids, tokens in plan:
@@ -298,7 +448,7 @@ def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int) -> 
     return CodedLevels(model=model, words=encoder.get_compressed(), raw_bits=np.packbits(bits).tobytes())
 
 
-def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: int) -> np.ndarray:
+def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: int, steps=None) -> np.ndarray:
     """Decode what :func:`encode_levels` wrote: int64 levels of ``shape`` (n*n, rows, columns).
 
     The caller has checked ``shape`` against its pixel limit. Every size read from
@@ -307,16 +457,17 @@ def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: i
     import constriction
 
     n = block_size
+    steps = np.ones(n * n) if steps is None else np.asarray(steps, dtype=np.float64)
     classes = channel_classes(n)
-    tables = _unpack_tables(coded.model, (int(classes.max()) + 1) * BINS)
+    tables = _unpack_tables(coded.model, context_count(n))
     models = [None if t is None or t.size == 1 else _categorical(t) for t in tables]
     bits = np.unpackbits(np.frombuffer(coded.raw_bits, dtype=np.uint8))
     cursor = 0
     levels = np.zeros(shape, dtype=np.int64)
-    magnitudes = np.zeros(shape, dtype=np.int64)  # |levels| of the channels decoded so far
     decoder = constriction.stream.queue.RangeDecoder(np.asarray(coded.words, dtype=np.uint32))
-    for group in coding_groups(np.asarray(channels), n):
-        ids = _group_ids(magnitudes, group, classes, n)
+    for step in _passes(shape[1:], channels, n):
+        group = [0] if step[0] == "dc" else step[1]
+        ids = _pass_ids(levels, steps, step, classes, n)
         order, runs = _runs(ids)
         sorted_tokens = np.zeros(len(ids), dtype=np.int64)
         for context, start, end in runs:
@@ -329,27 +480,22 @@ def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: i
                     if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                         raise
                     raise CodecFileError(f"coded data damaged at channel {group[0]}") from None
-        tokens = np.empty_like(sorted_tokens)
-        tokens[order] = sorted_tokens
-        nonzero = tokens > 0
-        large = tokens >= DIRECT_TOKENS
-        extra = tokens[large] - DIRECT_TOKENS + DIRECT_BITS  # bit_length - 1
+        values = np.empty_like(sorted_tokens)
+        values[order] = sorted_tokens
+        nonzero = values > 0
+        large = values >= DIRECT_TOKENS
+        extra = values[large] - DIRECT_TOKENS + DIRECT_BITS  # bit_length - 1
         signs_count, extra_count = int(nonzero.sum()), int(extra.sum())
         if cursor + signs_count + extra_count > bits.size:
             raise CodecFileError(f"raw bits end early at channel {group[0]}")
         signs = bits[cursor : cursor + signs_count].astype(bool)
         cursor += signs_count
-        values = tokens
         if extra.size:
             low = _values_of(bits[cursor : cursor + extra_count], extra)
             cursor += extra_count
             values[large] = (np.int64(1) << extra) + low
         values[np.flatnonzero(nonzero)[signs]] *= -1
-        values = values.reshape(len(group), *shape[1:])
-        if group[0] == 0:
-            values = np.cumsum(np.cumsum(values, axis=1), axis=2)
-        levels[group] = values
-        magnitudes[group] = np.abs(values)
+        _store(levels, step, values)
     if bits.size - cursor >= 8:
         raise CodecFileError(f"{(bits.size - cursor) // 8} bytes of raw bits left over after the last channel")
     return levels

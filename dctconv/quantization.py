@@ -38,7 +38,7 @@ DEFAULT_QUALITY = 75
 #: :func:`base_table`). 1 would keep JPEG's perceptual weighting, 0 makes every
 #: frequency's step the DC step (best for PSNR at high rates). Tuned for BD-rate
 #: (PSNR) on scikit-image's bundled photos, not on sample_images/ (docs/codec.md).
-FLATTENING = 0.5
+FLATTENING = 0.25
 
 #: The pixel range the steps of ``quality`` are written for: 8-bit images.
 REFERENCE_RANGE = 255.0
@@ -127,7 +127,7 @@ def base_table(block_size: int) -> np.ndarray:
     >>> base_table(8)[0, :3].tolist()
     [16, 11, 10]
     >>> base_table(2).tolist()
-    [[16, 20], [17, 33]]
+    [[16, 18], [16, 23]]
     """
     n = check_block_size(block_size)
     if n == 8:

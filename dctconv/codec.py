@@ -15,11 +15,12 @@ import numpy as np
 
 from .codec_file import MODES, CodecHeader, pack, read_header, sections
 from .compression import check_keep, check_step, check_threshold, keep_mask, zigzag_order
-from .entropy_model import MAX_BITS, CodedLevels, decode_levels as _decode_coded, encode_levels
+from .entropy_model import MAX_BITS, CodedLevels, channel_classes, encode_levels
+from .entropy_model import decode_levels as _decode_coded
 from .errors import CodecFileError, InvalidCompressionError, InvalidImageError
 from .image_io import to_pixels
 from .limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
-from .quantization import DEFAULT_QUALITY, check_quality, step_table
+from .quantization import DEAD_ZONE, DEFAULT_QUALITY, check_quality, step_table
 from .transform import forward, inverse
 from .validation import check_block_size, check_image
 
@@ -37,14 +38,23 @@ class Levels:
     """(n*n, rows, columns): int64 levels, zero outside the K kept channels; float64
     coefficients when ``header.quantization`` is "none"."""
     steps: np.ndarray
-    """(n*n,) float64 step of each channel (all 0 for "none"); coefficient = level * step."""
+    """(n*n,) float64 step of each channel (all 0 for "none")."""
+    offsets: np.ndarray | None = None
+    """(2, n*n) reconstruction offsets (quality only): a level of magnitude 1 decodes
+    to ``(1 - offsets[0]) * step``, a larger one to ``(|level| - offsets[1]) * step``,
+    with its sign. None: ``level * step``."""
 
     @property
     def coefficients(self) -> np.ndarray:
         """The decoded coefficient maps, float64 (n*n, rows, columns)."""
         if self.header.quantization == "none":
             return self.levels
-        return self.levels * self.steps[:, None, None]
+        if self.offsets is None:
+            return self.levels * self.steps[:, None, None]
+        magnitude = np.abs(self.levels).astype(np.float64)
+        shift = np.where(magnitude == 1, self.offsets[0][:, None, None], self.offsets[1][:, None, None])
+        magnitude -= np.where(magnitude > 0, shift, 0.0)
+        return np.copysign(magnitude, self.levels) * self.steps[:, None, None]
 
 
 def _check_pixels(image) -> tuple[np.ndarray, str]:
@@ -82,6 +92,7 @@ def settings_header(
         step=step,
         keep=keep,
         threshold=check_threshold(threshold),
+        dead_zone=DEAD_ZONE if kind == "quality" else 0,
     )
 
 
@@ -93,12 +104,23 @@ def channel_steps(header: CodecHeader) -> np.ndarray:
 
 
 def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
-    """The levels :func:`encode` computes for ``image`` with the settings of ``header``.
+    r"""The levels and offsets :func:`encode` computes for ``image`` with the settings of ``header``.
 
-    For every channel c kept (the first K of the zigzag order) and every block:
-    the orthonormal DCT coefficient ``x`` (``forward(image, n)`` in float64), zeroed
-    if ``|x| < T`` (except DC), then ``rint(x / step[c])`` (ties to even), or ``x``
-    itself when the quantization is "none". Channels not kept are 0.
+    For every channel c kept (the first K of the zigzag order) and every block, the
+    orthonormal DCT coefficient ``x`` (``forward(image, n)`` in float64) is zeroed
+    if ``|x| < T`` (except DC) and then quantized with the step ``s = step[c]``:
+
+    * flat ``step``: ``q = rint(x / s)`` (ties to even), as zonal compress always did;
+    * ``quality``: DC as above; AC with a dead zone ``z = dead_zone / 256``:
+      :math:`q = \mathrm{sign}(x) \lfloor |x|/s + 1/2 - z \rfloor`. Rounding small
+      values towards zero saves more bits than it costs in error;
+    * "none": ``x`` itself is kept.
+
+    Channels not kept are 0. With ``quality`` the encoder also fits reconstruction
+    offsets, per channel class (:func:`dctconv.entropy_model.channel_classes`) and
+    separately for ``|q| = 1`` and ``|q| >= 2``: the mean of ``|q| - |x|/s`` over those
+    coefficients (the centroid of their quantization cells), clipped to 0 .. 127/256
+    and rounded to 1/256. Decoding puts a level at ``sign(q) (|q| - offset) s``.
 
     Raises
     ------
@@ -118,13 +140,61 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
     if header.quantization == "none":
         return Levels(header, kept, steps)
     kept /= steps[:, None, None]
-    np.rint(kept, out=kept)
+    scaled = kept.copy() if header.quantization == "quality" else None
+    if header.dead_zone:
+        np.rint(kept[:1], out=kept[:1])
+        ac = kept[1:]
+        np.copysign(np.floor(np.abs(ac) + (0.5 - header.dead_zone / 256)), ac, out=ac)
+    else:
+        np.rint(kept, out=kept)
     peak = float(np.abs(kept).max())
     if not peak < LEVEL_LIMIT:
         raise InvalidCompressionError(
             f"quantization levels reach {peak:g}, beyond the codec's limit of 2**59; use a larger step"
         )
-    return Levels(header, kept.astype(np.int64), steps)
+    levels = kept.astype(np.int64)
+    if scaled is None:
+        return Levels(header, levels, steps)
+    return Levels(header, levels, steps, fit_offsets(levels, scaled, n)[1])
+
+
+def fit_offsets(levels: np.ndarray, scaled: np.ndarray, block_size: int) -> tuple[bytes, np.ndarray]:
+    """Reconstruction offsets of :func:`quantize_image`: their bytes, and (2, n*n) per channel."""
+    classes = channel_classes(block_size)
+    count = int(classes.max()) + 1
+    magnitude = np.abs(levels)
+    error = (magnitude - np.abs(scaled)).reshape(len(levels), -1)
+    ids = np.broadcast_to(classes[:, None], error.shape)
+    codes = np.zeros((2, count), dtype=np.uint8)
+    for row, cells in enumerate((magnitude == 1, magnitude >= 2)):
+        cells = cells.reshape(error.shape)
+        total = np.bincount(ids[cells], weights=error[cells], minlength=count)
+        number = np.bincount(ids[cells], minlength=count)
+        mean = np.divide(total, number, out=np.zeros(count), where=number > 0)
+        codes[row] = np.clip(np.rint(mean * 256), 0, 127)
+    return codes.tobytes(), _offsets_of(codes.tobytes(), block_size)
+
+
+def _offsets_of(data: bytes, block_size: int) -> np.ndarray:
+    """(2, n*n) offsets per channel from the bytes :func:`fit_offsets` wrote; checks them."""
+    classes = channel_classes(block_size)
+    codes = np.frombuffer(data, dtype=np.uint8).reshape(2, -1)
+    if codes.max(initial=0) > 127:
+        raise CodecFileError("reconstruction offsets beyond half a step")
+    return codes[:, classes] / 256.0
+
+
+def _class_representatives(block_size: int) -> np.ndarray:
+    """One channel of each class, in class order."""
+    classes = channel_classes(block_size)
+    return np.array([int(np.flatnonzero(classes == k)[0]) for k in range(int(classes.max()) + 1)])
+
+
+def offsets_size(header: CodecHeader) -> int:
+    """Bytes of reconstruction offsets at the start of the model section."""
+    if header.quantization != "quality":
+        return 0
+    return 2 * (int(channel_classes(header.block_size).max()) + 1)
 
 
 def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0) -> bytes:
@@ -198,7 +268,10 @@ def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=Non
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
         return pack(header, b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6)), levels
     coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps)
-    return pack(header, coded.model, coded.words, coded.raw_bits), levels
+    offsets = b""
+    if levels.offsets is not None:
+        offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
+    return pack(header, offsets + coded.model, coded.words, coded.raw_bits), levels
 
 
 def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Levels:
@@ -232,8 +305,12 @@ def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Level
         if not np.isfinite(coefficients).all():
             raise CodecFileError("coefficients contain NaN or infinity")
         return Levels(header, coefficients, steps)
-    levels = _decode_coded(CodedLevels(model, words, raw), shape, zigzag_order(n)[: header.keep], n, steps)
-    return Levels(header, levels, steps)
+    split = offsets_size(header)
+    if len(model) < split:
+        raise CodecFileError("model section is shorter than its reconstruction offsets")
+    offsets = _offsets_of(model[:split], n) if split else None
+    coded = CodedLevels(model[split:], words, raw)
+    return Levels(header, _decode_coded(coded, shape, zigzag_order(n)[: header.keep], n, steps), steps, offsets)
 
 
 def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

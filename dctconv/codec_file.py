@@ -9,7 +9,7 @@ Layout (little-endian)::
     6      1     pixel mode: 0 "L" (uint8), 1 "I;16" (uint16), 2 "I" (int32), 3 "F" (float32)
     7      1     quantization: 0 quality table, 1 flat step, 2 none (coefficients stored as float64)
     8      1     quality (1 .. 100; 0 unless quantization is 0)
-    9      1     reserved, 0
+    9      1     dead zone of the AC rounding, in 1/256 of a step (0 .. 127; 0 unless quantization is 0)
     10     2     K, channels kept per block in zigzag order (1 .. n*n)
     12     4     image height H
     16     4     image width W
@@ -20,7 +20,9 @@ Layout (little-endian)::
     44     4     bytes of the raw-bits section
     48     ...   model, words, raw bits, and nothing after them
 
-For quantization 2 the model and word sections are empty and the raw section is the
+For quantization 0 the model section starts with the reconstruction offsets
+(:func:`dctconv.codec.quantize_image`), two bytes per channel class. For
+quantization 2 the model and word sections are empty and the raw section is the
 zlib-compressed float64 values of the K kept channels.
 
 :func:`read_header` checks every field, the pixel count against the caller's limit
@@ -68,6 +70,8 @@ class CodecHeader:
     """The flat step (quantization "step"), 0.0 for "none", None for "quality"."""
     keep: int
     threshold: float
+    dead_zone: int = 0
+    """Dead zone of the AC rounding in 1/256 of a step (quality only): level = floor(|c|/step + 1/2 - dead_zone/256)."""
     model_bytes: int = 0
     word_count: int = 0
     raw_bytes: int = 0
@@ -99,7 +103,7 @@ def pack(header: CodecHeader, model: bytes, words: np.ndarray, raw: bytes) -> by
         _MODE_CODES.index(header.mode),
         QUANTIZATIONS.index(header.quantization),
         header.quality or 0,
-        0,
+        header.dead_zone,
         header.keep,
         header.image_shape[0],
         header.image_shape[1],
@@ -147,7 +151,7 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         raise CodecFileError("not a dctconv compressed file (wrong magic bytes)")
     if len(data) < HEADER_SIZE:
         raise CodecFileError(f"file is truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
-    (_, version, n, mode, quantization, quality, reserved, keep, height, width, step, threshold,
+    (_, version, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
      model_bytes, word_count, raw_bytes) = _HEADER.unpack_from(data)
     if version != FORMAT_VERSION:
         raise CodecFileError(f"unknown format version {version} (this dctconv reads version {FORMAT_VERSION})")
@@ -155,8 +159,10 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         raise CodecFileError(f"header gives block size {n}, not from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}")
     if mode >= len(_MODE_CODES):
         raise CodecFileError(f"header gives unknown pixel mode {mode}")
-    if quantization >= len(QUANTIZATIONS) or reserved != 0:
+    if quantization >= len(QUANTIZATIONS):
         raise CodecFileError(f"header gives unknown quantization {quantization}")
+    if dead_zone >= (128 if quantization == 0 else 1):
+        raise CodecFileError(f"header gives dead zone {dead_zone}/256, not from 0 to {127 if quantization == 0 else 0}")
     if height < 1 or width < 1:
         raise CodecFileError(f"header gives an image of {width} x {height} pixels")
     CodecTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
@@ -180,6 +186,7 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         step={"quality": None, "step": step, "none": 0.0}[kind],
         keep=keep,
         threshold=threshold + 0.0,
+        dead_zone=dead_zone,
         model_bytes=model_bytes,
         word_count=word_count,
         raw_bytes=raw_bytes,

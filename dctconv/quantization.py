@@ -40,6 +40,11 @@ DEFAULT_QUALITY = 75
 #: (PSNR) on scikit-image's bundled photos, not on sample_images/ (docs/codec.md).
 FLATTENING = 0.25
 
+#: Dead zone of the AC rounding with ``quality``, in 1/256 of a step: levels are
+#: ``floor(|c|/step + 1/2 - DEAD_ZONE/256)``. Tuned with the fitted reconstruction
+#: offsets on scikit-image's photos (docs/codec.md); 0 would be plain rounding.
+DEAD_ZONE = 13
+
 #: The pixel range the steps of ``quality`` are written for: 8-bit images.
 REFERENCE_RANGE = 255.0
 

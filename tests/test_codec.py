@@ -2,9 +2,11 @@
 
 The reference quantizes ``reference_blockwise_dct`` (scipy.fft.dctn on every block) by
 the steps of the documented rule (Pillow's own JPEG table at n = 8, see
-test_quantization.py), rounds with numpy.rint, and reconstructs with scipy.fft.idctn.
-Floating-point sums in a different order may move a value that sits exactly on a
-rounding tie to the other side, so a difference of one is accepted there and only there.
+test_quantization.py), rounds as documented (numpy.rint; with a quality, AC values
+with the dead zone, floor(|x| + 1/2 - 13/256)), fits the reconstruction offsets as
+documented, and reconstructs with scipy.fft.idctn. Floating-point sums in a different
+order may move a value that sits exactly on a rounding boundary to the other side, so
+a difference of one is accepted there and only there.
 """
 
 from __future__ import annotations
@@ -35,11 +37,16 @@ def make_image(dtype, shape, rng) -> np.ndarray:
     return np.rint(values * RANGES[dtype]).astype(dtype)
 
 
-def near_tie(values: np.ndarray) -> np.ndarray:
-    return np.abs(np.abs(values - np.floor(values)) - 0.5) < 1e-6
+DEAD_ZONE = 13 / 256  # the documented dead zone of quality mode
 
 
-def reference_levels(image, n, steps, keep=None, threshold=0.0):
+def near_tie(values: np.ndarray, dead_zone: float = 0.0) -> np.ndarray:
+    """Values within 1e-6 of a rounding boundary (|x| + 1/2 - dead zone an integer)."""
+    shifted = np.abs(values) + 0.5 - dead_zone
+    return np.abs(shifted - np.rint(shifted)) < 1e-6
+
+
+def reference_levels(image, n, steps, keep=None, threshold=0.0, dead_zone=0.0):
     coefficients = reference_blockwise_dct(image, n)
     if keep is not None:
         coefficients[[c for c in range(n * n) if c not in zigzag_order(n)[:keep]]] = 0
@@ -47,16 +54,47 @@ def reference_levels(image, n, steps, keep=None, threshold=0.0):
     small[0] = False
     coefficients[small] = 0
     scaled = coefficients / steps[:, None, None]
-    return np.rint(scaled), scaled
+    levels = np.rint(scaled)
+    levels[1:] = np.sign(scaled[1:]) * np.floor(np.abs(scaled[1:]) + 0.5 - dead_zone)
+    return levels, scaled
 
 
-def assert_levels_match(levels, reference, scaled):
+def assert_levels_match(levels, reference, scaled, dead_zone=0.0):
     differ = levels != reference
-    assert np.all(near_tie(scaled[differ]) & (np.abs(levels - reference)[differ] == 1))
+    boundary = near_tie(scaled, dead_zone)
+    boundary[0] = near_tie(scaled[0])
+    assert np.all(boundary[differ] & (np.abs(levels - reference)[differ] == 1))
 
 
-def reference_pixels(levels, steps, shape, dtype):
-    values = reference_blockwise_idct(levels * steps[:, None, None], shape)
+def reference_offsets(levels, scaled, n):
+    """Per channel: mean of |q| - |x| over |q| = 1 and over |q| >= 2 in the channel's class.
+
+    The class of frequency (x, y) is floor(4 log2(1 + x + y)); the mean is clipped to
+    0 .. 127/256 and rounded to 1/256.
+    """
+    diagonal = np.add.outer(np.arange(n), np.arange(n)).reshape(-1)
+    raw_class = np.floor(4 * np.log2(1 + diagonal) + 1e-9)
+    offsets = np.zeros((2, n * n))
+    for row, select in enumerate((lambda m: m == 1, lambda m: m >= 2)):
+        for value in np.unique(raw_class):
+            channels = raw_class == value
+            cells = select(np.abs(levels[channels]))
+            if cells.any():
+                error = (np.abs(levels[channels]) - np.abs(scaled[channels]))[cells].mean()
+                offsets[row, channels] = np.clip(np.rint(error * 256), 0, 127) / 256
+    return offsets
+
+
+def dequantize(levels, steps, offsets):
+    magnitude = np.abs(levels)
+    magnitude = magnitude - np.where(magnitude == 1, offsets[0][:, None, None], 0)
+    magnitude = magnitude - np.where(np.abs(levels) >= 2, offsets[1][:, None, None], 0)
+    return np.sign(levels) * magnitude * steps[:, None, None]
+
+
+def reference_pixels(levels, steps, shape, dtype, offsets=None):
+    offsets = np.zeros((2, len(steps))) if offsets is None else offsets
+    values = reference_blockwise_idct(dequantize(levels, steps, offsets), shape)
     if np.dtype(dtype).kind == "f":
         return values.astype(dtype), np.zeros(shape, bool)
     info = np.iinfo(dtype)
@@ -71,13 +109,14 @@ def test_round_trip_every_mode_and_block_size(dtype, n, rng):
     quality = {2: 20, 3: 40, 4: 75, 5: 90, 8: 50, 16: 60, 64: 95}[n]
     data = dctconv.encode(image, block_size=n, quality=quality)
     steps = step_table(n, quality=quality) * RANGES[dtype] / 255
-    expected, scaled = reference_levels(image, n, steps)
+    expected, scaled = reference_levels(image, n, steps, dead_zone=DEAD_ZONE)
     decoded = decode_levels(data)
-    assert_levels_match(decoded.levels, expected, scaled)
+    assert_levels_match(decoded.levels, expected, scaled, DEAD_ZONE)
     assert np.allclose(decoded.steps, steps, rtol=1e-15, atol=0)
+    assert np.allclose(decoded.offsets, reference_offsets(decoded.levels, scaled, n), rtol=0, atol=1 / 256 + 1e-12)
     pixels = dctconv.decode(data)
     assert pixels.dtype == np.dtype(dtype) and pixels.shape == shape
-    want, tie = reference_pixels(decoded.levels, steps, shape, dtype)
+    want, tie = reference_pixels(decoded.levels, steps, shape, dtype, decoded.offsets)
     if np.dtype(dtype).kind == "f":
         assert np.allclose(pixels, want, rtol=0, atol=1e-6)
     else:

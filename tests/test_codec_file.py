@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dctconv
-from dctconv.codec import decode_levels
+from dctconv.codec import decode_levels, offsets_size
 from dctconv.codec_file import HEADER_SIZE, read_header
 from dctconv.errors import CodecFileError, CodecTooLargeError
 
@@ -64,6 +64,7 @@ def patched(offset: int, fmt: str, value) -> bytes:
         (patched(6, "<B", 4), "header gives unknown pixel mode 4"),
         (patched(7, "<B", 3), "header gives unknown quantization 3"),
         (patched(8, "<B", 0), "header gives quality 0, not from 1 to 100"),
+        (patched(9, "<B", 128), "header gives dead zone 128/256, not from 0 to 127"),
         (patched(10, "<H", 17), "header keeps 17 channels, not from 1 to 16"),
         (patched(12, "<I", 0), "header gives an image of 27 x 0 pixels"),
         (patched(28, "<d", float("nan")), "header gives threshold nan, not a finite number >= 0"),
@@ -131,8 +132,13 @@ def test_fuzzed_files_decode_or_raise_codec_file_error(data):
 
 def test_decode_levels_of_a_damaged_model_section():
     header = read_header(VALID)
+    offsets = offsets_size(header)
+    assert offsets == 14 and header.model_bytes > offsets  # n = 4: 7 classes, two offsets each
     data = bytearray(VALID)
-    data[HEADER_SIZE] = 200  # a context's alphabet larger than any token
+    data[HEADER_SIZE] = 128  # an offset of half a step or more
+    with pytest.raises(CodecFileError, match="reconstruction offsets beyond half a step"):
+        decode_levels(bytes(data))
+    data = bytearray(VALID)
+    data[HEADER_SIZE + offsets] = 200  # a context's alphabet larger than any token
     with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
         decode_levels(bytes(data))
-    assert header.model_bytes > 0

@@ -1,0 +1,262 @@
+"""The codec against Pillow's JPEG and WebP: BD-rates, JPEG's own ground, speed (issue 12).
+
+1. n = 4: rate (bits per pixel, the file's bytes) and PSNR over quality 5 to 95 for
+   ``dctconv.encode``, Pillow's JPEG (``optimize=True``, grayscale) and WebP
+   (``method=6``) on the sample photos (astronaut, camera, coins; text, not a photo,
+   reported apart). BD-rate (PSNR) of dctconv against each, computed by the
+   ``bjontegaard`` package (Akima interpolation over the overlapping PSNR range).
+2. n = 8 at quality 25, 50, 75, 90: dctconv's file over JPEG's and the PSNR difference.
+3. Speed on a 4096 x 4096 8-bit photo (astronaut enlarged with Lanczos, Gaussian noise
+   sigma 2): ``dctconv.encode`` (n = 4, quality 75) against WebP method 6 at quality 75,
+   ``dctconv.decode`` against WebP's decode; interleaved rounds, medians, as ratios.
+
+Writes benchmarks/results/bench_codec.md and bench_codec.json.
+
+    python benchmarks/bench_codec.py              # everything (about 5 minutes)
+    python benchmarks/bench_codec.py --only rd    # rd, n8, speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio
+
+import dctconv
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SAMPLES = ROOT / "sample_images"
+PHOTOS = ["astronaut", "camera", "coins"]
+NOT_PHOTOS = ["text"]
+QUALITIES = list(range(5, 96, 5))
+N8_QUALITIES = [25, 50, 75, 90]
+
+
+def load(name: str) -> np.ndarray:
+    with Image.open(SAMPLES / f"{name}.png") as im:
+        return np.asarray(im.convert("L"))
+
+
+def pillow(image: np.ndarray, fmt: str, quality: int) -> tuple[int, np.ndarray]:
+    """Bytes and decoded pixels of Pillow's JPEG (optimize) or WebP (method 6)."""
+    buffer = io.BytesIO()
+    options = {"optimize": True} if fmt == "JPEG" else {"method": 6}
+    Image.fromarray(image).save(buffer, fmt, quality=quality, **options)
+    with Image.open(io.BytesIO(buffer.getvalue())) as im:
+        return buffer.tell(), np.asarray(im.convert("L"))
+
+
+def ours(image: np.ndarray, n: int, quality: int) -> tuple[int, np.ndarray]:
+    data = dctconv.encode(image, block_size=n, quality=quality)
+    return len(data), dctconv.decode(data)
+
+
+def curve(image, codec) -> list[tuple[float, float]]:
+    points = []
+    for quality in QUALITIES:
+        size, decoded = codec(image, quality)
+        points.append((8 * size / image.size, peak_signal_noise_ratio(image, decoded, data_range=255)))
+    return points
+
+
+def monotone(points):
+    """Points sorted by rate, keeping those that raise PSNR (BD needs an increasing curve)."""
+    kept = []
+    for rate, psnr in sorted(points):
+        if not kept or (psnr > kept[-1][1] and rate > kept[-1][0]):
+            kept.append((rate, psnr))
+    return np.array([p[0] for p in kept]), np.array([p[1] for p in kept])
+
+
+def bd_rate(anchor, test) -> float:
+    import bjontegaard
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns when the PSNR ranges overlap less than 75 %
+        return float(
+            bjontegaard.bd_rate(*monotone(anchor), *monotone(test), method="akima",
+                                require_matching_points=False, min_overlap=0)
+        )
+
+
+def run_rd() -> dict:
+    results = {}
+    for name in PHOTOS + NOT_PHOTOS:
+        image = load(name)
+        curves = {
+            "dctconv": curve(image, lambda im, q: ours(im, 4, q)),
+            "jpeg": curve(image, lambda im, q: pillow(im, "JPEG", q)),
+            "webp": curve(image, lambda im, q: pillow(im, "WEBP", q)),
+        }
+        results[name] = {
+            "curves": curves,
+            "bd_rate_vs_jpeg": bd_rate(curves["jpeg"], curves["dctconv"]),
+            "bd_rate_vs_webp": bd_rate(curves["webp"], curves["dctconv"]),
+        }
+        print(f"{name}: BD-rate vs JPEG {results[name]['bd_rate_vs_jpeg']:+.1f} %, "
+              f"vs WebP {results[name]['bd_rate_vs_webp']:+.1f} %", flush=True)
+    return results
+
+
+def run_n8() -> dict:
+    results = {}
+    for name in PHOTOS + NOT_PHOTOS:
+        image = load(name)
+        rows = []
+        for quality in N8_QUALITIES:
+            size, decoded = ours(image, 8, quality)
+            jpeg_size, jpeg_decoded = pillow(image, "JPEG", quality)
+            rows.append({
+                "quality": quality,
+                "bytes": size,
+                "jpeg_bytes": jpeg_size,
+                "psnr": peak_signal_noise_ratio(image, decoded, data_range=255),
+                "jpeg_psnr": peak_signal_noise_ratio(image, jpeg_decoded, data_range=255),
+            })
+        results[name] = rows
+    return results
+
+
+def big_photo(side: int = 4096) -> np.ndarray:
+    image = Image.fromarray(load("astronaut")).resize((side, side), Image.LANCZOS)
+    noisy = np.asarray(image, dtype=np.float64) + np.random.default_rng(12).normal(0, 2, (side, side))
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def run_speed(rounds: int) -> dict:
+    image = big_photo()
+    times = {"encode": [], "decode": [], "webp_encode": [], "webp_decode": []}
+    for _ in range(rounds):  # interleaved, so that a busy moment hits both alike
+        start = time.perf_counter()
+        data = dctconv.encode(image, block_size=4, quality=75)
+        times["encode"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        decoded = dctconv.decode(data)
+        times["decode"].append(time.perf_counter() - start)
+        buffer = io.BytesIO()
+        start = time.perf_counter()
+        Image.fromarray(image).save(buffer, "WEBP", quality=75, method=6)
+        times["webp_encode"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with Image.open(io.BytesIO(buffer.getvalue())) as im:
+            webp = np.asarray(im.convert("L"))
+        times["webp_decode"].append(time.perf_counter() - start)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    return {
+        "side": image.shape[0],
+        "rounds": rounds,
+        "median_seconds": medians,
+        "encode_over_webp": medians["encode"] / medians["webp_encode"],
+        "decode_over_webp": medians["decode"] / medians["webp_decode"],
+        "dctconv_bpp": 8 * len(data) / image.size,
+        "dctconv_psnr": peak_signal_noise_ratio(image, decoded, data_range=255),
+        "webp_bpp": 8 * buffer.tell() / image.size,
+        "webp_psnr": peak_signal_noise_ratio(image, webp, data_range=255),
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def report(results: dict) -> str:
+    lines = ["# Codec benchmark (issue 12)", ""]
+    rd = results.get("rd")
+    if rd:
+        mean_jpeg = statistics.mean(rd[name]["bd_rate_vs_jpeg"] for name in PHOTOS)
+        mean_webp = statistics.mean(rd[name]["bd_rate_vs_webp"] for name in PHOTOS)
+        worst = max(rd[name]["bd_rate_vs_jpeg"] for name in PHOTOS)
+        lines += [
+            "## n = 4: BD-rate (PSNR), quality 5 to 95",
+            "",
+            "Negative: dctconv needs that many percent fewer bits than the other codec for the same PSNR.",
+            "",
+            "| image | vs JPEG (optimize) | vs WebP (method 6) |",
+            "|---|---:|---:|",
+        ]
+        for name in PHOTOS + NOT_PHOTOS:
+            label = name if name in PHOTOS else f"{name} (not a photo)"
+            lines.append(f"| {label} | {rd[name]['bd_rate_vs_jpeg']:+.1f} % | {rd[name]['bd_rate_vs_webp']:+.1f} % |")
+        lines += [
+            f"| **mean of the photos** | **{mean_jpeg:+.1f} %** | **{mean_webp:+.1f} %** |",
+            "",
+            f"Target: mean <= -10 % and every photo < 0 against JPEG: {verdict(mean_jpeg <= -10 and worst < 0)}.",
+            "",
+        ]
+    n8 = results.get("n8")
+    if n8:
+        lines += [
+            "## n = 8: JPEG's own ground (same quality, same tables)",
+            "",
+            "dctconv's file over Pillow's optimized JPEG, and PSNR(dctconv) - PSNR(JPEG).",
+            "",
+            "| quality | " + " | ".join(PHOTOS + [f"{n} (not a photo)" for n in NOT_PHOTOS]) + " | photos: mean size | photos: worst PSNR |",
+            "|---:|" + "---:|" * (len(PHOTOS) + len(NOT_PHOTOS) + 2),
+        ]
+        all_ok = True
+        for index, quality in enumerate(N8_QUALITIES):
+            cells = []
+            for name in PHOTOS + NOT_PHOTOS:
+                row = n8[name][index]
+                cells.append(f"{row['bytes'] / row['jpeg_bytes']:.3f} / {row['psnr'] - row['jpeg_psnr']:+.2f} dB")
+            sizes = [n8[name][index]["bytes"] / n8[name][index]["jpeg_bytes"] for name in PHOTOS]
+            gaps = [n8[name][index]["psnr"] - n8[name][index]["jpeg_psnr"] for name in PHOTOS]
+            all_ok &= statistics.mean(sizes) <= 0.85 and min(gaps) >= -0.3
+            lines.append(f"| {quality} | " + " | ".join(cells) + f" | {statistics.mean(sizes):.3f} | {min(gaps):+.2f} dB |")
+        lines += [
+            "",
+            "Target: file <= 0.85 of JPEG's (mean of the photos) and PSNR no more than 0.3 dB below JPEG's "
+            f"(every photo) at every quality: {verdict(all_ok)}.",
+            "",
+        ]
+    speed = results.get("speed")
+    if speed:
+        seconds = speed["median_seconds"]
+        lines += [
+            f"## Speed: {speed['side']} x {speed['side']} 8-bit photo, median of {speed['rounds']} interleaved rounds",
+            "",
+            "| step | dctconv (n = 4, quality 75) | Pillow WebP (method 6, quality 75) | ratio |",
+            "|---|---:|---:|---:|",
+            f"| encode | {seconds['encode']:.2f} s | {seconds['webp_encode']:.2f} s | {speed['encode_over_webp']:.2f} |",
+            f"| decode | {seconds['decode']:.2f} s | {seconds['webp_decode']:.2f} s | {speed['decode_over_webp']:.2f} |",
+            f"| bits per pixel / PSNR | {speed['dctconv_bpp']:.3f} / {speed['dctconv_psnr']:.2f} dB "
+            f"| {speed['webp_bpp']:.3f} / {speed['webp_psnr']:.2f} dB | |",
+            "",
+            f"Targets: encode no slower than WebP's: {verdict(speed['encode_over_webp'] <= 1)}; "
+            f"decode within 3 times WebP's: {verdict(speed['decode_over_webp'] <= 3)}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=["rd", "n8", "speed"], default=["rd", "n8", "speed"])
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (default 3)")
+    args = parser.parse_args(argv)
+    results = {}
+    if "rd" in args.only:
+        results["rd"] = run_rd()
+    if "n8" in args.only:
+        results["n8"] = run_n8()
+    if "speed" in args.only:
+        results["speed"] = run_speed(args.rounds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench_codec.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    text = report(results)
+    (RESULTS / "bench_codec.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -51,10 +51,17 @@ class Levels:
             return self.levels
         if self.offsets is None:
             return self.levels * self.steps[:, None, None]
-        magnitude = np.abs(self.levels).astype(np.float64)
-        shift = np.where(magnitude == 1, self.offsets[0][:, None, None], self.offsets[1][:, None, None])
-        magnitude -= np.where(magnitude > 0, shift, 0.0)
-        return np.copysign(magnitude, self.levels) * self.steps[:, None, None]
+        coefficients = self.levels.astype(np.float64)
+        coefficients *= self.steps[:, None, None]
+        # Most levels are 0 and stay 0: move only the nonzero ones towards zero.
+        flat = coefficients.reshape(-1)
+        levels = self.levels.reshape(-1)
+        index = np.flatnonzero(levels)
+        levels = levels[index]
+        channel = index // (self.levels.shape[1] * self.levels.shape[2])
+        offset = np.where(np.abs(levels) == 1, self.offsets[0][channel], self.offsets[1][channel])
+        flat[index] -= np.sign(levels) * offset * self.steps[channel]
+        return coefficients
 
 
 def _check_pixels(image) -> tuple[np.ndarray, str]:
@@ -140,7 +147,6 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
     if header.quantization == "none":
         return Levels(header, kept, steps)
     kept /= steps[:, None, None]
-    scaled = kept.copy() if header.quantization == "quality" else None
     if header.dead_zone:
         np.rint(kept[:1], out=kept[:1])
         ac = kept[1:]
@@ -153,26 +159,25 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
             f"quantization levels reach {peak:g}, beyond the codec's limit of 2**59; use a larger step"
         )
     levels = kept.astype(np.int64)
-    if scaled is None:
+    if header.quantization != "quality":
         return Levels(header, levels, steps)
-    return Levels(header, levels, steps, fit_offsets(levels, scaled, n)[1])
+    return Levels(header, levels, steps, fit_offsets(levels, coefficients, steps, n))
 
 
-def fit_offsets(levels: np.ndarray, scaled: np.ndarray, block_size: int) -> tuple[bytes, np.ndarray]:
-    """Reconstruction offsets of :func:`quantize_image`: their bytes, and (2, n*n) per channel."""
+def fit_offsets(levels: np.ndarray, coefficients: np.ndarray, steps: np.ndarray, block_size: int) -> np.ndarray:
+    """Reconstruction offsets of :func:`quantize_image`, (2, n*n) per channel, from its nonzero levels."""
     classes = channel_classes(block_size)
     count = int(classes.max()) + 1
-    magnitude = np.abs(levels)
-    error = (magnitude - np.abs(scaled)).reshape(len(levels), -1)
-    ids = np.broadcast_to(classes[:, None], error.shape)
-    codes = np.zeros((2, count), dtype=np.uint8)
-    for row, cells in enumerate((magnitude == 1, magnitude >= 2)):
-        cells = cells.reshape(error.shape)
-        total = np.bincount(ids[cells], weights=error[cells], minlength=count)
-        number = np.bincount(ids[cells], minlength=count)
-        mean = np.divide(total, number, out=np.zeros(count), where=number > 0)
-        codes[row] = np.clip(np.rint(mean * 256), 0, 127)
-    return codes.tobytes(), _offsets_of(codes.tobytes(), block_size)
+    index = np.flatnonzero(levels)
+    channel = index // (levels.shape[1] * levels.shape[2])
+    magnitude = np.abs(levels.reshape(-1)[index])
+    error = magnitude - np.abs(coefficients.reshape(-1)[index] / steps[channel])
+    key = classes[channel] + count * (magnitude >= 2)  # row 0: |q| = 1, row 1: |q| >= 2
+    total = np.bincount(key, weights=error, minlength=2 * count)
+    number = np.bincount(key, minlength=2 * count)
+    mean = np.divide(total, number, out=np.zeros(2 * count), where=number > 0)
+    codes = np.clip(np.rint(mean * 256), 0, 127).astype(np.uint8)
+    return _offsets_of(codes.tobytes(), block_size)
 
 
 def _offsets_of(data: bytes, block_size: int) -> np.ndarray:

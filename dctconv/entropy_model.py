@@ -139,41 +139,51 @@ def _neighbour_mean(maps: np.ndarray, known: np.ndarray | None = None) -> np.nda
         total += padded[:, 1:-1, 2:]
         return total / 4
     padded = np.pad(maps * known, ((0, 0), (1, 1), (1, 1)))
-    count = np.pad(known.astype(np.float64), 1)
+    count = np.pad(known.astype(maps.dtype), 1)
     total = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
     number = count[:-2, 1:-1] + count[2:, 1:-1] + count[1:-1, :-2] + count[1:-1, 2:]
     return total / np.maximum(number, 1)
 
 
-def _context_values(levels, steps, group, block_size, first_pass) -> np.ndarray:
+def _context_values(levels, steps, group, block_size) -> np.ndarray:
     """Expected magnitude (in levels of each channel) of ``group``'s coefficients, per block.
 
-    ``levels`` holds every channel coded before ``group`` and, for the second pass,
-    the group's own levels in the first-pass blocks (zeros elsewhere).
+    Read from the channels coded before ``group`` only (float32: a context needs no
+    more precision, and encoder and decoder compute it with the same operations).
     """
     n = block_size
     x, y = np.divmod(group, n)
-    target = steps[group][:, None, None]
+    target = steps[group].astype(np.float32)[:, None, None]
     if group[0] in (1, n):
         # The first AC frequencies: the DC difference across the block's neighbours
         # (left to right for (0, 1), above to below for (1, 0)) says how steep it is.
-        dc = np.pad(levels[0].astype(np.float64) * steps[0], 1, mode="edge")
+        dc = np.pad(levels[0].astype(np.float32) * np.float32(steps[0] * DC_WEIGHT), 1, mode="edge")
         across = np.where(
             (y == 1)[:, None, None],
             np.abs(dc[None, 1:-1, 2:] - dc[None, 1:-1, :-2]),
             np.abs(dc[None, 2:, 1:-1] - dc[None, :-2, 1:-1]),
         )
-        value = DC_WEIGHT * across / target
-    else:
-        # Frequencies (x, y - 1) and (x - 1, y); at the block's edge the one there counts twice.
-        left = np.where(y > 0, group - 1, group - n)
-        up = np.where(x > 0, group - n, group - 1)
-        same = (np.abs(levels[left]) * steps[left][:, None, None] + np.abs(levels[up]) * steps[up][:, None, None]) / target
-        value = same + AROUND_WEIGHT * _neighbour_mean(same)
-    if not first_pass:
-        known = _parity(levels.shape[1:]) == 0
-        value = SECOND_PASS_OWN * value + SECOND_PASS_NEIGHBOURS * _neighbour_mean(np.abs(levels[group]).astype(np.float64), known)
-    return value
+        return across / target
+    # Frequencies (x, y - 1) and (x - 1, y); at the block's edge the one there counts twice.
+    left = np.where(y > 0, group - 1, group - n)
+    up = np.where(x > 0, group - n, group - 1)
+    same = np.abs(levels[left]).astype(np.float32)
+    same *= (steps[left].astype(np.float32) / target[:, 0, 0])[:, None, None]
+    other = np.abs(levels[up]).astype(np.float32)
+    other *= (steps[up].astype(np.float32) / target[:, 0, 0])[:, None, None]
+    same += other
+    around = _neighbour_mean(same)
+    around *= np.float32(AROUND_WEIGHT)
+    same += around
+    return same
+
+
+def _second_pass_values(base, levels, group) -> np.ndarray:
+    """The second pass adds what the first one coded: the same channel in the four neighbours."""
+    known = _parity(levels.shape[1:]) == 0
+    own = _neighbour_mean(np.abs(levels[group]).astype(np.float32), known)
+    own *= np.float32(SECOND_PASS_NEIGHBOURS)
+    return base * np.float32(SECOND_PASS_OWN) + own
 
 
 def _parity(grid) -> np.ndarray:
@@ -312,7 +322,7 @@ def _dc_prediction(dc: np.ndarray, kind: str, rows, cols, half: int):
         after_rows = np.where(rows + half < dc.shape[0], rows + half, rows - half)
         after = dc[np.ix_(after_rows, cols)]
     prediction = (before + after) >> 1  # floor of the mean, exact in integers
-    bins = np.searchsorted(DC_EDGES, np.abs(before - after), side="right")
+    bins = _bin(np.abs(before - after), DC_EDGES)
     return prediction, bins
 
 
@@ -322,33 +332,52 @@ def _passes(grid, channels: np.ndarray, block_size: int):
     DC first (:func:`_dc_passes`, as ("dc", kind, rows, cols, half)), then each
     anti-diagonal of AC channels in two passes, ("ac", group, first_pass, blocks):
     the blocks whose row plus column is even, then the odd ones, whose four
-    neighbours are then known in the same channels.
+    neighbours are then known in the same channels (blocks as flat raster indices).
     """
-    parity = _parity(grid)
+    parity = _parity(grid).reshape(-1)
+    even, odd = np.flatnonzero(parity == 0), np.flatnonzero(parity == 1)  # raster order
     for group in coding_groups(np.asarray(channels), block_size):
         if group[0] == 0:
             for kind, rows, cols, half in _dc_passes(grid):
                 yield "dc", kind, rows, cols, half
         else:
-            yield "ac", group, True, parity == 0
-            yield "ac", group, False, parity == 1
+            yield "ac", group, True, even
+            yield "ac", group, False, odd
 
 
-def _pass_ids(levels, steps, step, classes, block_size) -> np.ndarray:
-    """Context id of every coefficient a pass codes, in (channel, raster) order."""
+def _pass_ids(levels, steps, step, classes, block_size, cache: dict) -> np.ndarray:
+    """Context id (int16) of every coefficient a pass codes, in (channel, raster) order.
+
+    ``cache`` carries the first pass's context values to the second pass of a group.
+    """
     ac_contexts = 2 * (int(classes.max()) + 1) * BINS
     if step[0] == "dc":
         _, kind, rows, cols, half = step
         if kind == "base":
-            return np.full(len(rows) * len(cols), ac_contexts, np.int64)
+            return np.full(len(rows) * len(cols), ac_contexts, np.int16)
         _, bins = _dc_prediction(levels[0], kind, rows, cols, half)
         offset = ac_contexts + 1 + (0 if kind == "row" else len(DC_EDGES) + 1)
-        return (offset + bins).reshape(-1)
+        return (offset + bins).astype(np.int16).reshape(-1)
     _, group, first_pass, selected = step
-    value = _context_values(levels, steps, group, block_size, first_pass)[:, selected]
-    bins = np.searchsorted(CONTEXT_EDGES, value, side="right")
+    if first_pass:
+        cache["base"] = _context_values(levels, steps, group, block_size)
+        value = cache["base"].reshape(len(group), -1)[:, selected]
+    else:
+        value = _second_pass_values(cache.pop("base"), levels, group).reshape(len(group), -1)[:, selected]
+    bins = _bin(value, CONTEXT_EDGES)
     offset = 0 if first_pass else int(classes.max()) + 1
-    return ((offset + classes[group])[:, None] * BINS + bins).reshape(-1)
+    bins += ((offset + classes[group]) * BINS).astype(np.int16)[:, None]
+    return bins.reshape(-1)
+
+
+def _bin(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Number of ``edges`` each value reaches (int16): its bin."""
+    bins = np.zeros(values.shape, np.int16)
+    # For integers, v >= 0.5 is v >= 1: the edges rounded up, in the values' own type.
+    edges = np.ceil(edges) if values.dtype.kind in "iu" else edges
+    for edge in edges.astype(values.dtype):
+        bins += values >= edge
+    return bins
 
 
 def _pass_values(levels, step) -> np.ndarray:
@@ -361,7 +390,7 @@ def _pass_values(levels, step) -> np.ndarray:
         prediction, _ = _dc_prediction(levels[0], kind, rows, cols, half)
         return (dc - prediction).reshape(-1)
     _, group, _, selected = step
-    return levels[group][:, selected].reshape(-1)
+    return levels.reshape(len(levels), -1)[group[:, None], selected[None, :]].reshape(-1)
 
 
 def _store(levels, step, values) -> None:
@@ -376,9 +405,7 @@ def _store(levels, step, values) -> None:
         levels[0][np.ix_(rows, cols)] = dc
         return
     _, group, _, selected = step
-    block = levels[group]
-    block[:, selected] = values.reshape(len(group), -1)
-    levels[group] = block
+    levels.reshape(len(levels), -1)[group[:, None], selected[None, :]] = values.reshape(len(group), -1)
 
 
 def context_count(block_size: int) -> int:
@@ -423,13 +450,14 @@ def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int, ste
     plan = []  # per pass: (context ids, tokens)
     raw = []
     counts = np.zeros(contexts * TOKENS, dtype=np.int64)
+    cache: dict = {}
     for step in _passes(levels.shape[1:], channels, n):
-        ids = _pass_ids(known, steps, step, classes, n)
+        ids = _pass_ids(known, steps, step, classes, n, cache)
         flat = _pass_values(levels, step)
         _store(known, step, flat.copy())
         mags = np.abs(flat)
         tokens, extra = _tokens(mags)
-        counts += np.bincount(ids * TOKENS + tokens, minlength=counts.size)
+        counts += np.bincount(ids.astype(np.int64) * TOKENS + tokens, minlength=counts.size)
         plan.append((ids, tokens))
         raw.append((flat[flat != 0] < 0).astype(np.uint8))
         large = extra > 0
@@ -465,9 +493,10 @@ def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: i
     cursor = 0
     levels = np.zeros(shape, dtype=np.int64)
     decoder = constriction.stream.queue.RangeDecoder(np.asarray(coded.words, dtype=np.uint32))
+    cache: dict = {}
     for step in _passes(shape[1:], channels, n):
         group = [0] if step[0] == "dc" else step[1]
-        ids = _pass_ids(levels, steps, step, classes, n)
+        ids = _pass_ids(levels, steps, step, classes, n, cache)
         order, runs = _runs(ids)
         sorted_tokens = np.zeros(len(ids), dtype=np.int64)
         for context, start, end in runs:

@@ -52,6 +52,7 @@ test: dev
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_transform.py
 	$(BIN)/python benchmarks/bench_cli.py
+	$(BIN)/python benchmarks/bench_codec.py
 
 # Regenerates the listings, tables and pictures of README.md and docs/ from real runs of the
 # current code (docs/generate.py; benchmark tables from benchmarks/results/). Idempotent.

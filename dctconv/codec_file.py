@@ -20,8 +20,8 @@ Layout (little-endian)::
     44     4     bytes of the raw-bits section
     48     ...   model, words, raw bits, and nothing after them
 
-For quantization 0 the model section starts with the reconstruction offsets
-(:func:`dctconv.codec.quantize_image`), two bytes per channel class. For
+For quantization 0 the model section starts with the reconstruction offsets of
+``dctconv.codec.quantize_image``, two bytes per channel class. For
 quantization 2 the model and word sections are empty and the raw section is the
 zlib-compressed float64 values of the K kept channels.
 

@@ -472,6 +472,12 @@ def _bench_cli() -> str:
     return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
 
 
+@block("bench-codec")
+def _bench_codec() -> str:
+    text = _results("bench_codec.md")
+    return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
+
+
 @block("bench-large")
 def _bench_large() -> str:
     text = _results("large/bench_cli.md").split("\n", 1)[1].strip()

@@ -240,9 +240,10 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
     must be equal. Two cases may go either way by float rounding (another machine's
     transform may differ in the last bits), so a level that differs there is not
     counted as wrong (counted in ``skipped``): a coefficient within the float64
-    tolerance of a rounding tie (an odd multiple of step/2; the two levels then differ
-    by one) or of the threshold (one of them 0). Unquantized files compare the stored
-    coefficients with the transform within that tolerance.
+    tolerance of a rounding boundary (an odd multiple of step/2, or where the encoder's
+    dead zone moves it; the two levels then differ by one) or of the threshold (one of
+    them 0). Unquantized files compare the stored coefficients with the transform
+    within that tolerance.
 
     Parameters
     ----------
@@ -323,9 +324,12 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
         tol = 0.0
         steps = stored.steps[:, None, None]
         level_difference = np.abs(stored.levels - expected.levels)
-        # ... or near a rounding tie, an odd multiple of step / 2 (the levels then differ by 1).
-        halves = size / (steps / 2)
-        either_way |= (np.abs(halves - (2 * np.floor(halves / 2) + 1)) * (steps / 2) <= eps) & (level_difference == 1)
+        # ... or near a rounding boundary (the levels then differ by 1): |c| / step + 1/2 an
+        # integer for plain rounding, |c| / step + 1/2 - z for AC levels with a dead zone z.
+        shift = np.full((size.shape[0], 1, 1), 0.5)
+        shift[1:] -= getattr(header, "dead_zone", 0) / 256
+        moved = size / steps + shift
+        either_way |= (np.abs(moved - np.rint(moved)) * steps <= eps) & (level_difference == 1)
         difference = level_difference * steps
     either_way &= difference > tol
     difference = np.where(either_way, 0.0, difference)

@@ -171,8 +171,8 @@ def decode_coefficient_file(path: Path) -> tuple[tuple[int, int], str, np.ndarra
     A compressed .dctz file (magic DCTZ) is read by dctconv's decoder (compressed_levels):
     its entropy coding has no independent decoder."""
     if path.read_bytes()[:4] == b"DCTZ":
-        header, levels, steps = compressed_levels(path)
-        coefficients = levels if header.quantization == "none" else levels * steps[:, None, None]
+        header, levels, steps, offsets = compressed_levels(path)
+        coefficients = levels if header.quantization == "none" else dequantized(levels, steps, offsets)
         return header.image_shape, header.mode, coefficients
     with np.load(path, allow_pickle=False) as f:
         n = int(f["block_size"])
@@ -282,23 +282,37 @@ def default_steps(n: int, dtype) -> np.ndarray:
 
 
 def compressed_levels(path: Path) -> tuple:
-    """(header, levels, steps) of a compressed .dctz file, read by dctconv's decoder: the
-    entropy coding has no independent decoder; what the levels must be is checked here."""
+    """(header, levels, steps, offsets) of a compressed .dctz file, read by dctconv's decoder: the
+    entropy coding has no independent decoder; what the levels must be is checked here.
+    ``offsets`` is None, or the (2, n*n) reconstruction offsets (in steps) of levels of
+    magnitude 1 and of larger ones."""
     from dctconv.codec import decode_levels
 
     levels = decode_levels(path.read_bytes(), max_pixels=None)
-    return levels.header, levels.levels, levels.steps
+    return levels.header, levels.levels, levels.steps, getattr(levels, "offsets", None)
 
 
-def levels_match(stored, image, n, steps, *, kept=None, threshold=0.0, slack: float = 1.0) -> np.ndarray:
+def dequantized(levels, steps, offsets) -> np.ndarray:
+    """Coefficients of levels as the format documents them: level * step, or with reconstruction
+    offsets sign(level) (|level| - offset) step."""
+    steps = np.asarray(steps, dtype=np.float64)[:, None, None]
+    if offsets is None:
+        return levels * steps
+    offsets = np.asarray(offsets, dtype=np.float64)
+    offset = np.where(np.abs(levels) == 1, offsets[0][:, None, None], offsets[1][:, None, None])
+    return np.sign(levels) * np.maximum(np.abs(levels) - offset, 0) * steps
+
+
+def levels_match(stored, image, n, steps, *, kept=None, threshold=0.0, dead_zone: float = 0.0,
+                 slack: float = 1.0) -> np.ndarray:
     """Where the levels ``stored`` are the documented quantization of ``image``, recomputed with
     scipy: per-block dctn; channels outside ``kept`` and AC coefficients below ``threshold``
-    zeroed; rint(c / step).
+    zeroed; level sign(c) floor(|c| / step + 1/2 - z), with z = ``dead_zone`` (in steps) for AC
+    levels and 0 for DC (z = 0 is rint, whose ties go to even).
 
-    A level may be either neighbour where c / step is within float rounding of a tie
-    (k + 1/2: common for integer images, whose DC is a sum / n), and 0 where |c| is
-    within float rounding of the threshold: that is, within 1/2 plus the float error
-    of c / step, or 0 near the threshold.
+    A level may be either neighbour where |c| / step is within float rounding of a
+    rounding boundary (a tie: common for integer images, whose DC is a sum / n), and 0
+    where |c| is within float rounding of the threshold.
     """
     image = np.asarray(image, dtype=np.float64)
     truth = reference_blockwise_dct(image, n)
@@ -310,22 +324,30 @@ def levels_match(stored, image, n, steps, *, kept=None, threshold=0.0, slack: fl
     zeroed[0] = False  # DC is never thresholded
     either = np.abs(np.abs(truth) - threshold) <= rounding
     either[0] = False
-    ratio = np.where(zeroed, 0.0, truth) / steps
-    near = np.abs(stored - ratio) <= 0.5 + rounding / steps
+    size = np.where(zeroed, 0.0, np.abs(truth)) / steps
+    err = rounding / steps
+    shift = np.full((n * n, 1, 1), 0.5)
+    shift[1:] -= dead_zone
+    low, high = np.floor(size - err + shift), np.floor(size + err + shift)
+    magnitude = np.abs(stored)
+    signs_agree = (stored == 0) | (np.sign(stored) == np.sign(truth))
+    near = (low <= magnitude) & (magnitude <= high) & signs_agree
     return near | (either & (stored == 0))
 
 
 def check_compressed(path: Path, written: np.ndarray, image: np.ndarray, mode: str, *, steps,
                      kept=None, threshold=0.0) -> None:
     """``path`` holds the quantized levels of ``image`` (see levels_match) and ``written`` is
-    their decoding: scipy's idctn per block of level * step, rounded and clipped to ``mode``."""
-    header, stored, file_steps = compressed_levels(path)
+    their decoding: scipy's idctn per block of the dequantized coefficients, rounded and
+    clipped to ``mode``."""
+    header, stored, file_steps, offsets = compressed_levels(path)
     n = header.block_size
     assert header.image_shape == image.shape and header.mode == mode
     assert np.array_equal(file_steps, np.broadcast_to(steps, (n * n,)))
-    match = levels_match(stored, image, n, steps, kept=kept, threshold=threshold)
+    dead_zone = getattr(header, "dead_zone", 0) / 256
+    match = levels_match(stored, image, n, steps, kept=kept, threshold=threshold, dead_zone=dead_zone)
     assert match.all(), (np.argwhere(~match)[:5], stored[~match][:5])
-    coefficients = stored * file_steps[:, None, None]
+    coefficients = dequantized(stored, file_steps, offsets)
     decoded = reference_blockwise_idct(coefficients, image.shape)
     assert_pixels(written, decoded, mode, tolerance(np.float64, n * float(np.abs(coefficients).max(initial=0))))
 
@@ -443,7 +465,7 @@ def compressed_file_matches_image(path: Path, image_path: Path) -> bool | None:
     """Whether a compressed .dctz file holds the levels of its image, recomputed with scipy
     (levels_match); None when the answer turns on float rounding (it differs with the
     rounding allowance divided or multiplied by 4)."""
-    header, stored, steps = compressed_levels(path)
+    header, stored, steps, _ = compressed_levels(path)
     pixels = decode_gray(image_path)
     if pixels.shape != header.image_shape or gray_mode(pixels) != header.mode:
         return False
@@ -456,8 +478,9 @@ def compressed_file_matches_image(path: Path, image_path: Path) -> bool | None:
         worst = float(np.abs(np.where(small, 0.0, truth) - stored).max())
         rounding = tolerance(np.float64, n * n * float(np.abs(pixels.astype(np.float64)).max(initial=0)))
         return True if worst <= rounding / 4 else False if worst > 4 * rounding else None
+    dead_zone = getattr(header, "dead_zone", 0) / 256
     verdicts = {bool(levels_match(stored, pixels, n, steps, kept=kept, threshold=header.threshold,
-                                  slack=slack).all()) for slack in (0.25, 4.0)}
+                                  dead_zone=dead_zone, slack=slack).all()) for slack in (0.25, 4.0)}
     return verdicts.pop() if len(verdicts) == 1 else None
 
 

@@ -145,11 +145,16 @@ def test_the_docs_index_links_every_docs_page():
 # --- the decoder of docs/formats.md ------------------------------------------------------------
 
 
-def _decoder():
+def _decoder_namespace() -> dict:
     text = (ROOT / "docs" / "formats.md").read_text()
     (code,) = [c for c in re.findall(r"```python\n(.*?)```", text, re.S) if "def decode(" in c]
     namespace: dict = {}
     exec(compile(code, "docs/formats.md", "exec"), namespace)
+    return namespace
+
+
+def _decoder():
+    namespace = _decoder_namespace()
     return namespace["decode"], namespace["to_8bit"]
 
 
@@ -184,17 +189,19 @@ def _compressed_npz(path: Path, *, n: int, keep: int, step: float, threshold: fl
         "compressed n=4 K=6 step=1",
         "compressed n=8 K=10 step=4 T=3",
         "compressed n=4 K=3 step=0",
+        "compress --step 0 --keep 5",
+        "compress -n 8 --step 0 --keep 20 --threshold 2",
     ],
 )
 def test_the_decoder_of_formats_md_gives_the_pixels_of_transform_inverse(tmp_path, case):
     decode, to_8bit = _decoder()
     runner = CliRunner()
-    if case.startswith("transform"):
+    if case.split()[0] in ("transform", "compress"):
         image = tmp_path / "crop.png"
         Image.fromarray(_crop()).save(image)
         args = case.split()
         assert runner.invoke(cli, [*args, str(image), "-o", str(tmp_path)]).exit_code == 0
-        npz = tmp_path / "crop_coefficients.npz"
+        (npz,) = tmp_path.glob("crop_coefficients.npz" if args[0] == "transform" else "crop_compressed.*")
     else:
         settings = dict(item.split("=") for item in case.split()[1:])
         npz = _compressed_npz(
@@ -213,6 +220,13 @@ def test_the_decoder_of_formats_md_gives_the_pixels_of_transform_inverse(tmp_pat
     differ = pixels != expected
     assert np.all(np.abs(pixels.astype(int) - expected)[differ] == 1)
     assert np.allclose(np.abs(decoded[differ] - np.floor(decoded[differ])), 0.5, atol=1e-6)
+
+
+def test_the_zigzag_of_formats_md_is_jpegs():
+    namespace = _decoder_namespace()
+    for n in range(2, 10):
+        for keep in (1, n, n * n // 2, n * n):
+            assert np.array_equal(namespace["zigzag_mask"](n, keep), zigzag_mask(n, keep))
 
 
 def test_kept_maps_in_zigzag_order_decode_wrongly(tmp_path):

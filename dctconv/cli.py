@@ -158,6 +158,50 @@ def _run_each(ctx, items, work, *, label: str, **options):
     )
 
 
+def _input_files(paths, *, coefficient_files: bool = False) -> tuple[list[Path], list[str], list[str]]:
+    """The files to process: each folder replaced by its files, each file once.
+
+    A folder stands for the files directly in it (sorted by name, not recursive,
+    hidden files skipped) whose suffix is that of an image format dctconv reads, or
+    ``.npz`` with ``coefficient_files``. A file given again (the same path, or
+    another name of it) is processed once, with a note.
+
+    Returns the files, one error line (:func:`_error_line`) per folder that holds
+    none, and the note lines.
+    """
+    files, errors, notes, seen, suffixes = [], [], [], set(), None
+    for path in paths:
+        if path.is_dir():
+            if suffixes is None:
+                from .image_io import image_suffixes
+
+                suffixes = {".npz"} if coefficient_files else image_suffixes()
+            found = sorted(
+                p for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+            )
+            if not found:
+                what = ("no coefficient file (no name ending in .npz)" if coefficient_files else
+                        "no image file (no name ending in the suffix of a format dctconv reads, "
+                        "such as .png, .jpg, .tif)")
+                errors.append(_error_line(path, f"folder holds {what}"))
+        else:
+            found = [path]
+        for file in found:
+            key = file.resolve()
+            if key in seen:
+                notes.append(_one_line(f"Note: {file}: given more than once; processed once"))
+            else:
+                seen.add(key)
+                files.append(file)
+    return files, errors, notes
+
+
+def _echo_lines(lines) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+
+
 def _report(results, as_json: bool) -> None:
     for result in results:
         for note in result.notes:
@@ -174,6 +218,17 @@ def _report(results, as_json: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
+class DctconvCommand(click.Command):
+    """A click command whose summary in ``dctconv --help`` is its docstring's first line, whole."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        # click cuts the summary at about 45 characters and adds "..."; the list of
+        # commands wraps long lines instead.
+        if self.short_help or not self.help:
+            return super().get_short_help_str(limit)
+        return self.help.strip().splitlines()[0].strip()
+
+
 class DctconvGroup(click.Group):
     """A click group after which no Python traceback reaches the user.
 
@@ -181,6 +236,8 @@ class DctconvGroup(click.Group):
     else a command lets escape (it should not: run_each catches per-file errors)
     becomes one "Error: ..." line and exit 1; ``--debug`` adds the traceback.
     """
+
+    command_class = DctconvCommand
 
     def invoke(self, ctx):
         try:
@@ -226,8 +283,8 @@ def _reject_with_inverse(ctx, param, value):
 
 @cli.command()
 @click.argument(
-    "inputs", nargs=-1, required=True, metavar="IMAGE...",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "inputs", nargs=-1, required=True, metavar="FILE_OR_DIR...",
+    type=click.Path(exists=True, path_type=Path),
 )
 @output_dir_option
 @click.option("--inverse", is_flag=True, is_eager=True,
@@ -252,9 +309,13 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     Inverse: for each coefficient file write DIR/<stem>_reconstruction.png (.tif for
     32-bit and float sources) at the bit depth of the original image.
 
+    A folder stands for the files directly in it (sorted by name): its images, or
+    with --inverse its .npz files. A file given twice is processed once.
+
     \b
     Examples:
         dctconv transform photo.png -o out
+        dctconv transform photos/ -o out
         dctconv transform *.png -o out --block-size 8 --kernels
         dctconv transform *.png -o out --jobs 2
         dctconv transform --inverse out/photo_coefficients.npz -o out
@@ -262,22 +323,25 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     from .pipeline import TRANSFORM_IMPORTS, invert_file, original_stem, transform_file, write_kernels_picture
 
     block_size = block_size or DEFAULT_BLOCK_SIZE
+    files, folder_errors, notes = _input_files(inputs, coefficient_files=inverse)
+    _echo_lines(folder_errors + notes)
     if inverse:
         work = functools.partial(
-            invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=inputs
+            invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=files
         )
     else:
         work = functools.partial(
             transform_file, out_dir=output_dir, block_size=block_size,
-            dtype=dtype or "float64", max_pixels=max_pixels, protected=inputs,
+            dtype=dtype or "float64", max_pixels=max_pixels, protected=files,
         )
     results, failed = _run_each(
-        ctx, list(inputs), work, label="inverse" if inverse else "transform", jobs=jobs,
+        ctx, files, work, label="inverse" if inverse else "transform", jobs=jobs,
         output_name=original_stem if inverse else (lambda path: path.stem), preload=TRANSFORM_IMPORTS,
     )
+    failed = failed or bool(folder_errors)
     if kernels:
         try:
-            path = write_kernels_picture(output_dir, block_size, protected=inputs)
+            path = write_kernels_picture(output_dir, block_size, protected=files)
             click.echo(f"kernels -> {path}", err=as_json)
         except DctconvError as exc:
             failed = True
@@ -298,29 +362,11 @@ def _finite(ctx, param, value):
     return value
 
 
-def _expand_folders(paths) -> tuple[list[Path], list[str]]:
-    """Replace each folder by its image files (sorted, not recursive, hidden files skipped).
-
-    Returns the files and one error line (:func:`_error_line`) per folder that holds no image file.
-    """
-    files, errors, suffixes = [], [], None
-    for path in paths:
-        if not path.is_dir():
-            files.append(path)
-            continue
-        if suffixes is None:
-            from .image_io import image_suffixes
-
-            suffixes = image_suffixes()
-        found = sorted(
-            p for p in path.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
-        )
-        if not found:
-            errors.append(_error_line(path, "folder holds no image file (no name ending in the suffix "
-                                            "of a format dctconv reads, such as .png, .jpg, .tif)"))
-        files.extend(found)
-    return files, errors
+def _compress_json(result) -> dict:
+    """One file of ``compress --json``: input and outputs as for transform, then its numbers."""
+    numbers = result.report.as_dict()
+    del numbers["source"], numbers["files"]  # the input and the outputs say it
+    return {"input": str(result.source), "outputs": [str(p) for p in result.outputs], **numbers}
 
 
 def _table(rows, *, left: int = 1) -> str:
@@ -433,8 +479,9 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
       <stem>_summary.png          original, reconstruction, error and nonzero frequencies
       <stem>_metrics.json         PSNR, SSIM, MSE, largest error, size, bits per pixel, ...
 
-    A folder stands for the image files directly in it (by suffix, sorted by name).
-    A table of the numbers is printed at the end; --json prints the list of metrics.
+    A folder stands for the image files directly in it (by suffix, sorted by name);
+    a file given twice is processed once. A table of the numbers is printed at the
+    end; --json prints {"files": [...]}, each with its input, outputs and numbers.
 
     \b
     Examples:
@@ -451,9 +498,8 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
         raise click.BadParameter(
             f"must be from 1 to {n * n} for --block-size {n} (got {keep}).", ctx=ctx, param_hint="'--keep'"
         )
-    files, folder_errors = _expand_folders(inputs)
-    for line in folder_errors:
-        click.echo(line, err=True)
+    files, folder_errors, notes = _input_files(inputs)
+    _echo_lines(folder_errors + notes)
 
     work = functools.partial(
         compress_file, out_dir=output_dir, block_size=n, quality=quality, step=step, keep=keep,
@@ -467,9 +513,7 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
         for note in result.notes:
             click.echo(f"Note: {result.source}: {note}", err=True)
     if as_json:
-        click.echo(json.dumps(
-            [dict(r.report.as_dict(), outputs=[str(p) for p in r.outputs]) for r in results], indent=2
-        ))
+        click.echo(json.dumps({"files": [_compress_json(r) for r in results]}, indent=2))
     elif results:
         click.echo(_compress_table([r.report for r in results]))
         if sweep:
@@ -624,10 +668,12 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
 
     block_sizes = [block_size] if block_size else list(DEFAULT_VERIFY_BLOCK_SIZES)
     failed, results = False, []
+    inputs, _, notes = _input_files(inputs)
+    _echo_lines(notes)
     if inputs:
         checks = kernel_checks(block_sizes)
         results, failed = _run_each(
-            ctx, list(inputs),
+            ctx, inputs,
             functools.partial(verify_image_file, block_sizes=block_sizes, max_pixels=max_pixels),
             label="verify",
         )

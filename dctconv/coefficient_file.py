@@ -264,7 +264,7 @@ def _read_archive(archive, max_pixels) -> tuple[CoefficientHeader, dict[str, np.
         )
     header = _header(archive, keys)
     height, width = header.image_shape
-    ReconstructionTooLargeError.check(f"image_shape {height} x {width}", height * width, max_pixels)
+    ReconstructionTooLargeError.check(f"image is {width} x {height}", height * width, max_pixels)
     missing = [k for k in _REQUIRED[header.kind] if k not in keys]
     if missing:
         raise CoefficientFileError(f"{header.kind} file is missing {', '.join(missing)}")
@@ -291,7 +291,7 @@ def _coefficients(archive, header: CoefficientHeader) -> np.ndarray:
     if shape[1:] != (rows, cols):
         height, width = header.image_shape
         raise CoefficientFileError(
-            f"coefficients are {_dims(shape)}, but image_shape {height} x {width} "
+            f"coefficients are {_dims(shape)}, but an image of {width} x {height} (image_shape) "
             f"at block size {n} needs {n * n} x {rows} x {cols}"
         )
     if dtype.kind != "f":

@@ -28,8 +28,8 @@ def _pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
     reconstruction = check_image(reconstruction)
     if original.shape != reconstruction.shape:
         raise InvalidImageError(
-            f"original is {original.shape[0]} x {original.shape[1]} but the reconstruction is "
-            f"{reconstruction.shape[0]} x {reconstruction.shape[1]}"
+            f"original is {original.shape[1]} x {original.shape[0]} but the reconstruction is "
+            f"{reconstruction.shape[1]} x {reconstruction.shape[0]}"
         )
     return original, reconstruction
 

@@ -236,7 +236,8 @@ def compress_file(
     ``compressed_bytes`` is the size of the compressed file on disk. ``quality``,
     ``step``, ``keep`` and ``threshold`` are those of :func:`dctconv.encode` (quality
     75 when neither quality nor step is given). Returns the numbers in
-    ``FileResult.report``.
+    ``FileResult.report``. A compressed file larger than the raw pixels
+    (``image.nbytes``) gets a note.
     """
     import json
     import os
@@ -296,6 +297,9 @@ def compress_file(
             f.write(data)
         # The rename into place keeps the size, so this is the size on disk.
         compressed_bytes = os.path.getsize(temp)
+        if compressed_bytes > image.nbytes:
+            notes.append(f"the compressed file ({compressed_bytes:,} bytes) is larger than the raw pixels "
+                         f"({image.nbytes:,} bytes); a lower --quality (or a larger --step) makes it smaller")
         report = CompressionReport(
             source=str(path),
             image_mode=info.mode,

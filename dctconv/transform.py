@@ -425,7 +425,7 @@ def _check_image_shape(image_shape, grid, n) -> tuple[int, int]:
         ) from None
     if height < 1 or width < 1 or blocks_shape((height, width), n) != tuple(grid):
         raise InvalidCoefficientsError(
-            f"image_shape {height} x {width} does not fit a grid of {grid[0]} x {grid[1]} "
-            f"blocks of {n} x {n}"
+            f"image_shape ({height}, {width}), an image of {width} x {height}, does not fit a grid of "
+            f"{grid[1]} x {grid[0]} blocks of {n} x {n}"
         )
     return height, width

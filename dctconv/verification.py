@@ -164,8 +164,8 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     image = check_image(image)
     if tuple(image.shape) != tuple(header.image_shape):
         raise ImageMismatchError(
-            f"{image_name} is {image.shape[0]} x {image.shape[1]} pixels but the file holds the "
-            f"{header.kind} of a {header.image_shape[0]} x {header.image_shape[1]} image"
+            f"{image_name} is {image.shape[1]} x {image.shape[0]} pixels but the file holds the "
+            f"{header.kind} of a {header.image_shape[1]} x {header.image_shape[0]} image"
         )
     n = header.block_size
     magnitude = n * float(np.max(np.abs(image.astype(np.float64))))

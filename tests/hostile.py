@@ -575,19 +575,20 @@ COMMANDS = [
         reads="image",
         argv=lambda inputs, out: ["transform", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_transform_outputs,
-        metavar="IMAGE...",
+        metavar="FILE_OR_DIR...",
         writer="dctconv.image_io:save_picture",
         library_call="dctconv.transform:forward",
         bad_options=BLOCK_SIZE_ERRORS,
         check=check_transform_output,
         listing=_arrow_listing(_transform_outputs),
+        folders=True,
     ),
     Command(
         id="transform-inverse",
         reads="coefficients",
         argv=lambda inputs, out: ["transform", "--inverse", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_inverse_outputs,
-        metavar="IMAGE...",
+        metavar="FILE_OR_DIR...",
         writer="dctconv.image_io:save_image",
         library_call="dctconv.transform:inverse",
         bad_options=[
@@ -597,6 +598,7 @@ COMMANDS = [
         ],
         check=check_inverse_output,
         listing=_arrow_listing(_inverse_outputs),
+        folders=True,  # of coefficient files: tests/test_cli_conventions.py
     ),
     Command(
         id="compress",
@@ -689,7 +691,8 @@ IMAGE_COMMANDS = [c for c in COMMANDS if c.reads == "image"]
 WRITING_COMMANDS = [c for c in COMMANDS if c.writer is not None]
 OUTPUT_DIR_COMMANDS = [c for c in COMMANDS if c.output_dir]
 SEVERAL_COMMANDS = [c for c in COMMANDS if c.several]
-FOLDER_COMMANDS = [c for c in COMMANDS if c.folders]
+#: Commands that take a folder of images (transform --inverse takes one of .npz files).
+FOLDER_COMMANDS = [c for c in COMMANDS if c.folders and c.reads == "image"]
 COEFFICIENT_COMMANDS = [c for c in COMMANDS if c.reads == "coefficients"]
 BAD_OPTIONS = [(c, extra, line) for c in COMMANDS for extra, line in c.bad_options]
 

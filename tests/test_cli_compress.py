@@ -223,25 +223,30 @@ def test_sweep_of_a_sixteen_bit_image_leaves_pillows_encoders_out(tmp_path, smal
     sweep = json.loads((tmp_path / "out" / "deep_sweep.json").read_text())
     assert {p["method"] for p in sweep["points"]} == {"dctconv", "zonal"}
     assert list(sweep["bd_rates"]) == ["zonal"]
-    assert json.loads(result.stdout)[0]["bd_rates"].keys() == {"zonal"}
+    assert json.loads(result.stdout)["files"][0]["bd_rates"].keys() == {"zonal"}
 
 
-def test_json_prints_only_the_metrics_list(tmp_path, small_camera):
+def test_json_prints_the_files_as_transform_does_with_their_numbers(tmp_path, small_camera):
     second = small_camera.with_name("other.png")
     Image.fromarray(pixels(small_camera)[:40, :40]).save(second)
     result = run("compress", small_camera, second, "-o", tmp_path / "out", "--json", "--block-size", 8,
                  "--threshold", 4)
     assert result.exit_code == 0
-    listed = json.loads(result.stdout)
-    assert [m["source"] for m in listed] == [str(small_camera), str(second)]
+    report = json.loads(result.stdout)
+    assert list(report) == ["files"]
+    listed = report["files"]
+    assert [m["input"] for m in listed] == [str(small_camera), str(second)]
     for m in listed:
-        assert REQUIRED_KEYS <= m.keys()
+        assert list(m)[:2] == ["input", "outputs"]
+        assert "source" not in m and "files" not in m  # input and outputs say it once
         assert m["kept_per_block"] == 64 and m["threshold"] == 4.0 and 0 < m["nonzero_fraction"] < 1
         assert m["bd_rates"] is None
-        assert {p.rsplit("/", 1)[-1] for p in m["outputs"]} == {f"{m['source'].rsplit('/', 1)[-1][:-4]}_{o}"
-                                                                for o in OUTPUTS}
-        on_disk = json.loads((tmp_path / "out" / m["files"]["metrics"]).read_text())
-        assert on_disk == {k: v for k, v in m.items() if k != "outputs"}
+        stem = m["input"].rsplit("/", 1)[-1][:-4]
+        assert {p.rsplit("/", 1)[-1] for p in m["outputs"]} == {f"{stem}_{o}" for o in OUTPUTS}
+        on_disk = json.loads((tmp_path / "out" / f"{stem}_metrics.json").read_text())
+        assert REQUIRED_KEYS <= on_disk.keys()
+        assert on_disk == dict({k: v for k, v in m.items() if k not in ("input", "outputs")},
+                               source=m["input"], files=on_disk["files"])
     assert "compress" in result.stderr  # the progress bar, with more than one file
 
 
@@ -253,7 +258,8 @@ def test_folder_input(tmp_path, small_camera):
     (folder / "sub").mkdir()
     result = run("compress", folder, "-o", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
-    assert [m["source"] for m in json.loads(result.stdout)] == [str(folder / "b.jpg"), str(folder / "cam.png")]
+    assert [m["input"] for m in json.loads(result.stdout)["files"]] == [str(folder / "b.jpg"),
+                                                                         str(folder / "cam.png")]
 
 
 def test_empty_folder_is_an_error(tmp_path, small_camera):
@@ -341,7 +347,7 @@ def test_bad_options_are_refused_by_click(tmp_path, small_camera, args, message)
 def test_step_minus_zero_is_step_zero(tmp_path, small_camera):
     result = run("compress", small_camera, "-o", tmp_path / "out", "--step", "-0.0", "--json")
     assert result.exit_code == 0
-    [metrics] = json.loads(result.stdout)
+    [metrics] = json.loads(result.stdout)["files"]
     assert metrics["step"] == 0.0 and math.copysign(1.0, metrics["step"]) == 1.0
     assert metrics["quality"] is None
     # Unquantized, as --step 0: the decoded image is the original up to rounding.
@@ -351,7 +357,7 @@ def test_step_minus_zero_is_step_zero(tmp_path, small_camera):
 def test_keep_accepts_the_whole_range(tmp_path, small_camera):
     result = run("compress", small_camera, "-o", tmp_path / "out", "--keep", 64, "--block-size", 8, "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)[0]["kept_fraction"] == 1.0
+    assert json.loads(result.stdout)["files"][0]["kept_fraction"] == 1.0
 
 
 def test_help_imports_nothing_heavy():

@@ -208,7 +208,7 @@ def test_file_against_an_image_of_another_shape(camera_file):
     result = run("verify", camera_file, coins)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {camera_file}: {coins} is 303 x 384 pixels but the file holds the transform "
+        f"Error: {camera_file}: {coins} is 384 x 303 pixels but the file holds the transform "
         "of a 512 x 512 image"
     ]
 

@@ -404,7 +404,7 @@ COEFFICIENT_CASES = {
     "no-block-size": (lambda: _without("block_size"), "not a dctconv coefficient file: missing block_size"),
     "wrong-grid": (
         lambda: _with(coefficients=np.zeros((16, 4, 4))),
-        "coefficients are 16 x 4 x 4, but image_shape 10 x 13 at block size 4 needs 16 x 3 x 4",
+        "coefficients are 16 x 4 x 4, but an image of 13 x 10 (image_shape) at block size 4 needs 16 x 3 x 4",
     ),
     "two-d": (
         lambda: _with(coefficients=np.zeros((16, 12))),
@@ -447,7 +447,7 @@ COEFFICIENT_CASES = {
     ),
     "huge-image-shape": (
         lambda: _with(image_shape=np.array([100_000, 100_000])),
-        "image_shape 100000 x 100000 = 10,000,000,000 pixels, more than the limit of 89,478,485; "
+        "image is 100000 x 100000 = 10,000,000,000 pixels, more than the limit of 89,478,485; "
         "rerun with --max-pixels 10000000000 to allow it",
     ),
     "compressed-mask-wrong-length": (
@@ -532,13 +532,13 @@ def test_forged_array_header_is_refused_before_allocating(command, tmp_path):
 @coefficient_commands
 def test_max_pixels_of_a_coefficient_file_names_the_fix_and_the_fix_works(command, tmp_path):
     """Found here: verify FILE.npz IMAGE named --max-pixels as the fix but read the file without it."""
-    path = make_good_input(command, tmp_path / "in")  # records image_shape 10 x 13 = 130 pixels
+    path = make_good_input(command, tmp_path / "in")  # records image_shape (10, 13): 13 x 10 = 130 pixels
     out = tmp_path / "out"
     result = run(command.argv([path], out) + ["--max-pixels", "129"])
     assert result.exit_code == 1
     [line] = result.stderr.splitlines()  # verify reads its IMAGE (as large) first, and names it
     assert line.endswith(" pixels, more than the limit of 129; rerun with --max-pixels 130 to allow it") or (
-        line == f"Error: {path}: image_shape 10 x 13 = 130 pixels, more than the limit of 129; "
+        line == f"Error: {path}: image is 13 x 10 = 130 pixels, more than the limit of 129; "
         "rerun with --max-pixels 130 to allow it"
     ), line
     result = run(command.argv([path], out) + ["--max-pixels", "130"])
@@ -780,7 +780,7 @@ def test_script_usage_error_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == (
-        f"Error: Invalid value for 'IMAGE...': File '{missing}' does not exist."
+        f"Error: Invalid value for 'FILE_OR_DIR...': Path '{missing}' does not exist."
     )
 
 

@@ -80,7 +80,7 @@ BOMBS = {
     "kept": (COMPRESSED_ARRAYS, *INTEGERS, "kept is 4194304, expected 3 x 3 x 4 "
              "(the kept channels of channel_mask, by the block grid of image_shape)"),
     "coefficients": (TRANSFORM_ARRAYS, "<f8", (16, 3, BOMB_BYTES // (8 * 48)),
-                     "coefficients are 16 x 3 x 87381, but image_shape 10 x 13 at block size 4 "
+                     "coefficients are 16 x 3 x 87381, but an image of 13 x 10 (image_shape) at block size 4 "
                      "needs 16 x 3 x 4"),
 }
 

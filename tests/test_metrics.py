@@ -85,7 +85,7 @@ def test_small_images_use_a_smaller_ssim_window(rng):
 
 
 def test_shapes_must_match():
-    with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 4 x 5"):
+    with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 5 x 4"):
         compare(np.zeros((4, 4)), np.zeros((4, 5)), data_range=255)
 
 
@@ -151,5 +151,5 @@ def test_measure_gives_the_four_numbers_and_the_error_picture_at_once(rng):
     white = np.percentile(error, 99)
     assert scale == 255 / white
     np.testing.assert_array_equal(picture, np.minimum(np.rint(error * 255 / white), 255))
-    with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 4 x 5"):
+    with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 5 x 4"):
         measure(np.zeros((4, 4)), np.zeros((4, 5)), data_range=255)

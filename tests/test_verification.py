@@ -74,8 +74,8 @@ def test_verify_file_locates_a_changed_block(tmp_path, rng):
 
 def test_verify_file_refuses_another_shape(tmp_path, rng):
     image = random_image(rng)
-    with pytest.raises(ImageMismatchError, match=r"^the image is 56 x 40 pixels but the file holds "
-                                                 r"the transform of a 40 x 56 image$"):
+    with pytest.raises(ImageMismatchError, match=r"^the image is 40 x 56 pixels but the file holds "
+                                                 r"the transform of a 56 x 40 image$"):
         v.verify_file(transform_file(tmp_path, image), image.T)
 
 

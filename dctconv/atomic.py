@@ -91,6 +91,10 @@ def _signals_held():
             signal.raise_signal(signum)  # now handled as it would have been
 
 
+def _real_name(path: Path) -> Path:
+    return path.parent.resolve() / path.name
+
+
 def _name_max(folder: Path) -> int:
     try:
         return os.pathconf(folder, "PC_NAME_MAX")
@@ -178,7 +182,9 @@ class OutputSet:
         """Return a temporary path, in the folder of ``final``, to write ``final``'s content to."""
         final = Path(final)
         check_not_input(final, self._protected)
-        if any(Path(f).resolve() == final.resolve() for _, f in self._pending):
+        # The name is replaced, not what it may link to: two links to one file are two
+        # outputs. Only the folder is resolved.
+        if any(_real_name(f) == _real_name(final) for _, f in self._pending):
             raise OutputCollisionError(f"output {final} is written twice by the same input")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)

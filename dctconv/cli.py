@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import DctconvError, TooManyPixelsError
+from .errors import DctconvError, TooManyPixelsError, printable
 from .limits import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_PIXELS,
@@ -22,7 +22,7 @@ from .limits import (
     MAX_BLOCK_SIZE,
     MIN_BLOCK_SIZE,
 )
-from .parallel import run_each
+from .parallel import run_each, sigterm_as_ctrl_c
 
 
 # ---------------------------------------------------------------- shared options
@@ -118,7 +118,12 @@ def jobs_option(f):
 
 def _one_line(text: str) -> str:
     # File names and texts read from files may hold newlines or terminal escapes.
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return printable(text)
+
+
+def _echo(line: str, *, err: bool = False) -> None:
+    """Print a line that holds file names (or text read from a file), control characters escaped."""
+    click.echo(_one_line(line), err=err)
 
 
 def _error_line(source, exc) -> str:
@@ -136,11 +141,41 @@ def _unexpected_error_line(source, exc: BaseException, debug: bool) -> str:
         traceback.print_exception(exc)
     if isinstance(exc, MemoryError):
         return _error_line(source, "not enough memory to process it")
+    if isinstance(exc, ImportError):
+        return _error_line(source, _import_failure(exc))
     detail = str(exc).strip()
     detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return _error_line(
         source, f"internal error ({detail}); rerun with --debug for the traceback"
     )
+
+
+#: What the loader says when a memory limit (ulimit -v) stops it mapping a compiled module.
+_NO_MEMORY_TO_LOAD = ("failed to map segment from shared object", "cannot allocate memory")
+
+
+def _package_of(exc: BaseException) -> str | None:
+    """The installed package an ImportError comes from ("numpy"), by its file or its name."""
+    path = Path(getattr(exc, "path", None) or "")
+    for folder in ("site-packages", "dist-packages"):
+        if folder in path.parts[:-1]:
+            return path.parts[path.parts.index(folder) + 1]
+    name = getattr(exc, "name", None)
+    return name.split(".")[0] if name else None
+
+
+def _import_failure(exc: ImportError) -> str:
+    """Why a library could not be imported: most often a memory limit, else a broken install."""
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    module = next(filter(None, map(_package_of, chain)), "a library dctconv needs")
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, MemoryError) for e in chain) or any(words in text for words in _NO_MEMORY_TO_LOAD):
+        return f"not enough memory to load {module}; raise the memory limit (ulimit -v) or free memory"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot load {module} ({first}); reinstall dctconv's dependencies (make install)"
 
 
 def _report_failure(item, exc: BaseException, debug: bool) -> None:
@@ -205,14 +240,14 @@ def _echo_lines(lines) -> None:
 def _report(results, as_json: bool) -> None:
     for result in results:
         for note in result.notes:
-            click.echo(f"Note: {result.source}: {note}", err=True)
+            _echo(f"Note: {result.source}: {note}", err=True)
     if as_json:
         click.echo(json.dumps({"files": [
             {"input": str(r.source), "outputs": [str(p) for p in r.outputs]} for r in results
         ]}, indent=2))
     else:
         for result in results:
-            click.echo(f"{result.source} -> {', '.join(str(p) for p in result.outputs)}")
+            _echo(f"{result.source} -> {', '.join(str(p) for p in result.outputs)}")
 
 
 # ---------------------------------------------------------------- commands
@@ -241,7 +276,8 @@ class DctconvGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with sigterm_as_ctrl_c():  # SIGTERM stops any run as Ctrl-C does: "Aborted!", exit 1
+                return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
                 KeyboardInterrupt, EOFError, SystemExit):
             raise
@@ -342,7 +378,7 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
     if kernels:
         try:
             path = write_kernels_picture(output_dir, block_size, protected=files)
-            click.echo(f"kernels -> {path}", err=as_json)
+            _echo(f"kernels -> {path}", err=as_json)
         except DctconvError as exc:
             failed = True
             click.echo(_error_line(output_dir, exc), err=True)
@@ -389,7 +425,7 @@ def _compress_table(reports) -> str:
     rows = [("file", "n", "steps", "K", "nonzero", "PSNR dB", "SSIM", "bpp", "bytes")]
     for r in reports:
         rows.append((
-            r.source,
+            _one_line(r.source),
             str(r.block_size),
             _quantization_text(r),
             f"{r.kept_per_block}/{r.block_size ** 2}",
@@ -511,7 +547,7 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
     )
     for result in results:
         for note in result.notes:
-            click.echo(f"Note: {result.source}: {note}", err=True)
+            _echo(f"Note: {result.source}: {note}", err=True)
     if as_json:
         click.echo(json.dumps({"files": [_compress_json(r) for r in results]}, indent=2))
     elif results:
@@ -533,7 +569,7 @@ def _scientific(value: float) -> str:
 def _checks_table(checks) -> list[str]:
     header = ("check", "block size", "input", "max error", "tolerance", "result")
     rows = [
-        (c.name, str(c.block_size), c.input, _scientific(c.max_error), _scientific(c.tolerance),
+        (c.name, str(c.block_size), _one_line(c.input), _scientific(c.max_error), _scientific(c.tolerance),
          "pass" if c.passed else "FAIL")
         for c in checks
     ]
@@ -565,7 +601,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         ctx.exit(1)
     image, info = images[0]
     for note in image_notes(info):
-        click.echo(f"Note: {image_path}: {note}", err=True)
+        _echo(f"Note: {image_path}: {note}", err=True)
     found, failed = _run_each(
         ctx, [coefficient_path],
         lambda path: verify_file(path, image, image_name=str(image_path), max_pixels=max_pixels),
@@ -586,8 +622,8 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
             reason=found.reason,
         ))
     else:
-        click.echo(f"file:      {coefficient_path} ({found.kind}, block size {check.block_size})")
-        click.echo(f"image:     {image_path}")
+        _echo(f"file:      {coefficient_path} ({found.kind}, block size {check.block_size})")
+        _echo(f"image:     {image_path}")
         compared = f"{found.compared:,} coefficients compared"
         if found.skipped:
             compared += f", {found.skipped:,} {found.skipped_what}"
@@ -595,7 +631,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         where = f" at {found.location}" if found.location else " (every coefficient identical)"
         click.echo(f"largest:   {check.max_error:.3g}{where}")
         click.echo(f"tolerance: {check.tolerance:.3g}")
-        click.echo(("OK: " if check.passed else "FAILED: ") + found.reason)
+        _echo(("OK: " if check.passed else "FAILED: ") + found.reason)
     if not check.passed:
         ctx.exit(1)
 
@@ -679,7 +715,7 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
         )
         for result in results:
             for note in image_notes(result.info):
-                click.echo(f"Note: {result.source}: {note}", err=True)
+                _echo(f"Note: {result.source}: {note}", err=True)
             checks += result.checks
         checks = sort_checks(checks)
     else:
@@ -692,7 +728,7 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
             click.echo(line)
         for c in bad:
             if c.detail:
-                click.echo(f"FAIL {c.name} (block size {c.block_size}, {c.input}): {c.detail}")
+                _echo(f"FAIL {c.name} (block size {c.block_size}, {c.input}): {c.detail}")
         summary = f"{len(bad)} of {len(checks)} checks FAILED" if bad else f"all {len(checks)} checks passed"
         unread = len(inputs) - len(results) if inputs else 0
         if unread:

@@ -26,6 +26,17 @@ def exception_reason(exc: BaseException) -> str:
     return text or "damaged or unreadable data"
 
 
+def printable(text: str) -> str:
+    r"""``text`` with control characters (newlines, terminal escapes) written as escapes: one safe line.
+
+    Example
+    -------
+    >>> print(printable("two" + chr(10) + "lines, " + chr(27) + "[31mred"))
+    two\nlines, \x1b[31mred
+    """
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class DctconvError(Exception):
     """Base class of every error dctconv raises on purpose."""
 

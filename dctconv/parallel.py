@@ -113,8 +113,6 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
         return
 
     import multiprocessing
-    import signal
-    import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # A fresh interpreter per worker (forkserver, or spawn where there is none): no
@@ -129,22 +127,41 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
         initializer=_share_cores,
         initargs=(min(jobs, len(items)),),
     )
-    # SIGTERM (kill, timeout, a service manager) stops the run as Ctrl-C does: the
-    # files in progress are finished, the rest cancelled, and the workers exit. Left to
-    # Python's default, the process would die at once and leave its workers waiting.
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    # SIGTERM stops the run as Ctrl-C does: the files in progress are finished, the rest
+    # cancelled, and the workers exit. Left to Python's default, the process would die
+    # at once and leave its workers waiting.
+    with sigterm_as_ctrl_c():
+        try:
+            futures = {pool.submit(work, item): index for index, item in enumerate(items)}
+            for future in as_completed(futures):
+                exc = future.exception()
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise exc
+                yield futures[future], (None if exc else future.result()), exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """Within the block, SIGTERM (kill, timeout, a service manager) raises KeyboardInterrupt.
+
+    Python's default for SIGTERM is to die at once, leaving hidden temporaries behind
+    and worker processes waiting; as a KeyboardInterrupt it unwinds like Ctrl-C, and
+    every ``atomic_outputs`` block removes its temporaries. Only in the main thread
+    (where Python runs signal handlers); elsewhere the block runs unchanged.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        futures = {pool.submit(work, item): index for index, item in enumerate(items)}
-        for future in as_completed(futures):
-            exc = future.exception()
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise exc
-            yield futures[future], (None if exc else future.result()), exc
+        yield
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _interrupt(signum, frame):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_outputs
-from .errors import CoefficientFileError, InvalidImageError
+from .errors import CoefficientFileError, InvalidImageError, printable
 from .image_io import ImageInfo
 from .limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 
@@ -328,7 +328,7 @@ def compress_file(
         save_picture(outputs.path(out_dir / names["maps"]), mosaic)
         low, high = ((0.0, info.data_range) if info.mode != "F"
                      else (float(image.min()), float(image.max())))
-        title, subtitle = summary_titles(path.name, header, quality_numbers, compressed_bytes=compressed_bytes,
+        title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
                                          bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
                                          nonzero_fraction=report.nonzero_fraction)
         save_summary(
@@ -347,7 +347,7 @@ def compress_file(
                 f.write("\n")
             save_sweep(
                 outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in found.points],
-                title=sweep_title(path.name, header), labels={k: c["label"] for k, c in found.curves.items()},
+                title=sweep_title(printable(path.name), header), labels={k: c["label"] for k, c in found.curves.items()},
                 bd_rates={b.anchor: b.as_dict() for b in found.bd_rates},
                 this_file={"bits_per_pixel": report.bits_per_pixel, "psnr_db": report.psnr_db,
                            "ssim": report.ssim},

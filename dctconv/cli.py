@@ -590,6 +590,15 @@ def _checks_json(checks, passed: bool, **extra) -> str:
     return json.dumps({"passed": passed, "checks": [c.as_dict() for c in checks], **extra}, indent=2)
 
 
+def _trusted_text(trusted: dict) -> str:
+    """The settings verify FILE IMAGE took from the file (``FileVerification.trusted``), in words."""
+    n = trusted["block_size"]
+    words = {"quantization": lambda v: f"quantization {v}", "quality": lambda v: f"quality {v}",
+             "kept_channels": lambda v: f"{v} of {n * n} channels kept", "step": lambda v: f"step {v:g}",
+             "threshold": lambda v: f"threshold {v:g}"}
+    return ", ".join([f"block size {n}"] + [words[k](v) for k, v in trusted.items() if k in words])
+
+
 def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_pixels: int, as_json: bool):
     from .image_io import read_image
     from .pipeline import image_notes
@@ -604,7 +613,8 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         _echo(f"Note: {image_path}: {note}", err=True)
     found, failed = _run_each(
         ctx, [coefficient_path],
-        lambda path: verify_file(path, image, image_name=str(image_path), max_pixels=max_pixels),
+        lambda path: verify_file(path, image, image_name=str(image_path), image_mode=info.mode,
+                                 max_pixels=max_pixels),
         label="verify",
     )
     if failed:
@@ -619,7 +629,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
                 "block_row": location.block_row, "block_column": location.block_column,
                 "frequency": [location.x, location.y],
             },
-            reason=found.reason,
+            reason=found.reason, trusted=found.trusted,
         ))
     else:
         _echo(f"file:      {coefficient_path} ({found.kind}, block size {check.block_size})")
@@ -631,6 +641,7 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         where = f" at {found.location}" if found.location else " (every coefficient identical)"
         click.echo(f"largest:   {check.max_error:.3g}{where}")
         click.echo(f"tolerance: {check.tolerance:.3g}")
+        click.echo(f"trusted:   {_trusted_text(found.trusted)} (as the file records them)")
         _echo(("OK: " if check.passed else "FAILED: ") + found.reason)
     if not check.passed:
         ctx.exit(1)

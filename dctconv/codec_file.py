@@ -247,15 +247,12 @@ def read_file(path) -> bytes:
     CodecFileError
         If the file is not a regular file, or cannot be opened or read.
     """
-    import os
-
     from .errors import exception_reason
+    from .input_file import open_regular
 
-    if os.path.exists(path) and not os.path.isfile(path):
-        # A FIFO or a device would block the read, or never end.
-        raise CodecFileError("not a regular file")
-    try:
-        with open(path, "rb") as f:
+    # A FIFO or a device would block the read, or never end.
+    with open_regular(path, CodecFileError) as f:
+        try:
             return f.read()
-    except OSError as exc:
-        raise CodecFileError(f"cannot read: {exc.strerror or exception_reason(exc)}") from None
+        except OSError as exc:
+            raise CodecFileError(f"cannot read: {exc.strerror or exception_reason(exc)}") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +83,18 @@ class FileVerification:
     """One line saying what was found."""
     skipped_what: str = "zeros of kept channels not compared (below the file's --threshold)"
     """What the ``skipped`` coefficients are, after their count."""
+    trusted: dict = field(default_factory=dict)
+    """The settings taken from the file as it records them, which the image cannot confirm
+    (the block size; for a compressed file, what it kept and how it quantized): the
+    caller should show them. The image's size and mode are checked, not trusted."""
 
 
-def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
+#: The gray modes as the user knows them.
+MODE_NAMES = {"L": "an 8-bit gray (L)", "I;16": "a 16-bit gray (I;16)", "I": "a 32-bit integer (I)",
+              "F": "a float (F)"}
+
+
+def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None, image_mode=None,
                 forward=_transform.forward) -> FileVerification:
     """Check that a coefficient file holds the transform (or compression) of ``image``.
 
@@ -119,6 +128,10 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
         :data:`dctconv.image_io.DEFAULT_MAX_PIXELS`.
     image_name : str, optional
         How to name the image in the reason; default its file name, or "the image".
+    image_mode : str, optional
+        Gray mode of the image ("L", "I;16", "I", "F"), as read_image gives it; taken from
+        the file when ``image`` is a path. The file must record the same mode (its
+        reconstruction is written in it). None with an array: not checked.
 
     Returns
     -------
@@ -134,7 +147,7 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     ImageReadError
         If ``image`` is a path that cannot be read as an image.
     ImageMismatchError
-        If the image does not have the shape the file records.
+        If the image does not have the shape, or the mode, the file records.
 
     Examples
     --------
@@ -159,13 +172,19 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
     coefficients, header = read.coefficients, read.header
     if isinstance(image, (str, os.PathLike)):
         image_name = image_name or Path(image).name
-        image, _ = read_image(image, max_pixels=max_pixels)
+        image, info = read_image(image, max_pixels=max_pixels)
+        image_mode = info.mode
     image_name = image_name or "the image"
     image = check_image(image)
     if tuple(image.shape) != tuple(header.image_shape):
         raise ImageMismatchError(
             f"{image_name} is {image.shape[1]} x {image.shape[0]} pixels but the file holds the "
             f"{header.kind} of a {header.image_shape[1]} x {header.image_shape[0]} image"
+        )
+    if image_mode is not None and image_mode != header.image_mode:
+        raise ImageMismatchError(
+            f"{image_name} is {MODE_NAMES.get(image_mode, image_mode)} image but the file records "
+            f"{MODE_NAMES.get(header.image_mode, header.image_mode)} one"
         )
     n = header.block_size
     magnitude = n * float(np.max(np.abs(image.astype(np.float64))))
@@ -214,7 +233,11 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None,
         reason = (f"{name} does not hold {what}: the coefficient at {location} differs by {error:.3g}, "
                   f"more than the tolerance {tol:.3g}")
     check = CheckResult(FILE_MATCHES_IMAGE, bool(passed), error, float(tol), n, f"{name} vs {image_name}")
-    return FileVerification(check, header.kind, location, count, skipped, reason)
+    trusted = {"block_size": n}
+    if header.kind == "compressed":
+        trusted.update(kept_channels=int(np.count_nonzero(read.channel_mask)), step=header.step,
+                       threshold=header.threshold)
+    return FileVerification(check, header.kind, location, count, skipped, reason, trusted=trusted)
 
 
 def _settings_text(header) -> str:
@@ -354,7 +377,14 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
         reason = (f"{name} does not hold {what}: {wrong:,} of {count:,} coefficients differ, the one at "
                   f"{location} by {error:.3g}, more than the tolerance {tol:.3g}")
     check = CheckResult(FILE_MATCHES_IMAGE, bool(passed), error, float(tol), n, f"{name} vs {image_name}")
+    trusted = {"block_size": n, "quantization": header.quantization}
+    if header.quality is not None:
+        trusted["quality"] = header.quality
+    if header.step is not None:
+        trusted["step"] = header.step
+    trusted.update(kept_channels=header.keep, threshold=header.threshold)
     return FileVerification(
         check, "compressed", location, count, skipped, reason,
         skipped_what="coefficients within float rounding of a rounding tie or of the threshold not compared",
+        trusted=trusted,
     )

@@ -3,6 +3,7 @@ messages that say what is wrong (item 12)."""
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dctconv.cli import cli
-from hostile import png_bytes, sample_crop
+from hostile import coefficient_arrays, png_bytes, sample_crop, write_npz
+from references import reference_blockwise_dct
 
 DCTCONV = Path(sys.executable).with_name("dctconv")
 
@@ -100,3 +102,39 @@ def test_memory_limit_while_importing_says_so(tmp_path):
     assert result.stderr.splitlines() == [
         "Error: not enough memory to load numpy; raise the memory limit (ulimit -v) or free memory"
     ]
+
+
+# ---------------------------------------------------------------- item 11
+
+
+def test_verify_refuses_a_file_whose_recorded_mode_is_not_the_images(tmp_path):
+    """image_mode edited from L to I;16: the reconstruction would be written as 16-bit; not 'OK'."""
+    image = tmp_path / "x.png"
+    image.write_bytes(png_bytes(sample_crop()))
+    edited = write_npz(tmp_path / "x_coefficients.npz", coefficient_arrays(sample_crop()), image_mode=np.array("I;16"))
+    result = run(["verify", edited, image])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {edited}: {image} is an 8-bit gray (L) image but the file records a 16-bit gray (I;16) one"
+    ]
+
+
+def test_verify_shows_the_settings_it_took_from_the_file(tmp_path):
+    """A compressed file claiming threshold 1e9: every zero is 'deliberate', so the user must see it."""
+    pixels = sample_crop()
+    image = tmp_path / "x.png"
+    image.write_bytes(png_bytes(pixels))
+    mask = np.isin(np.arange(16), [0, 1, 4])
+    levels = np.rint(reference_blockwise_dct(pixels, 4)[mask] / 2.0).astype(np.int64)
+    levels[1:] = 0  # every kept AC coefficient zeroed, "below the threshold"
+    path = write_npz(tmp_path / "x_compressed.npz", {
+        **coefficient_arrays(pixels), "kind": np.array("compressed"), "step": np.array(2.0),
+        "threshold": np.array(1e9), "channel_mask": mask, "kept": levels,
+    }, drop=("coefficients",))
+    result = run(["verify", path, image])
+    assert result.stdout.splitlines()[-2] == (
+        "trusted:   block size 4, 3 of 16 channels kept, step 2, threshold 1e+09 (as the file records them)"
+    )
+    result = run(["verify", path, image, "--json"])
+    assert json.loads(result.stdout)["trusted"] == {"block_size": 4, "kept_channels": 3, "step": 2.0,
+                                                    "threshold": 1e9}

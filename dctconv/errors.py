@@ -123,3 +123,7 @@ class CodecTooLargeError(ReconstructionTooLargeError, CodecFileError):
 
 class ClusterError(DctconvError):
     """A dask cluster cannot be used: dask is not installed, or the scheduler is unreachable or lost."""
+
+
+class WorkerLostError(DctconvError):
+    """A worker process of ``--jobs`` ended abruptly (out of memory, a crash) with the item unfinished."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from .errors import OutputCollisionError
+from .errors import OutputCollisionError, WorkerLostError
 
 
 def default_jobs() -> int:
@@ -101,6 +101,14 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
     ``preload`` names modules that ``work`` imports. Where the workers are forked
     from a server process (Linux), that process imports them once and every worker
     starts with them loaded; otherwise each worker imports what it needs itself.
+
+    Worker processes never write to this process's stdout or stderr (theirs are
+    /dev/null): what goes wrong in them comes back as the item's exception, so no
+    traceback of theirs reaches the user, and a caller reading this process's
+    pipes sees them close when it ends. A worker that dies (the system's out-of-
+    memory killer, a crash) fails its items with :class:`WorkerLostError`. Workers
+    and the fork server exit within seconds when this process is gone, even
+    after a SIGKILL.
     """
     if jobs <= 1 or len(items) <= 1:
         for index, item in enumerate(items):
@@ -114,17 +122,18 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # A fresh interpreter per worker (forkserver, or spawn where there is none): no
     # fork of a process that already runs BLAS threads.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    if method == "forkserver" and preload:
+    if method == "forkserver":
         _start_forkserver(context, preload)
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(items)),
         mp_context=context,
-        initializer=_share_cores,
+        initializer=_start_worker,
         initargs=(min(jobs, len(items)),),
     )
     # SIGTERM stops the run as Ctrl-C does: the files in progress are finished, the rest
@@ -137,6 +146,11 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
                 exc = future.exception()
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise exc
+                if isinstance(exc, BrokenProcessPool):
+                    exc = WorkerLostError(
+                        "not enough memory to process it, or its worker process crashed (it ended "
+                        "abruptly); retry with fewer --jobs"
+                    )
                 yield futures[future], (None if exc else future.result()), exc
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -193,7 +207,8 @@ def _start_forkserver(context, preload) -> None:
     saved = {name: os.environ.get(name) for name in _FORKSERVER_ENVIRONMENT}
     os.environ.update(_FORKSERVER_ENVIRONMENT)
     try:
-        forkserver.ensure_running()
+        with _standard_streams_to_null():
+            forkserver.ensure_running()
     finally:
         for name, value in saved.items():
             if value is None:
@@ -206,6 +221,70 @@ def _start_forkserver(context, preload) -> None:
     waiter = context.Process(target=_nothing, daemon=True)
     waiter.start()
     waiter.join()
+
+
+@contextlib.contextmanager
+def _standard_streams_to_null():
+    """Point file descriptors 1 and 2 at /dev/null for the block: for processes started in it.
+
+    The fork server (and the resource tracker it starts) would otherwise inherit this
+    process's stdout and stderr, and so would every worker forked from it: a
+    KeyboardInterrupt or MemoryError while the server imports, or while a worker
+    starts, printed a traceback to the user; and after a SIGKILL of this process
+    those processes kept a calling script's pipes open, so that it hung.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    null = os.open(os.devnull, os.O_WRONLY)
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
+
+
+def _start_worker(jobs: int) -> None:
+    """Worker-process initializer: signals as the main process has them, an exit when it is gone.
+
+    SIGTERM (sent to the whole group by a service manager) interrupts the file in
+    progress as Ctrl-C does, so that its temporaries are removed. A thread waits on
+    the main process's sentinel (multiprocessing closes it when that process ends,
+    however it ends), then interrupts this one and, if it is still there after a
+    grace period, exits: a worker would otherwise wait forever for work from a
+    process that was SIGKILLed.
+    """
+    import signal
+    import threading
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    threading.Thread(target=_exit_with_parent, name="dctconv-parent-watch", daemon=True).start()
+    _share_cores(jobs)
+
+
+#: Seconds a worker whose main process is gone has to remove its temporaries.
+_ORPHAN_GRACE = 2.0
+
+
+def _exit_with_parent() -> None:
+    import multiprocessing
+    import signal
+    import time
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    parent.join()  # returns when the main process has ended
+    os.kill(os.getpid(), signal.SIGTERM)  # the main thread: KeyboardInterrupt, temporaries removed
+    time.sleep(_ORPHAN_GRACE)
+    os._exit(1)
 
 
 def _share_cores(jobs: int) -> None:

@@ -1,13 +1,17 @@
-"""Issue 10, signals sent to the installed script: SIGTERM as Ctrl-C (item 3)."""
+"""Issue 10, signals sent to the installed script: SIGTERM as Ctrl-C (item 3), no traceback at
+any moment of a --jobs run (item 8), no orphans after a SIGKILL (item 9)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from references import SAMPLES
 
@@ -44,3 +48,119 @@ def test_sigterm_while_writing_one_file_removes_the_temporaries(tmp_path):
     assert process.returncode == 1
     assert stderr.splitlines() == ["", "Aborted!"]  # click ends the line, then says so
     assert os.listdir(out) == []
+
+
+# ---------------------------------------------------------------- the processes of a --jobs run
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started, directly or not, by ``pid``: fork server, workers, resource tracker."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            children.setdefault(_parent_of(int(entry.name)), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def photos(folder: Path, count: int = 3) -> Path:
+    folder.mkdir()
+    for k in range(count):
+        shutil.copy(SAMPLES / "camera.png", folder / f"photo{k}.png")
+    return folder
+
+
+def fork_server_started(process):
+    return lambda: any("forkserver" in _cmdline(pid) for pid in descendants(process.pid))
+
+
+def first_temporary(out):
+    return lambda: temporaries(out)
+
+
+def first_output(out):
+    return lambda: out.exists() and any(not name.startswith(".") for name in os.listdir(out))
+
+
+@pytest.mark.parametrize("moment", [fork_server_started, first_temporary, first_output],
+                         ids=["while-the-fork-server-imports", "while-writing", "after-a-file"])
+def test_ctrl_c_at_any_moment_of_a_jobs_run_prints_no_traceback(moment, tmp_path):
+    """Ctrl-C from a terminal reaches the whole process group: main process, fork server, workers."""
+    out = tmp_path / "out"
+    process = start(["compress", photos(tmp_path / "in"), "-o", out, "--jobs", "2"], start_new_session=True)
+    try:
+        wait_for(moment(process) if moment is fork_server_started else moment(out), what=moment.__name__)
+        started = descendants(process.pid)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    assert "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if line and line != "compress 3 files"] == ["Aborted!"]
+    wait_for(lambda: not any(alive(pid) for pid in started), timeout=30, what="the workers to exit")
+    assert temporaries(out) == []
+
+
+def test_a_worker_killed_for_memory_costs_one_line_per_file(tmp_path):
+    """The out-of-memory killer SIGKILLs a worker: its files get one line each, never a traceback."""
+    out = tmp_path / "out"
+    process = start(["compress", photos(tmp_path / "in"), "-o", out, "--jobs", "2"])
+    try:
+        wait_for(first_temporary(out), what="a worker writing")
+        server = next(pid for pid in descendants(process.pid) if "forkserver" in _cmdline(pid))
+        worker = next(pid for pid in descendants(server) if alive(pid))
+        os.kill(worker, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error")]
+    assert errors, stderr
+    for line in errors:
+        assert line.endswith(": not enough memory to process it, or its worker process crashed "
+                             "(it ended abruptly); retry with fewer --jobs"), line
+
+
+def test_sigkill_of_the_main_process_leaves_no_orphans(tmp_path):
+    """kill -9 of dctconv: the fork server and the workers exit within seconds, and the caller's pipes close."""
+    out = tmp_path / "out"
+    process = start(["compress", photos(tmp_path / "in"), "-o", out, "--jobs", "2"])
+    try:
+        wait_for(first_temporary(out), what="the workers writing")
+        started = descendants(process.pid)
+        assert len(started) >= 3  # fork server and two workers (and the resource tracker)
+        process.kill()
+        # A worker that kept the pipes open would make this wait for ever (it timed out).
+        process.communicate(timeout=20)
+    finally:
+        process.kill()
+    wait_for(lambda: not any(alive(pid) for pid in started), timeout=20, what="the orphans to exit")

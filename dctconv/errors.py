@@ -106,7 +106,7 @@ class InvalidCompressionError(DctconvError, ValueError):
 
 
 class ImageMismatchError(DctconvError, ValueError):
-    """An image cannot be checked against a coefficient file: its shape is not the file's."""
+    """An image cannot be checked against a coefficient file: its shape or gray mode is not the file's."""
 
 
 class InvalidOptionError(DctconvError, ValueError):

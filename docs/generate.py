@@ -190,6 +190,69 @@ def _input_formats() -> str:
     return "Image formats read: " + ", ".join(image_io.IMAGE_FORMATS) + ".\n"
 
 
+# --- errors: every exception class, and real error lines -------------------------------------
+
+
+# Not compared by the tests, as the modules below: a helper adding an exception class should
+# not have to regenerate this page; `make docs` lists it.
+@block("error-classes", deterministic=False)
+def _error_classes() -> str:
+    """Every exception the library raises on purpose, with what it means (its docstring)."""
+    import inspect
+
+    from dctconv import errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if issubclass(c, errors.DctconvError) and c.__module__ == errors.__name__]
+    classes.sort(key=lambda c: (c is not errors.DctconvError, c.__name__))
+    rows = ["| class | is a | raised when |", "|---|---|---|"]
+    for cls in classes:
+        bases = ", ".join(f"`{b.__name__}`" for b in cls.__bases__ if b is not Exception)
+        rows.append(f"| `{cls.__name__}` | {bases or '`Exception`'} | {_first_line(cls.__doc__)} |")
+    return "\n".join(rows) + "\n"
+
+
+@block("error-examples")
+def _error_examples() -> str:
+    """Error lines of real runs on small hostile inputs made here."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    lines = []
+
+    def errors_of(*args, expect=1):
+        output = run_cli(*args, expect=expect, stderr=True)
+        lines.extend(line for line in output.splitlines() if line.startswith("Error"))
+
+    with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):
+        Path("scan.png").write_bytes(b"")
+        Path("notes.png").write_text("shopping list\n")
+        Path("drawing.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n")
+        os.mkfifo("pipe.png")
+        tifffile.imwrite("counts.tif", np.array([[0, 2**31]], dtype=np.uint32))
+        errors_of("transform", "scan.png", "notes.png", "drawing.png", "pipe.png", "counts.tif", "-o", "out",
+                  "--jobs", "1")
+        pixels = np.zeros((8, 8), np.uint8)
+        Image.fromarray(pixels).save("x.png")
+        Path("a").mkdir()
+        Image.fromarray(pixels).save("a/x.png")
+        errors_of("transform", "x.png", "a/x.png", "-o", "out", "--jobs", "1")
+        long_name = "s" * 245 + ".png"
+        Image.fromarray(pixels).save(long_name)
+        errors_of("transform", long_name, "-o", "out")
+        np.savez("evil_coefficients.npz", format_version=np.array(1), block_size=np.array(4),
+                 image_shape=np.array([8, 8]), source=np.array("x" * 5000),
+                 coefficients=np.zeros((16, 2, 2)))
+        errors_of("transform", "--inverse", "evil_coefficients.npz", "-o", "out")
+        run_cli("transform", "x.png", "-o", "out")
+        np.savez("edited_coefficients.npz", **{**np.load("out/x_coefficients.npz"), "image_mode": np.array("I;16")})
+        errors_of("verify", "edited_coefficients.npz", "x.png")
+        Path("photos").mkdir()
+        errors_of("compress", "photos", "-o", "out")
+    return fenced("\n".join(lines).replace("s" * 245, "sss...sss"))
+
+
 # --- the code: modules and public API ---------------------------------------------------------
 # Not compared by the tests: a helper adding a module or a public name should not have to
 # regenerate the docs; `make docs` lists it.

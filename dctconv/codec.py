@@ -51,8 +51,7 @@ class Levels:
             return self.levels
         if self.offsets is None:
             return self.levels * self.steps[:, None, None]
-        coefficients = self.levels.astype(np.float64)
-        coefficients *= self.steps[:, None, None]
+        coefficients = np.multiply(self.levels, self.steps[:, None, None], dtype=np.float64)
         # Most levels are 0 and stay 0: move only the nonzero ones towards zero.
         flat = coefficients.reshape(-1)
         levels = self.levels.reshape(-1)
@@ -139,14 +138,20 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
         coefficients = forward(image, n, dtype=np.float64)
     steps = channel_steps(header)
     mask = keep_mask(n, header.keep)
-    kept = coefficients * mask[:, None, None] if header.keep < n * n else coefficients.copy()
+    if header.quantization == "none":
+        kept = coefficients * mask[:, None, None] if header.keep < n * n else coefficients.copy()
+    else:
+        # One pass: the division writes the working array (x / s is 0 where x is 0, so
+        # zeroing before or after it gives the same levels).
+        kept = np.divide(coefficients, steps[:, None, None])
+        if header.keep < n * n:
+            kept *= mask[:, None, None]
     if header.threshold > 0:
-        small = np.abs(kept) < header.threshold
+        small = np.abs(coefficients) < header.threshold
         small[0] = False
         kept[small] = 0.0
     if header.quantization == "none":
         return Levels(header, kept, steps)
-    kept /= steps[:, None, None]
     if header.dead_zone:
         np.rint(kept[:1], out=kept[:1])
         ac = kept[1:]

@@ -149,11 +149,11 @@ def test_compress_skip_existing_counts_the_set_it_would_write(tmp_path):
     result = invoke("compress", tmp_path / "in", "-o", out, "--no-pictures", "--skip-existing", "--json")
     assert result.exit_code == 0, result.output
     assert skip_note(2, 3) in result.output
-    assert [Path(m["source"]).name for m in json.loads(result.stdout)] == ["im2.png"]
+    assert [Path(m["input"]).name for m in json.loads(result.stdout)["files"]] == ["im2.png"]
     # ... but not the set with pictures, nor with the sweep.
     result = invoke("compress", tmp_path / "in", "-o", out, "--skip-existing", "--json")
     assert result.exit_code == 0 and "Note: skipped" not in result.output
-    assert len(json.loads(result.stdout)) == 3
+    assert len(json.loads(result.stdout)["files"]) == 3
     # (The sweep's files are part of the set with --sweep: checked on the list, without running a sweep.)
     from dctconv.pipeline import compress_outputs, up_to_date
 

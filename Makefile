@@ -47,12 +47,14 @@ demo: install
 test: dev
 	$(BIN)/python -m pytest
 
-# Speed of the transform against scipy and x.copy(), then the command line end to end.
+# Speed of the transform against scipy and x.copy(), then the command line end to end, then
+# batches of 1,000 small files (--jobs 2 and a local dask cluster).
 # Results (CSV, tables, plot) go to benchmarks/results/.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_transform.py
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_codec.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 # Regenerates the listings, tables and pictures of README.md and docs/ from real runs of the
 # current code (docs/generate.py; benchmark tables from benchmarks/results/). Idempotent.

@@ -108,8 +108,62 @@ def jobs_option(f):
         "-j",
         type=click.IntRange(1),
         default=None,
+        callback=_one_place,
         help="Files processed at once, each in its own process; the output is the same "
              "for any value.  [default: the number of CPUs]",
+    )(f)
+
+
+_PLACE_OPTIONS = {"scheduler": "--scheduler", "scheduler_file": "--scheduler-file", "jobs": "--jobs"}
+
+
+def _one_place(ctx, param, value):
+    """--scheduler, --scheduler-file and --jobs > 1 each say where the files are processed: one at most.
+
+    Each of the three has this callback; the values are kept in ``ctx.meta`` (the
+    scheduler options are not passed to the commands, :func:`_run_each` reads them).
+    """
+    chosen = ctx.meta.setdefault("dctconv.place", {})
+    if value is not None and not (param.name == "jobs" and value == 1):
+        chosen[param.name] = value
+    if len(chosen) > 1:
+        if "jobs" in chosen:
+            other = next(_PLACE_OPTIONS[name] for name in chosen if name != "jobs")
+            message = (f"--jobs runs the files in processes here and {other} on a dask cluster; "
+                       "give only one of them")
+        else:
+            message = "give the scheduler's address (--scheduler) or its file (--scheduler-file), not both"
+        raise click.BadParameter(message, ctx=ctx, param=param)
+    return value
+
+
+def cluster_options(f):
+    """``--scheduler ADDRESS`` and ``--scheduler-file FILE``: each file a task on a dask cluster."""
+    f = click.option(
+        "--scheduler-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        expose_value=False, callback=_one_place, metavar="FILE",
+        help="As --scheduler, with the address read from FILE (dask scheduler --scheduler-file FILE).",
+    )(f)
+    return click.option(
+        "--scheduler", metavar="ADDRESS", default=None, expose_value=False, callback=_one_place,
+        help="Process each file as a task on the dask cluster whose scheduler is at ADDRESS "
+             "(such as tcp://10.0.0.5:8786). Its workers must see the files at the same paths "
+             "(a shared file system); paths are made absolute. Needs "
+             "pip install \"dctconv[distributed]\".",
+    )(f)
+
+
+def skip_existing_option(f):
+    return click.option(
+        "--skip-existing", is_flag=True,
+        help="Skip an input whose outputs are all there and newer than it (to resume an interrupted batch).",
+    )(f)
+
+
+def no_pictures_option(f):
+    return click.option(
+        "--no-pictures", is_flag=True,
+        help="Write only the data outputs, none of the pictures (faster for many small files).",
     )(f)
 
 
@@ -185,12 +239,54 @@ def _report_failure(item, exc: BaseException, debug: bool) -> None:
         click.echo(_unexpected_error_line(item, exc, debug), err=True)
 
 
-def _run_each(ctx, items, work, *, label: str, **options):
-    """:func:`dctconv.parallel.run_each`, each failure reported in one line as it happens."""
-    return run_each(
-        items, work, label=label,
-        on_failure=functools.partial(_report_failure, debug=bool(ctx.obj["debug"])), **options,
-    )
+def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options):
+    """:func:`dctconv.parallel.run_each`, each failure reported in one line as it happens.
+
+    With ``cluster`` and --scheduler or --scheduler-file given, the files are tasks
+    on that dask cluster (:mod:`dctconv.cluster`); the connection is made, or
+    refused in one line, before the first file.
+    """
+    report = functools.partial(_report_failure, debug=bool(ctx.obj["debug"]))
+    place = ctx.meta.get("dctconv.place", {})
+    if not (cluster and ("scheduler" in place or "scheduler_file" in place)):
+        return run_each(items, work, label=label, on_failure=report, **options)
+    from .cluster import connect, map_on_cluster, silence_logging
+
+    silence_logging()
+    client = connect(place.get("scheduler"), scheduler_file=place.get("scheduler_file"))
+    try:
+        def backend(items, work, **_):  # jobs and preload are the workers' business
+            return map_on_cluster(items, work, client=client, label=f"dctconv-{label}")
+
+        return run_each(items, work, label=label, on_failure=report, backend=backend, **options)
+    finally:
+        client.close(timeout=5)
+
+
+def _on_cluster(ctx) -> bool:
+    return bool(ctx.meta.get("dctconv.place", {}).keys() & {"scheduler", "scheduler_file"})
+
+
+def _for_workers(ctx, inputs, output_dir):
+    """``inputs`` and ``output_dir``, made absolute when they go to a cluster's workers.
+
+    The workers do not share this process's working folder, so a relative path
+    would name another file there (or none).
+    """
+    if not _on_cluster(ctx):
+        return list(inputs), output_dir
+    return [path.absolute() for path in inputs], output_dir.absolute()
+
+
+def _skip_up_to_date(items, outputs_of):
+    """The items not up to date (:func:`dctconv.pipeline.up_to_date`), with a note of how many were skipped."""
+    from .pipeline import up_to_date
+
+    left = [item for item in items if not up_to_date(item, outputs_of(item))]
+    if len(left) < len(items):
+        click.echo(f"Note: skipped {len(items) - len(left)} of {len(items)} inputs whose outputs are all "
+                   "there and newer (--skip-existing)", err=True)
+    return left
 
 
 def _input_files(paths, *, coefficient_files: bool = False) -> tuple[list[Path], list[str], list[str]]:
@@ -330,11 +426,15 @@ def _reject_with_inverse(ctx, param, value):
               callback=_reject_with_inverse,
               help="Precision of the computation and of the stored coefficients.  [default: float64]")
 @click.option("--kernels", is_flag=True, help="Also write kernels_<n>.png, the n*n kernels drawn enlarged.")
+@no_pictures_option
+@skip_existing_option
 @max_pixels_option
 @jobs_option
+@cluster_options
 @json_option
 @click.pass_context
-def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_pixels, jobs, as_json):
+def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, no_pictures, skip_existing,
+              max_pixels, jobs, as_json):
     """Forward block DCT of images, or (--inverse) images from coefficient files.
 
     Forward: for each IMAGE write DIR/<stem>_coefficients.npz (the n*n coefficient
@@ -356,22 +456,37 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, max_
         dctconv transform *.png -o out --jobs 2
         dctconv transform --inverse out/photo_coefficients.npz -o out
     """
-    from .pipeline import TRANSFORM_IMPORTS, invert_file, original_stem, transform_file, write_kernels_picture
+    from .pipeline import (
+        TRANSFORM_IMPORTS,
+        inverse_outputs,
+        invert_file,
+        original_stem,
+        transform_file,
+        transform_outputs,
+        write_kernels_picture,
+    )
+
+    from .atomic import InputPaths
 
     block_size = block_size or DEFAULT_BLOCK_SIZE
     files, folder_errors, notes = _input_files(inputs, coefficient_files=inverse)
     _echo_lines(folder_errors + notes)
+    files, output_dir = _for_workers(ctx, files, output_dir)
     if inverse:
         work = functools.partial(
-            invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=files
+            invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=InputPaths(files)
         )
+        outputs_of = functools.partial(inverse_outputs, out_dir=output_dir)
     else:
         work = functools.partial(
             transform_file, out_dir=output_dir, block_size=block_size,
-            dtype=dtype or "float64", max_pixels=max_pixels, protected=files,
+            dtype=dtype or "float64", max_pixels=max_pixels, protected=InputPaths(files),
+            pictures=not no_pictures,
         )
+        outputs_of = functools.partial(transform_outputs, out_dir=output_dir, pictures=not no_pictures)
+    items = _skip_up_to_date(files, outputs_of) if skip_existing else files
     results, failed = _run_each(
-        ctx, files, work, label="inverse" if inverse else "transform", jobs=jobs,
+        ctx, items, work, label="inverse" if inverse else "transform", jobs=jobs, cluster=True,
         output_name=original_stem if inverse else (lambda path: path.stem), preload=TRANSFORM_IMPORTS,
     )
     failed = failed or bool(folder_errors)
@@ -494,12 +609,15 @@ def _one_quantization(ctx, param, value):
               help="Also write <stem>_sweep.csv, .json and .png: PSNR and SSIM against bits per pixel for "
                    "dctconv at quality 5 .. 95, for K = 1 .. n*n, and for Pillow's JPEG, WebP and AVIF; "
                    "print the BD-rates of dctconv against each.")
+@no_pictures_option
+@skip_existing_option
 @max_pixels_option
 @jobs_option
+@cluster_options
 @json_option
 @click.pass_context
-def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold, sweep, max_pixels, jobs,
-             as_json):
+def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold, sweep, no_pictures,
+             skip_existing, max_pixels, jobs, as_json):
     """Compress images with dctconv's codec, and measure what is lost.
 
     Every n x n block is transformed; each frequency is divided by its step
@@ -527,7 +645,7 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
         dctconv compress photo.png -o out --sweep
         dctconv transform --inverse out/photo_compressed.dctz -o decoded
     """
-    from .pipeline import COMPRESS_IMPORTS, compress_file
+    from .pipeline import COMPRESS_DATA_IMPORTS, COMPRESS_IMPORTS, compress_file, compress_outputs
 
     n = block_size or DEFAULT_BLOCK_SIZE
     if keep is not None and not 1 <= keep <= n * n:
@@ -536,14 +654,21 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
         )
     files, folder_errors, notes = _input_files(inputs)
     _echo_lines(folder_errors + notes)
+    files, output_dir = _for_workers(ctx, files, output_dir)
+
+    from .atomic import InputPaths
 
     work = functools.partial(
         compress_file, out_dir=output_dir, block_size=n, quality=quality, step=step, keep=keep,
-        threshold=threshold, sweep=sweep, max_pixels=max_pixels, protected=files,
+        threshold=threshold, sweep=sweep, max_pixels=max_pixels, protected=InputPaths(files),
+        pictures=not no_pictures,
     )
+    if skip_existing:
+        files = _skip_up_to_date(files, functools.partial(
+            compress_outputs, out_dir=output_dir, sweep=sweep, pictures=not no_pictures))
     results, failed = _run_each(
-        ctx, files, work, label="compress", jobs=jobs, output_name=lambda path: path.stem,
-        preload=COMPRESS_IMPORTS,
+        ctx, files, work, label="compress", jobs=jobs, cluster=True, output_name=lambda path: path.stem,
+        preload=COMPRESS_DATA_IMPORTS if no_pictures else COMPRESS_IMPORTS,
     )
     for result in results:
         for note in result.notes:
@@ -663,6 +788,7 @@ def _is_file_argument(path: Path) -> bool:
 @block_size_option(help=f"Check this block size only ({_RANGE}).  [default: "
                         f"{', '.join(map(str, DEFAULT_VERIFY_BLOCK_SIZES[:-1]))} and {DEFAULT_VERIFY_BLOCK_SIZES[-1]}]")
 @max_pixels_option
+@cluster_options
 @json_option
 @click.pass_context
 def verify(ctx, inputs, block_size, max_pixels, as_json):
@@ -697,6 +823,10 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
         raise click.UsageError(
             "the coefficient file goes first, then its image: dctconv verify FILE IMAGE"
         )
+    if _on_cluster(ctx) and (not inputs or _is_file_argument(inputs[0])):
+        raise click.UsageError(
+            "a dask cluster (--scheduler, --scheduler-file) checks image files: dctconv verify IMAGE... --scheduler ADDRESS"
+        )
     if inputs and _is_file_argument(inputs[0]):
         if len(inputs) != 2 or _is_file_argument(inputs[1]):
             raise click.UsageError(
@@ -720,9 +850,9 @@ def verify(ctx, inputs, block_size, max_pixels, as_json):
     if inputs:
         checks = kernel_checks(block_sizes)
         results, failed = _run_each(
-            ctx, inputs,
+            ctx, _for_workers(ctx, inputs, Path())[0],
             functools.partial(verify_image_file, block_sizes=block_sizes, max_pixels=max_pixels),
-            label="verify",
+            label="verify", cluster=True,
         )
         for result in results:
             for note in image_notes(result.info):

@@ -19,13 +19,20 @@ TRANSFORM_IMPORTS = (
     "dctconv.pipeline", "dctconv.coefficient_file", "dctconv.pictures", "dctconv.transform",
     "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.ImageDraw", "PIL.ImageFont", "skimage.util",
 )
-#: The same for :func:`compress_file`: most of its start-up is scipy (through
-#: scikit-image's metrics) and matplotlib.
-COMPRESS_IMPORTS = TRANSFORM_IMPORTS + (
-    "dctconv.codec", "dctconv.compression", "dctconv.metrics", "dctconv.plots",
+#: The same for :func:`compress_file` without its pictures (``pictures=False``):
+#: most of its start-up is scipy, through scikit-image's metrics.
+COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
+    "dctconv.codec", "dctconv.compression", "dctconv.metrics",
     "skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics",
-    "matplotlib.figure", "matplotlib.backends.backend_agg",
 )
+#: The same for :func:`compress_file` with its pictures: matplotlib too.
+COMPRESS_IMPORTS = COMPRESS_DATA_IMPORTS + (
+    "dctconv.plots", "matplotlib.figure", "matplotlib.backends.backend_agg",
+)
+
+#: Suffixes a reconstruction can have (:func:`dctconv.image_io.image_suffix`): which
+#: one depends on the image's mode, known only once the image is read.
+RECONSTRUCTION_SUFFIXES = (".png", ".tif")
 
 
 @dataclass
@@ -61,6 +68,49 @@ def image_notes(info: ImageInfo) -> list[str]:
     return notes
 
 
+def transform_output_names(stem: str, *, pictures: bool = True) -> dict[str, str]:
+    """Names of the files :func:`transform_file` writes for an image of this stem."""
+    names = {"coefficients": f"{stem}_coefficients.npz"}
+    if pictures:
+        names["maps"] = f"{stem}_maps.png"
+    return names
+
+
+def transform_outputs(path, out_dir, *, pictures: bool = True) -> list[tuple[Path, ...]]:
+    """The outputs of :func:`transform_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
+    return [(Path(out_dir) / name,) for name in transform_output_names(Path(path).stem, pictures=pictures).values()]
+
+
+def inverse_outputs(path, out_dir) -> list[tuple[Path, ...]]:
+    """The output of :func:`invert_file` for ``path``: its reconstruction, .png or .tif."""
+    stem = original_stem(path)
+    return [tuple(Path(out_dir) / f"{stem}_reconstruction{suffix}" for suffix in RECONSTRUCTION_SUFFIXES)]
+
+
+def up_to_date(path, outputs) -> bool:
+    """Whether every output of ``path`` exists and is newer than it.
+
+    ``outputs`` lists each output as a tuple of the names it may have (one of
+    them must do), as :func:`transform_outputs` and :func:`compress_outputs`
+    give them. Newer means a later modification time, strictly: an input changed
+    within the file system's time resolution of its outputs counts as changed.
+    """
+    try:
+        changed = Path(path).stat().st_mtime_ns
+    except OSError:
+        return False  # let the work report it
+    for alternatives in outputs:
+        for output in alternatives:
+            try:
+                if output.stat().st_mtime_ns > changed:
+                    break
+            except OSError:
+                continue
+        else:
+            return False
+    return True
+
+
 def transform_file(
     path,
     out_dir,
@@ -69,13 +119,13 @@ def transform_file(
     dtype: str = "float64",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     protected=(),
+    pictures: bool = True,
 ) -> FileResult:
-    """Write ``<stem>_coefficients.npz`` and ``<stem>_maps.png`` for one image."""
+    """Write ``<stem>_coefficients.npz`` and (unless not ``pictures``) ``<stem>_maps.png`` for one image."""
     import numpy as np
 
     from .coefficient_file import CoefficientHeader, save_coefficients
-    from .image_io import read_image, save_picture
-    from .pictures import maps_picture
+    from .image_io import read_image
     from .transform import forward
 
     path, out_dir = Path(path), Path(out_dir)
@@ -95,10 +145,15 @@ def transform_file(
         image_mode=info.mode,
         source=path.name,
     )
+    names = transform_output_names(path.stem, pictures=pictures)
     with atomic_outputs(protected) as outputs:
-        with open(outputs.path(out_dir / f"{path.stem}_coefficients.npz"), "wb") as f:
+        with open(outputs.path(out_dir / names["coefficients"]), "wb") as f:
             save_coefficients(f, coefficients, header)
-        save_picture(outputs.path(out_dir / f"{path.stem}_maps.png"), maps_picture(coefficients))
+        if pictures:
+            from .image_io import save_picture
+            from .pictures import maps_picture
+
+            save_picture(outputs.path(out_dir / names["maps"]), maps_picture(coefficients))
     return FileResult(path, outputs.written, image_notes(info), info)
 
 
@@ -212,6 +267,34 @@ class CompressionReport:
         return dataclasses.asdict(self)
 
 
+def compress_output_names(stem: str, reconstruction_suffix: str, *, sweep: bool = False,
+                          pictures: bool = True) -> dict[str, str]:
+    """Names of the files :func:`compress_file` writes for an image of this stem, by kind."""
+    from .codec_file import SUFFIX
+
+    names = {
+        "compressed": f"{stem}_compressed{SUFFIX}",
+        "reconstruction": f"{stem}_reconstruction{reconstruction_suffix}",
+        "error": f"{stem}_error.png",
+        "maps": f"{stem}_maps.png",
+        "summary": f"{stem}_summary.png",
+        "metrics": f"{stem}_metrics.json",
+    }
+    if sweep:
+        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_json=f"{stem}_sweep.json", sweep_plot=f"{stem}_sweep.png")
+    if not pictures:
+        for kind in ("error", "maps", "summary", "sweep_plot"):
+            names.pop(kind, None)
+    return names
+
+
+def compress_outputs(path, out_dir, *, sweep: bool = False, pictures: bool = True) -> list[tuple[Path, ...]]:
+    """The outputs of :func:`compress_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
+    stem, out_dir = Path(path).stem, Path(out_dir)
+    each = [compress_output_names(stem, suffix, sweep=sweep, pictures=pictures) for suffix in RECONSTRUCTION_SUFFIXES]
+    return [tuple(dict.fromkeys(out_dir / names[kind] for names in each)) for kind in each[0]]
+
+
 def compress_file(
     path,
     out_dir,
@@ -224,6 +307,7 @@ def compress_file(
     sweep: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     protected=(),
+    pictures: bool = True,
 ) -> FileResult:
     """Compress one image with :func:`dctconv.encode` and write, all or nothing, in ``out_dir``:
 
@@ -231,7 +315,9 @@ def compress_file(
     (``.tif`` for 32-bit and float sources; exactly what decoding the file gives),
     ``<stem>_error.png``, ``<stem>_maps.png`` (the decoded maps), ``<stem>_summary.png``,
     ``<stem>_metrics.json``; with ``sweep`` also ``<stem>_sweep.csv``,
-    ``<stem>_sweep.json`` (the curves and the BD-rates) and ``<stem>_sweep.png``. The
+    ``<stem>_sweep.json`` (the curves and the BD-rates) and ``<stem>_sweep.png``.
+    Without ``pictures`` only the data: the compressed file, the reconstruction, the
+    metrics (and the sweep's CSV and JSON), and matplotlib is not imported. The
     metrics compare the original with the reconstruction as written, and
     ``compressed_bytes`` is the size of the compressed file on disk. ``quality``,
     ``step``, ``keep`` and ``threshold`` are those of :func:`dctconv.encode` (quality
@@ -245,12 +331,9 @@ def compress_file(
     import numpy as np
 
     from .codec import encode_image, reconstruct
-    from .codec_file import SUFFIX
     from .compression import keep_mask
-    from .image_io import image_suffix, read_image, save_image, save_picture, to_pixels
+    from .image_io import image_suffix, read_image, save_image, to_pixels
     from .metrics import measure
-    from .pictures import error_picture_with_legend, maps_picture
-    from .plots import save_summary, save_sweep, summary_titles, sweep_title
 
     path, out_dir = Path(path), Path(out_dir)
     image, info = read_image(path, max_pixels=max_pixels)
@@ -266,7 +349,6 @@ def compress_file(
     nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
     blocks = levels.levels[0].size
     mask = keep_mask(n, header.keep)
-    mosaic = maps_picture(levels.coefficients, mask=mask)
     found = None
     if sweep:
         from .sweep import NAMES, sweep as run_sweep
@@ -279,18 +361,7 @@ def compress_file(
             notes.append(f"{listed} left out of the sweep: {why}")
 
     height, width = image.shape
-    stem = path.stem
-    names = {
-        "compressed": f"{stem}_compressed{SUFFIX}",
-        "reconstruction": f"{stem}_reconstruction{image_suffix(info.mode)}",
-        "error": f"{stem}_error.png",
-        "maps": f"{stem}_maps.png",
-        "summary": f"{stem}_summary.png",
-        "metrics": f"{stem}_metrics.json",
-    }
-    if sweep:
-        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_json=f"{stem}_sweep.json",
-                     sweep_plot=f"{stem}_sweep.png")
+    names = compress_output_names(path.stem, image_suffix(info.mode), sweep=sweep, pictures=pictures)
     with atomic_outputs(protected) as outputs:
         temp = outputs.path(out_dir / names["compressed"])
         with open(temp, "wb") as f:
@@ -323,19 +394,24 @@ def compress_file(
             },
         )
         save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
-        save_picture(outputs.path(out_dir / names["error"]),
-                     error_picture_with_legend(error, error_scale, largest_error=quality_numbers.max_abs_error))
-        save_picture(outputs.path(out_dir / names["maps"]), mosaic)
-        low, high = ((0.0, info.data_range) if info.mode != "F"
-                     else (float(image.min()), float(image.max())))
-        title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
-                                         bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
-                                         nonzero_fraction=report.nonzero_fraction)
-        save_summary(
-            outputs.path(out_dir / names["summary"]), image, pixels,
-            channel_mask=mask, error_scale=error_scale, value_range=(low, high),
-            channel_share=nonzero / blocks, title=title, subtitle=subtitle,
-        )
+        if pictures:
+            from .image_io import save_picture
+            from .pictures import error_picture_with_legend, maps_picture
+            from .plots import save_summary, summary_titles
+
+            save_picture(outputs.path(out_dir / names["error"]),
+                         error_picture_with_legend(error, error_scale, largest_error=quality_numbers.max_abs_error))
+            save_picture(outputs.path(out_dir / names["maps"]), maps_picture(levels.coefficients, mask=mask))
+            low, high = ((0.0, info.data_range) if info.mode != "F"
+                         else (float(image.min()), float(image.max())))
+            title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
+                                             bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
+                                             nonzero_fraction=report.nonzero_fraction)
+            save_summary(
+                outputs.path(out_dir / names["summary"]), image, pixels,
+                channel_mask=mask, error_scale=error_scale, value_range=(low, high),
+                channel_share=nonzero / blocks, title=title, subtitle=subtitle,
+            )
         if sweep:
             from .sweep import write_csv
 
@@ -345,13 +421,16 @@ def compress_file(
                 json.dump({"source": str(path), "image_mode": info.mode, "width": width, "height": height,
                            "data_range": info.data_range, **found.as_dict()}, f, indent=2, allow_nan=False)
                 f.write("\n")
-            save_sweep(
-                outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in found.points],
-                title=sweep_title(printable(path.name), header), labels={k: c["label"] for k, c in found.curves.items()},
-                bd_rates={b.anchor: b.as_dict() for b in found.bd_rates},
-                this_file={"bits_per_pixel": report.bits_per_pixel, "psnr_db": report.psnr_db,
-                           "ssim": report.ssim},
-            )
+            if pictures:
+                from .plots import save_sweep, sweep_title
+
+                save_sweep(
+                    outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in found.points],
+                    title=sweep_title(printable(path.name), header), labels={k: c["label"] for k, c in found.curves.items()},
+                    bd_rates={b.anchor: b.as_dict() for b in found.bd_rates},
+                    this_file={"bits_per_pixel": report.bits_per_pixel, "psnr_db": report.psnr_db,
+                               "ssim": report.ssim},
+                )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
             json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON
             f.write("\n")

@@ -548,6 +548,47 @@ def _bench_large() -> str:
     return re.sub(r"\A## [^\n]*\n+", "", text) + "\n"
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+@block("scale-batch")
+def _scale_batch() -> str:
+    """bench_batch's table, then files/s per worker and what that makes of a million images."""
+    text = _demote(_results("bench_batch.md").split("\n", 1)[1].strip(), 1)
+    data = json.loads(_results("bench_batch.json"))
+    machine, runs = data["machine"], data["runs"]
+    workers = (1, 10, 100, 1000)
+    lines = [
+        f"Measured on {machine['cpus']} CPUs (load average {machine['load_at_start']} at the start), "
+        f"{machine['files']:,} files of {machine['side']} x {machine['side']} "
+        "(benchmarks/results/bench_batch.md):", "", text, "",
+        "Per worker (the two-worker cluster's rate halved; --jobs 2 halved for one local process), and the "
+        "time for 1,000,000 such images on N workers if the rate per worker held:", "",
+        "| command | files/s per worker | " + " | ".join(f"N = {n:,}" for n in workers) + " |",
+        "|---|---:|" + "---:|" * len(workers),
+    ]
+    for command in ("transform", "compress"):
+        for place, label in ((f"{command} --no-pictures --scheduler (2 workers)", "dask worker"),
+                             (f"{command} --no-pictures --jobs 2", "--jobs process")):
+            rate = runs[place]["files_per_s"] / 2
+            lines.append(f"| `{command} --no-pictures` ({label}) | {rate:.0f} | "
+                         + " | ".join(_duration(1e6 / (rate * n)) + (" †" if rate * n > SCHEDULER_BOUND else "")
+                                      for n in workers) + " |")
+    lines += ["", f"† More than {SCHEDULER_BOUND:,} files/s in all: one dask scheduler would be the limit "
+              "(see below), not the workers."]
+    return "\n".join(lines) + "\n"
+
+
+#: Tasks per second past which one dask scheduler, not its workers, limits a batch: dask's
+#: documentation puts the scheduler's overhead at up to about 1 ms per task.
+SCHEDULER_BOUND = 1000
+
+
 # --- pictures -----------------------------------------------------------------------------
 
 

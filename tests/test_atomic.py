@@ -357,3 +357,33 @@ def test_running_again_replaces_the_previous_outputs(command, tmp_path):
     result = run(command.argv([good], out))
     assert result.exit_code == 0, result.output
     assert files_in(out) == sorted(p.name for p in command.outputs(good, out))
+
+
+# ---------------------------------------------------------------- the inputs of a batch, indexed
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "another input's path", "no collision"])
+def test_input_paths_refuse_what_a_list_refuses(tmp_path, how):
+    import pickle
+
+    inputs = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path in inputs:
+        path.write_bytes(b"input")
+    output = {"same path": inputs[0], "another input's path": tmp_path / "sub" / ".." / "b.png",
+              "symlink": tmp_path / "link.png", "hard link": tmp_path / "hard.png",
+              "no collision": tmp_path / "out.png"}[how]
+    if how == "symlink":
+        output.symlink_to(inputs[1])
+    elif how == "hard link":
+        os.link(inputs[1], output)
+    (tmp_path / "sub").mkdir()
+    outcomes = []
+    # A list, and the compact form that crosses to worker processes (pickled).
+    for protected in (inputs, pickle.loads(pickle.dumps(atomic.InputPaths(inputs)))):
+        try:
+            atomic.check_not_input(output, protected)
+            outcomes.append(None)
+        except OutputCollisionError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0] is None) == (how == "no collision")

@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import signal
+import subprocess
 import socket
 import sys
 import time
@@ -49,8 +50,8 @@ def free_port() -> int:
 
 
 def same_files(folder_a: Path, folder_b: Path) -> None:
-    names = sorted(p.name for p in folder_a.iterdir())
-    assert names == sorted(p.name for p in folder_b.iterdir())
+    names = sorted(p.name for p in folder_a.iterdir() if not p.name.startswith("."))
+    assert names == sorted(p.name for p in folder_b.iterdir() if not p.name.startswith("."))
     for name in names:
         assert (folder_a / name).read_bytes() == (folder_b / name).read_bytes(), name
 
@@ -186,3 +187,142 @@ def test_a_scheduler_that_dies_mid_run_ends_the_run_in_one_error(tmp_path):
     for index in finished:
         coefficients, header = load_coefficients(out / f"{images[index].stem}_coefficients.npz")
         assert header.image_shape == (24, 20)
+
+
+# ---------------------------------------------------------------- the command line: --scheduler
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from dctconv.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_commands_on_the_cluster_write_what_jobs_1_writes(dask_cluster, tmp_path):
+    images = write_images(tmp_path / "in", 3)
+    broken = tmp_path / "in" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    inputs = [images[0], broken, *images[1:]]
+    runs = {}
+    for place in (["--jobs", "1"], ["--scheduler", dask_cluster.address]):
+        out = tmp_path / place[0].strip("-")
+        forward = invoke("transform", *inputs, "-o", out / "t", *place, "--json")
+        npz = sorted((out / "t").glob("*_coefficients.npz"))
+        inverse = invoke("transform", "--inverse", *npz, "-o", out / "t", *place)
+        squeezed = invoke("compress", *inputs, "-o", out / "c", *place, "--json")
+        checked = invoke("verify", *images, "-n", "4", *(place if place[0] != "--jobs" else ()), "--json")
+        runs[place[0]] = (out, forward, inverse, squeezed, checked)
+    (here, *local), (there, *remote) = runs["--jobs"], runs["--scheduler"]
+    for a, b in zip(local, remote):
+        # The same report, but for the output folder's name.
+        assert (a.exit_code, a.stdout, a.stderr) == (
+            b.exit_code, b.stdout.replace(str(there), str(here)), b.stderr.replace(str(there), str(here)))
+    forward, inverse, squeezed, checked = remote
+    # The broken file gets its one line in each run; the others go on.
+    line = f"Error: {broken}: "
+    assert forward.exit_code == 1 and forward.stderr.count(line) == 1
+    assert len(json.loads(forward.stdout)["files"]) == 3
+    assert inverse.exit_code == 0 and squeezed.exit_code == 1 and squeezed.stderr.count(line) == 1
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["passed"]
+    for folder in ("t", "c"):
+        same_files(here / folder, there / folder)
+    assert len(list((there / "c").iterdir())) == 3 * 6
+
+
+def test_a_worker_killed_mid_command_leaves_every_output_complete(dask_cluster, tmp_path):
+    images = write_images(tmp_path / "in", 16, size=(64, 64))
+    out = tmp_path / "out"
+    command = [Path(sys.executable).parent / "dctconv", "compress", tmp_path / "in", "-o", out,
+               "--scheduler", dask_cluster.address]
+    victim = next(iter(dask_cluster.worker_pids().values()))
+    run = subprocess.Popen([str(a) for a in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*_metrics.json")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        done_at_kill = len(list(out.glob("*_metrics.json")))
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=180)
+    finally:
+        run.kill()
+        dask_cluster.wait_for_workers()
+    assert 1 <= done_at_kill < 16, "the run was not under way when the worker was killed"
+    assert run.returncode == 0, stderr
+    assert len(stdout.splitlines()) == 1 + 16  # the table: a header and one row per image
+    assert invoke("compress", tmp_path / "in", "-o", tmp_path / "here", "--jobs", "1").exit_code == 0
+    same_files(out, tmp_path / "here")
+    # The task that was killed while writing may leave its hidden temporary (a SIGKILL
+    # gives no chance to remove it; dctconv.atomic), never a file under a final name.
+    assert all(p.name.startswith(".dctconv-") and p.name.endswith(".tmp")
+               for p in out.iterdir() if p.name.startswith("."))
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_1(tmp_path):
+    image = write_images(tmp_path / "in", 1)[0]
+    address = f"tcp://127.0.0.1:{free_port()}"
+    command = [Path(sys.executable).parent / "dctconv", "transform", image, "-o", tmp_path / "out",
+               "--scheduler", address]
+    start = time.monotonic()
+    done = subprocess.run([str(a) for a in command], capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 20  # 5 s of it waiting for the scheduler; the rest starting Python
+    assert done.returncode == 1
+    assert done.stderr == (f"Error: cannot reach the dask scheduler at {address}: "
+                           f"Timed out trying to connect to {address} after 5 s\n")
+    assert done.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_without_dask_the_command_says_what_to_install(tmp_path, monkeypatch):
+    image = write_images(tmp_path / "in", 1)[0]
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    result = invoke("compress", image, "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:8786")
+    assert result.exit_code == 1
+    assert result.stderr == ('Error: running on a dask cluster needs dask.distributed: '
+                             'pip install "dctconv[distributed]"\n')
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"],
+     "Invalid value for '--jobs' / '-j': --jobs runs the files in processes here and --scheduler on a dask "
+     "cluster; give only one of them"),
+    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"],
+     "Invalid value for '--scheduler': --jobs runs the files in processes here and --scheduler on a dask "
+     "cluster; give only one of them"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--scheduler-file", "FILE"],
+     "Invalid value for '--scheduler-file': give the scheduler's address (--scheduler) or its file "
+     "(--scheduler-file), not both"),
+])
+def test_one_place_to_run(tmp_path, args, message):
+    image = write_images(tmp_path / "in", 1)[0]
+    (tmp_path / "FILE").write_text("{}")
+    args = [tmp_path / "FILE" if a == "FILE" else a for a in args]
+    for command in ("transform", "compress"):
+        result = invoke(command, image, "-o", tmp_path / "out", *args)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == f"Error: {message}"
+    # --jobs 1 is the default place: it goes with a scheduler.
+    result = invoke("transform", image, "-o", tmp_path / "out", "--jobs", "1", "--scheduler", "not an address")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: cannot reach the dask scheduler at not an address: ")
+
+
+def test_verify_sends_only_image_lists_to_a_cluster(tmp_path):
+    image = write_images(tmp_path / "in", 1)[0]
+    assert invoke("transform", image, "-o", tmp_path / "out").exit_code == 0
+    for args in ([], [tmp_path / "out" / "image000_coefficients.npz", image]):
+        result = invoke("verify", *args, "--scheduler", "tcp://127.0.0.1:1")
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == (
+            "Error: a dask cluster (--scheduler, --scheduler-file) checks image files: "
+            "dctconv verify IMAGE... --scheduler ADDRESS")
+
+
+def test_skip_existing_on_the_cluster(dask_cluster, tmp_path):
+    images = write_images(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    assert invoke("transform", images[0], "-o", out, "--no-pictures").exit_code == 0
+    result = invoke("transform", *images, "-o", out, "--no-pictures", "--skip-existing",
+                    "--scheduler-file", dask_cluster.scheduler_file, "--json")
+    assert result.exit_code == 0, result.output
+    assert "Note: skipped 1 of 3 inputs whose outputs are all there and newer (--skip-existing)" in result.stderr
+    assert [Path(f["input"]).name for f in json.loads(result.stdout)["files"]] == ["image001.png", "image002.png"]

@@ -53,6 +53,7 @@ test: dev
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_transform.py
 	$(BIN)/python benchmarks/bench_cli.py
+	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_batch.py
 

@@ -589,6 +589,12 @@ def _scale_batch() -> str:
 SCHEDULER_BOUND = 1000
 
 
+@block("bench-faults")
+def _bench_faults() -> str:
+    # The file's own title line would repeat the page's heading.
+    return _results("bench_faults.md").split("\n", 1)[1].strip() + "\n"
+
+
 # --- pictures -----------------------------------------------------------------------------
 
 

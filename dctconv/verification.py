@@ -215,15 +215,7 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None, im
         what = f"the transform of {image_name}"
     difference = np.where(compared, np.abs(coefficients.astype(np.float64) - expected.astype(np.float64)), 0.0)
     count = int(compared.sum())
-    location = None
-    error = 0.0
-    if count and difference.max() > 0:  # an all-zero difference has no "where"
-        channel, row, col = np.unravel_index(int(np.argmax(difference)), difference.shape)
-        x, y = divmod(int(channel), n)
-        location = Location(int(row), int(col), x, y)
-        error = float(difference[channel, row, col])
-    if not np.isfinite(difference).all():
-        error = math.inf
+    location, error = _largest(difference, n)
     passed = error <= tol
     name = str(coefficient_path)
     if passed:
@@ -238,6 +230,20 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None, im
         trusted.update(kept_channels=int(np.count_nonzero(read.channel_mask)), step=header.step,
                        threshold=header.threshold)
     return FileVerification(check, header.kind, location, count, skipped, reason, trusted=trusted)
+
+
+def _largest(difference, n: int):
+    """(Location, value) of the largest entry of ``difference`` (n*n, h, w); (None, 0.0) where all
+    are zero (no "where"), and an infinite error where any is not finite."""
+    location, error = None, 0.0
+    if difference.max(initial=0.0) > 0:
+        channel, row, col = np.unravel_index(int(np.argmax(difference)), difference.shape)
+        x, y = divmod(int(channel), n)
+        location = Location(int(row), int(col), x, y)
+        error = float(difference[channel, row, col])
+    if not np.isfinite(difference).all():
+        error = math.inf
+    return location, error
 
 
 def _settings_text(header) -> str:
@@ -358,14 +364,7 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
     difference = np.where(either_way, 0.0, difference)
     skipped = int(either_way.sum())
     count = difference.size - skipped
-    location, error = None, 0.0
-    if difference.max(initial=0.0) > 0:
-        channel, row, col = np.unravel_index(int(np.argmax(difference)), difference.shape)
-        x, y = divmod(int(channel), n)
-        location = Location(int(row), int(col), x, y)
-        error = float(difference[channel, row, col])
-    if not np.isfinite(difference).all():
-        error = math.inf
+    location, error = _largest(difference, n)
     passed = error <= tol
     what = f"the compression of {image_name} ({_settings_text(header)})"
     name = str(path)

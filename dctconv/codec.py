@@ -51,15 +51,17 @@ class Levels:
             return self.levels
         if self.offsets is None:
             return self.levels * self.steps[:, None, None]
-        coefficients = np.multiply(self.levels, self.steps[:, None, None], dtype=np.float64)
-        # Most levels are 0 and stay 0: move only the nonzero ones towards zero.
-        flat = coefficients.reshape(-1)
+        # Most levels are 0 and their coefficients 0: compute only the nonzero ones.
+        coefficients = np.zeros(self.levels.shape)
         levels = self.levels.reshape(-1)
         index = np.flatnonzero(levels)
         levels = levels[index]
         channel = index // (self.levels.shape[1] * self.levels.shape[2])
+        steps = self.steps[channel]
         offset = np.where(np.abs(levels) == 1, self.offsets[0][channel], self.offsets[1][channel])
-        flat[index] -= np.sign(levels) * offset * self.steps[channel]
+        value = levels * steps
+        value -= np.sign(levels) * offset * steps
+        coefficients.reshape(-1)[index] = value
         return coefficients
 
 
@@ -154,11 +156,15 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
         return Levels(header, kept, steps)
     if header.dead_zone:
         np.rint(kept[:1], out=kept[:1])
-        ac = kept[1:]
-        np.copysign(np.floor(np.abs(ac) + (0.5 - header.dead_zone / 256)), ac, out=ac)
+        magnitude = np.empty(kept.shape[1:])
+        for channel in kept[1:]:  # one channel at a time: the temporary stays small
+            np.abs(channel, out=magnitude)
+            magnitude += 0.5 - header.dead_zone / 256
+            np.floor(magnitude, out=magnitude)
+            np.copysign(magnitude, channel, out=channel)
     else:
         np.rint(kept, out=kept)
-    peak = float(np.abs(kept).max())
+    peak = max(float(kept.max()), -float(kept.min()))  # the largest |level|, without a copy
     if not peak < LEVEL_LIMIT:
         raise InvalidCompressionError(
             f"quantization levels reach {peak:g}, beyond the codec's limit of 2**59; use a larger step"

@@ -125,24 +125,46 @@ def _tokens(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tokens, extra
 
 
-def _neighbour_mean(maps: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
-    """Mean of the four neighbours (left, right, above, below) of every block of each map.
+def _neighbour_mean(maps: np.ndarray) -> np.ndarray:
+    """Mean of the four neighbours (above, below, left, right) of every block of each map.
 
-    ``known`` (rows, columns) bool: only those blocks count, and a block's mean is over
-    the known neighbours it has (0 if none). Without it, every block counts and an
-    edge block stands in for its missing neighbour.
+    An edge block stands in for its missing neighbour. Written with shifted slices
+    rather than a padded copy; the sum is taken in that order, so the float32 result
+    is the same on every machine and in encoder and decoder.
     """
-    if known is None:
-        padded = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        total = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1]
-        total += padded[:, 1:-1, :-2]
-        total += padded[:, 1:-1, 2:]
-        return total / 4
-    padded = np.pad(maps * known, ((0, 0), (1, 1), (1, 1)))
-    count = np.pad(known.astype(maps.dtype), 1)
-    total = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
-    number = count[:-2, 1:-1] + count[2:, 1:-1] + count[1:-1, :-2] + count[1:-1, 2:]
-    return total / np.maximum(number, 1)
+    total = np.empty_like(maps)
+    total[:, 1:] = maps[:, :-1]
+    total[:, :1] = maps[:, :1]
+    total[:, :-1] += maps[:, 1:]
+    total[:, -1:] += maps[:, -1:]
+    total[:, :, 1:] += maps[:, :, :-1]
+    total[:, :, :1] += maps[:, :, :1]
+    total[:, :, :-1] += maps[:, :, 1:]
+    total[:, :, -1:] += maps[:, :, -1:]
+    total /= 4
+    return total
+
+
+def _known_neighbour_mean(maps: np.ndarray, selected) -> np.ndarray:
+    """Mean over the neighbours inside the grid, at the ``selected`` blocks (a :class:`_Checkerboard`).
+
+    Used in the second pass of a group, when only the first pass's blocks are known
+    in ``maps`` and every other block is still 0: a block's neighbours are then all
+    known ones, so the mean is their sum over how many the block has (2 to 4).
+    """
+    k, rows, cols = maps.shape
+    total = np.zeros((k, rows, cols), maps.dtype)
+    total[:, 1:] = maps[:, :-1]
+    total[:, :-1] += maps[:, 1:]
+    total[:, :, 1:] += maps[:, :, :-1]
+    total[:, :, :-1] += maps[:, :, 1:]
+    count = np.full((rows, cols), 4, maps.dtype)
+    count[0] -= 1
+    count[-1] -= 1
+    count[:, 0] -= 1
+    count[:, -1] -= 1
+    np.maximum(count, 1, out=count)
+    return selected.take(total) / selected.take(count[None])
 
 
 def _context_values(levels, steps, group, block_size) -> np.ndarray:
@@ -178,17 +200,63 @@ def _context_values(levels, steps, group, block_size) -> np.ndarray:
     return same
 
 
-def _second_pass_values(base, levels, group) -> np.ndarray:
+def _second_pass_values(base, levels, group, selected) -> np.ndarray:
     """The second pass adds what the first one coded: the same channel in the four neighbours."""
-    known = _parity(levels.shape[1:]) == 0
-    own = _neighbour_mean(np.abs(levels[group]).astype(np.float32), known)
+    # Only the first pass's blocks are nonzero yet: read just those, then lay them out.
+    known = _Checkerboard((selected.rows, selected.cols), 1 - selected.parity)
+    magnitudes = np.zeros((len(group),) + levels.shape[1:], np.float32)
+    for row, channel in enumerate(group):
+        known.put(magnitudes[row : row + 1], np.abs(known.take(levels[channel : channel + 1])))
+    own = _known_neighbour_mean(magnitudes, selected)
     own *= np.float32(SECOND_PASS_NEIGHBOURS)
-    return base * np.float32(SECOND_PASS_OWN) + own
+    value = selected.take(base)
+    value *= np.float32(SECOND_PASS_OWN)
+    value += own
+    return value
 
 
-def _parity(grid) -> np.ndarray:
-    rows, cols = grid
-    return (np.arange(rows)[:, None] + np.arange(cols)[None, :]) % 2
+class _Checkerboard:
+    """The blocks of one parity (row + column even, or odd) of a grid, in raster order.
+
+    :meth:`take` gathers them from maps, (k, rows, columns) -> (k, m), and :meth:`put`
+    scatters values back. With an even number of columns, a row's blocks of one
+    parity are every other column starting at 0 or 1, so both are two strided copies;
+    otherwise flat indices do it.
+    """
+
+    def __init__(self, grid, parity: int):
+        self.rows, self.cols = grid
+        self.parity = parity
+        if self.cols % 2:
+            index = np.arange(self.rows * self.cols)
+            self.index = index[(index // self.cols + index % self.cols) % 2 == parity]
+            self.size = self.index.size
+        else:
+            self.index = None
+            self.size = self.rows * self.cols // 2
+
+    def _halves(self, maps):
+        """(rows of even index, their start column), (rows of odd index, theirs) as strided views."""
+        pairs = maps.reshape(len(maps), self.rows, self.cols // 2, 2)
+        return pairs[:, 0::2, :, self.parity], pairs[:, 1::2, :, 1 - self.parity]
+
+    def take(self, maps: np.ndarray) -> np.ndarray:
+        if self.index is not None:
+            return maps.reshape(len(maps), -1)[:, self.index]
+        out = np.empty((len(maps), self.rows, self.cols // 2), maps.dtype)
+        even_rows, odd_rows = self._halves(maps)
+        out[:, 0::2] = even_rows
+        out[:, 1::2] = odd_rows
+        return out.reshape(len(maps), -1)
+
+    def put(self, maps: np.ndarray, values: np.ndarray) -> None:
+        if self.index is not None:
+            maps.reshape(len(maps), -1)[:, self.index] = values
+            return
+        values = values.reshape(len(maps), self.rows, self.cols // 2)
+        even_rows, odd_rows = self._halves(maps)
+        even_rows[...] = values[:, 0::2]
+        odd_rows[...] = values[:, 1::2]
 
 
 def coding_groups(channels: np.ndarray, block_size: int) -> list[np.ndarray]:
@@ -281,14 +349,18 @@ def _values_of(bits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def _runs(ids: np.ndarray):
     """Stable order grouping equal ids, and the (id, start, end) runs of that order."""
-    order = np.argsort(ids, kind="stable")
     if ids.size == 0:
-        return order, []
-    sorted_ids = ids[order]
-    bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(ids)]))
-    return order, [(int(sorted_ids[a]), int(a), int(b)) for a, b in zip(starts, ends)]
+        return np.zeros(0, np.intp), []
+    low = int(ids.min())
+    keys = ids - ids.dtype.type(low)
+    # A pass uses a few neighbouring ids: as offsets in one byte, numpy's stable sort
+    # (a radix sort for small integers) makes one pass over them instead of two.
+    if int(keys.max()) < 256:
+        keys = keys.astype(np.uint8)
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys)
+    ends = np.cumsum(counts)
+    return order, [(low + int(k), int(ends[k] - counts[k]), int(ends[k])) for k in np.flatnonzero(counts)]
 
 
 def _dc_passes(grid):
@@ -332,10 +404,9 @@ def _passes(grid, channels: np.ndarray, block_size: int):
     DC first (:func:`_dc_passes`, as ("dc", kind, rows, cols, half)), then each
     anti-diagonal of AC channels in two passes, ("ac", group, first_pass, blocks):
     the blocks whose row plus column is even, then the odd ones, whose four
-    neighbours are then known in the same channels (blocks as flat raster indices).
+    neighbours are then known in the same channels (blocks: a :class:`_Checkerboard`).
     """
-    parity = _parity(grid).reshape(-1)
-    even, odd = np.flatnonzero(parity == 0), np.flatnonzero(parity == 1)  # raster order
+    even, odd = _Checkerboard(grid, 0), _Checkerboard(grid, 1)
     for group in coding_groups(np.asarray(channels), block_size):
         if group[0] == 0:
             for kind, rows, cols, half in _dc_passes(grid):
@@ -361,9 +432,9 @@ def _pass_ids(levels, steps, step, classes, block_size, cache: dict) -> np.ndarr
     _, group, first_pass, selected = step
     if first_pass:
         cache["base"] = _context_values(levels, steps, group, block_size)
-        value = cache["base"].reshape(len(group), -1)[:, selected]
+        value = selected.take(cache["base"])
     else:
-        value = _second_pass_values(cache.pop("base"), levels, group).reshape(len(group), -1)[:, selected]
+        value = _second_pass_values(cache.pop("base"), levels, group, selected)
     bins = _bin(value, CONTEXT_EDGES)
     offset = 0 if first_pass else int(classes.max()) + 1
     bins += ((offset + classes[group]) * BINS).astype(np.int16)[:, None]
@@ -371,13 +442,16 @@ def _pass_ids(levels, steps, step, classes, block_size, cache: dict) -> np.ndarr
 
 
 def _bin(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Number of ``edges`` each value reaches (int16): its bin."""
-    bins = np.zeros(values.shape, np.int16)
-    # For integers, v >= 0.5 is v >= 1: the edges rounded up, in the values' own type.
-    edges = np.ceil(edges) if values.dtype.kind in "iu" else edges
-    for edge in edges.astype(values.dtype):
-        bins += values >= edge
-    return bins
+    """Number of ``edges`` each non-negative value reaches (int16): its bin.
+
+    Every edge is a multiple of 1/2, so ``v >= e`` exactly when ``floor(2 v) >= 2 e``:
+    a table lookup at ``floor(2 min(v, top))`` (exact for floats and integers alike).
+    """
+    twice = np.rint(2 * edges).astype(np.intp)
+    table = np.searchsorted(twice, np.arange(twice[-1] + 1), side="right").astype(np.int16)
+    index = np.minimum(values, values.dtype.type(edges[-1]))
+    index = index * 2 if values.dtype.kind in "iu" else index * np.float32(2)
+    return table[index.astype(np.intp)]
 
 
 def _pass_values(levels, step) -> np.ndarray:
@@ -390,7 +464,7 @@ def _pass_values(levels, step) -> np.ndarray:
         prediction, _ = _dc_prediction(levels[0], kind, rows, cols, half)
         return (dc - prediction).reshape(-1)
     _, group, _, selected = step
-    return levels.reshape(len(levels), -1)[group[:, None], selected[None, :]].reshape(-1)
+    return np.concatenate([selected.take(levels[channel : channel + 1]) for channel in group], axis=None)
 
 
 def _store(levels, step, values) -> None:
@@ -405,7 +479,9 @@ def _store(levels, step, values) -> None:
         levels[0][np.ix_(rows, cols)] = dc
         return
     _, group, _, selected = step
-    levels.reshape(len(levels), -1)[group[:, None], selected[None, :]] = values.reshape(len(group), -1)
+    values = values.reshape(len(group), -1)
+    for row, channel in enumerate(group):  # a group's channels are not one slice of levels
+        selected.put(levels[channel : channel + 1], values[row : row + 1])
 
 
 def context_count(block_size: int) -> int:

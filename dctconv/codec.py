@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .codec_file import MODES, CodecHeader, pack, read_header, sections
+from .codec_file import FORMAT_VERSION, MODES, CodecHeader, pack, read_header, sections
 from .compression import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from .entropy_model import MAX_BITS, CodedLevels, channel_classes, encode_levels
 from .entropy_model import decode_levels as _decode_coded
@@ -283,7 +283,7 @@ def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=Non
     if header.quantization == "none":
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
         return pack(header, b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6)), levels
-    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps)
+    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps, version=FORMAT_VERSION)
     offsets = b""
     if levels.offsets is not None:
         offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
@@ -326,7 +326,9 @@ def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Level
         raise CodecFileError("model section is shorter than its reconstruction offsets")
     offsets = _offsets_of(model[:split], n) if split else None
     coded = CodedLevels(model[split:], words, raw)
-    return Levels(header, _decode_coded(coded, shape, zigzag_order(n)[: header.keep], n, steps), steps, offsets)
+    channels = zigzag_order(n)[: header.keep]
+    decoded = _decode_coded(coded, shape, channels, n, steps, version=header.format_version)
+    return Levels(header, decoded, steps, offsets)
 
 
 def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

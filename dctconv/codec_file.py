@@ -4,7 +4,7 @@ Layout (little-endian)::
 
     offset size  field
     0      4     magic b"DCTZ"
-    4      1     format version (1)
+    4      1     format version (2; version 1 files are read too)
     5      1     block size n (2 .. 64)
     6      1     pixel mode: 0 "L" (uint8), 1 "I;16" (uint16), 2 "I" (int32), 3 "F" (float32)
     7      1     quantization: 0 quality table, 1 flat step, 2 none (coefficients stored as float64)
@@ -21,7 +21,11 @@ Layout (little-endian)::
     48     ...   model, words, raw bits, and nothing after them
 
 For quantization 0 the model section starts with the reconstruction offsets of
-``dctconv.codec.quantize_image``, two bytes per channel class. For
+``dctconv.codec.quantize_image``, two bytes per channel class. The rest of it is one
+bit stream, 2 bits per context of the model (``dctconv.entropy_model.model_section``):
+0 unused, 1 only zeros, 2 parametric followed by two 5-bit indices, 3 a table followed
+by its 7-bit token count A and A 4-bit codes. Version 1 files hold, instead, one byte
+A per context and then the 4-bit codes of every context's table. For
 quantization 2 the model and word sections are empty and the raw section is the
 zlib-compressed float64 values of the K kept channels.
 
@@ -42,7 +46,10 @@ from .kernels import blocks_shape
 from .limits import DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 MAGIC = b"DCTZ"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions the reader takes: 1 stored every context's model as a table, 2 may give two
+#: parameters instead (:mod:`dctconv.entropy_model`); the rest of the layout is the same.
+READABLE_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<4sBBBBBBHIIddIII")
 #: Size of the header in bytes.
 HEADER_SIZE = _HEADER.size
@@ -153,8 +160,8 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         raise CodecFileError(f"file is truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
     (_, version, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
      model_bytes, word_count, raw_bytes) = _HEADER.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise CodecFileError(f"unknown format version {version} (this dctconv reads version {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise CodecFileError(f"unknown format version {version} (this dctconv reads versions 1 and 2)")
     if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
         raise CodecFileError(f"header gives block size {n}, not from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}")
     if mode >= len(_MODE_CODES):
@@ -190,6 +197,7 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         model_bytes=model_bytes,
         word_count=word_count,
         raw_bytes=raw_bytes,
+        format_version=version,
     )
     if header.size != len(data):
         what = "truncated" if header.size > len(data) else f"followed by {len(data) - header.size:,} extra bytes"

@@ -34,9 +34,13 @@ blocks; in the second pass, half of that plus the mean magnitude of the same cha
 in the four neighbours. For (0, 1) and (1, 0) it is the DC difference across the
 block's left and right (above and below) neighbours. The value, cut at
 :data:`CONTEXT_EDGES`, picks one of :data:`BINS` models of the channel's class
-(:func:`channel_classes`) and pass. The model of each context is the token histogram
-the encoder counted, stored in the file as 4-bit negative log2 probabilities in half
-bits; a context whose only token is 0 costs nothing to code.
+(:func:`channel_classes`) and pass. The model of each context is fitted by the encoder
+and stored in the file (:func:`model_section`): since format version 2, two 5-bit
+indices of a parametric law (:func:`parametric_probabilities`: the probability of 0
+and a geometric law of the nonzero magnitudes), or, where it costs fewer bits with
+its symbols, the token histogram the encoder counted as 4-bit negative log2
+probabilities in half bits (the only kind of version 1). A context whose only token
+is 0 costs nothing to code.
 
 References
 ----------
@@ -76,6 +80,9 @@ SECOND_PASS_NEIGHBOURS = 1.0
 DC_EDGES = np.array([0.5, 1.5, 2.5, 4, 6, 9, 14, 22, 35, 60])
 #: Negative log2 probability, in half bits, stored for a token never seen in a context.
 UNSEEN = 15
+#: The file format version whose model section :func:`encode_levels` writes by default
+#: (1: a table per context; 2: a table or two parameters per context).
+MODEL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,168 @@ def _unpack_tables(model: bytes, contexts: int) -> list[np.ndarray | None]:
     return tables
 
 
+#: Probability of token 0 in a parametric model: logistic of 32 steps from -4 to 10.
+PARAMETRIC_ZERO = 1 / (1 + np.exp(-np.linspace(-4.0, 10.0, 32)))
+#: Ratio ``r = 1 - 2**-x`` of the geometric law of the nonzero magnitudes of a parametric
+#: model, ``x`` on 32 logarithmic steps from 0.05 to 24 (mean magnitudes from 1 to
+#: about ``2**24``).
+PARAMETRIC_RATIO_EXPONENT = 0.05 * 480.0 ** (np.arange(32) / 31)
+#: Kinds of a context in a version-2 model section (2 bits each).
+_UNUSED, _ONLY_ZERO, _PARAMETRIC, _TABLE = range(4)
+#: Probabilities are rounded to multiples of 2**-_PRECISION (at least one), so that
+#: encoder and decoder hand constriction the same numbers on any machine.
+_PRECISION = 24
+
+
+def _token_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Smallest magnitude of each token and the smallest of the next one."""
+    low = np.arange(TOKENS, dtype=np.float64)
+    high = low + 1
+    large = low >= DIRECT_TOKENS
+    length = np.arange(TOKENS) - DIRECT_TOKENS + DIRECT_BITS + 1  # bit_length of a size class
+    low[large] = 2.0 ** (length[large] - 1)
+    high[large] = 2.0 ** length[large]
+    return low, high
+
+
+def parametric_probabilities(zero: int, ratio: int) -> np.ndarray:
+    r"""Token probabilities of the parametric model with parameter indices ``zero``, ``ratio`` (0 .. 31).
+
+    ``P(0) = p0 = PARAMETRIC_ZERO[zero]`` and, for ``m >= 1``,
+    :math:`P(|q| = m) = (1 - p_0)(1 - r) r^{m - 1}` with ``r = 1 - 2**-x``,
+    ``x = PARAMETRIC_RATIO_EXPONENT[ratio]``: a geometric law of the nonzero
+    magnitudes, as a Laplacian coefficient quantized with a uniform step gives. A
+    size-class token gets the sum over its magnitudes (its extra bits are then
+    uniform, as they are coded). The result is in units of ``2**-24`` (floats holding
+    whole numbers, every token at least one unit), so that it is the same on every
+    machine; constriction normalizes it.
+
+    Examples
+    --------
+    >>> from dctconv.entropy_model import parametric_probabilities
+    >>> p = parametric_probabilities(16, 0)
+    >>> p.shape, bool(p.min() >= 1), round(float(p[0] / p.sum()), 3)
+    ((73,), True, 0.818)
+    """
+    low, high = _token_bounds()
+    log_ratio = np.log1p(-(2.0 ** -PARAMETRIC_RATIO_EXPONENT[ratio]))
+    with np.errstate(under="ignore"):
+        mass = np.exp((low - 1) * log_ratio) * -np.expm1((high - low) * log_ratio)
+    p0 = PARAMETRIC_ZERO[zero]
+    probabilities = (1 - p0) * mass
+    probabilities[0] = p0
+    return np.maximum(np.rint(probabilities * 2.0**_PRECISION), 1.0)
+
+
+def _parametric_log2_grid() -> np.ndarray:
+    """(32 * 32, TOKENS) log2 probabilities of every parametric model, index ``zero * 32 + ratio``."""
+    if "grid" not in _GRID:
+        grid = np.array([parametric_probabilities(a, b) for a in range(32) for b in range(32)])
+        _GRID["grid"] = np.log2(grid / grid.sum(axis=1, keepdims=True))
+    return _GRID["grid"]
+
+
+_GRID: dict = {}
+
+
+def _table_codes(histogram: np.ndarray) -> np.ndarray:
+    """4-bit codes (negative log2 probability in half bits) of a histogram's tokens, up to its last one."""
+    size = int(np.flatnonzero(histogram)[-1]) + 1
+    hist = histogram[:size].astype(np.float64)
+    with np.errstate(divide="ignore"):
+        code = np.rint(-2 * np.log2(hist / hist.sum()))
+    return np.where(hist > 0, np.clip(code, 0, UNSEEN - 1), UNSEEN).astype(np.int64)
+
+
+def _table_probabilities(code: np.ndarray) -> np.ndarray:
+    return np.exp2(-np.where(code == UNSEEN, 24.0, code) / 2)
+
+
+def _pack_models(counts: np.ndarray) -> bytes:
+    """Version-2 model section: per context a kind and its parameters, as one bit stream.
+
+    For each context, 2 bits: unused; only token 0 (nothing coded); parametric
+    (:func:`parametric_probabilities`), then 5 + 5 bits of its two indices; table,
+    then 7 bits of its alphabet size A and A 4-bit codes as in version 1. The encoder
+    takes whichever of the last two costs fewer bits, counting the parameters.
+    """
+    grid = _parametric_log2_grid()
+    fields = []  # (value, bits) pairs, in order
+    param_cost = -(counts @ grid.T)  # (contexts, 1024) bits of each context's symbols
+    for index, histogram in enumerate(counts):
+        used = np.flatnonzero(histogram)
+        if used.size == 0:
+            fields.append((_UNUSED, 2))
+            continue
+        if used[-1] == 0:
+            fields.append((_ONLY_ZERO, 2))
+            continue
+        best = int(np.argmin(param_cost[index]))
+        code = _table_codes(histogram)
+        table = _table_probabilities(code)
+        table_cost = -(histogram[: code.size] * np.log2(table / table.sum())).sum() + 7 + 4 * code.size
+        if param_cost[index, best] + 10 <= table_cost:
+            fields += [(_PARAMETRIC, 2), (best >> 5, 5), (best & 31, 5)]
+        else:
+            fields += [(_TABLE, 2), (code.size, 7)] + [(int(c), 4) for c in code]
+    values = np.array([v for v, _ in fields], dtype=np.int64)
+    lengths = np.array([b for _, b in fields], dtype=np.int64)
+    return np.packbits(_bits_of(values, lengths)).tobytes()
+
+
+def _unpack_models(model: bytes, contexts: int) -> list[np.ndarray | None]:
+    """Probabilities of each context's tokens from a version-2 model section (None: unused).
+
+    A context of only token 0 gets ``[1.0]`` (nothing to code). Every field is checked
+    against the section's length; the padding after the last one must be under a byte.
+    """
+    bits = np.unpackbits(np.frombuffer(model, dtype=np.uint8))
+    cursor = 0
+
+    def take(count: int) -> int:
+        nonlocal cursor
+        if cursor + count > bits.size:
+            raise CodecFileError("model section ends before its last context")
+        value = 0
+        for bit in bits[cursor : cursor + count]:
+            value = (value << 1) | int(bit)
+        cursor += count
+        return value
+
+    tables: list[np.ndarray | None] = []
+    for _ in range(contexts):
+        kind = take(2)
+        if kind == _UNUSED:
+            tables.append(None)
+        elif kind == _ONLY_ZERO:
+            tables.append(np.ones(1))
+        elif kind == _PARAMETRIC:
+            zero = take(5)
+            tables.append(parametric_probabilities(zero, take(5)))
+        else:
+            size = take(7)
+            if not 1 <= size <= TOKENS:
+                raise CodecFileError(f"model section gives a table of {size} tokens, not from 1 to {TOKENS}")
+            if cursor + 4 * size > bits.size:
+                raise CodecFileError("model section ends before its last context")
+            code = bits[cursor : cursor + 4 * size].reshape(size, 4) @ np.array([8, 4, 2, 1])
+            cursor += 4 * size
+            tables.append(_table_probabilities(code))
+    if bits.size - cursor >= 8:
+        raise CodecFileError(f"model section has {(bits.size - cursor) // 8} bytes after its last context")
+    return tables
+
+
+def model_section(counts: np.ndarray, version: int) -> bytes:
+    """The model section of format ``version`` (1: tables only, 2: tables or parameters)."""
+    return _pack_tables(counts) if version == 1 else _pack_models(counts)
+
+
+def read_models(model: bytes, contexts: int, version: int) -> list[np.ndarray | None]:
+    """Each context's token probabilities from a model section of format ``version``."""
+    return _unpack_tables(model, contexts) if version == 1 else _unpack_models(model, contexts)
+
+
 def _categorical(probabilities: np.ndarray):
     import constriction
 
@@ -489,7 +658,9 @@ def context_count(block_size: int) -> int:
     return 2 * (int(channel_classes(block_size).max()) + 1) * BINS + 1 + 2 * (len(DC_EDGES) + 1)
 
 
-def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int, steps=None) -> CodedLevels:
+def encode_levels(
+    levels: np.ndarray, channels: np.ndarray, block_size: int, steps=None, *, version: int = MODEL_VERSION
+) -> CodedLevels:
     """Code the quantization levels of the listed channels.
 
     Parameters
@@ -538,8 +709,8 @@ def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int, ste
         raw.append((flat[flat != 0] < 0).astype(np.uint8))
         large = extra > 0
         raw.append(_bits_of(mags[large], extra[large]))
-    model = _pack_tables(counts.reshape(contexts, TOKENS))
-    tables = _unpack_tables(model, contexts)
+    model = model_section(counts.reshape(contexts, TOKENS), version)
+    tables = read_models(model, contexts, version)
     models = [None if t is None or t.size == 1 else _categorical(t) for t in tables]
     encoder = constriction.stream.queue.RangeEncoder()
     for ids, tokens in plan:
@@ -552,7 +723,9 @@ def encode_levels(levels: np.ndarray, channels: np.ndarray, block_size: int, ste
     return CodedLevels(model=model, words=encoder.get_compressed(), raw_bits=np.packbits(bits).tobytes())
 
 
-def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: int, steps=None) -> np.ndarray:
+def decode_levels(
+    coded: CodedLevels, shape, channels: np.ndarray, block_size: int, steps=None, *, version: int = MODEL_VERSION
+) -> np.ndarray:
     """Decode what :func:`encode_levels` wrote: int64 levels of ``shape`` (n*n, rows, columns).
 
     The caller has checked ``shape`` against its pixel limit. Every size read from
@@ -563,7 +736,7 @@ def decode_levels(coded: CodedLevels, shape, channels: np.ndarray, block_size: i
     n = block_size
     steps = np.ones(n * n) if steps is None else np.asarray(steps, dtype=np.float64)
     classes = channel_classes(n)
-    tables = _unpack_tables(coded.model, context_count(n))
+    tables = read_models(coded.model, context_count(n), version)
     models = [None if t is None or t.size == 1 else _categorical(t) for t in tables]
     bits = np.unpackbits(np.frombuffer(coded.raw_bits, dtype=np.uint8))
     cursor = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ import dctconv
 from dctconv.codec import decode_levels, offsets_size
 from dctconv.codec_file import HEADER_SIZE, read_header
 from dctconv.errors import CodecFileError, CodecTooLargeError
+from dctconv.image_io import read_image
+
+DATA = Path(__file__).parent / "data"
 
 fuzz = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -59,7 +63,8 @@ def patched(offset: int, fmt: str, value) -> bytes:
         (b"", "not a dctconv compressed file (wrong magic bytes)"),
         (b"PK\x03\x04" + VALID[4:], "not a dctconv compressed file (wrong magic bytes)"),
         (VALID[:30], "file is truncated: 30 bytes, shorter than the 48-byte header"),
-        (patched(4, "<B", 2), "unknown format version 2 (this dctconv reads version 1)"),
+        (patched(4, "<B", 3), "unknown format version 3 (this dctconv reads versions 1 and 2)"),
+        (patched(4, "<B", 0), "unknown format version 0 (this dctconv reads versions 1 and 2)"),
         (patched(5, "<B", 65), "header gives block size 65, not from 2 to 64"),
         (patched(6, "<B", 4), "header gives unknown pixel mode 4"),
         (patched(7, "<B", 3), "header gives unknown quantization 3"),
@@ -139,6 +144,25 @@ def test_decode_levels_of_a_damaged_model_section():
     with pytest.raises(CodecFileError, match="reconstruction offsets beyond half a step"):
         decode_levels(bytes(data))
     data = bytearray(VALID)
-    data[HEADER_SIZE + offsets] = 200  # a context's alphabet larger than any token
-    with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
+    data[HEADER_SIZE + offsets : HEADER_SIZE + offsets + 2] = b"\xff\xff"  # kind 3 (a table) of 127 tokens
+    with pytest.raises(CodecFileError, match="model section gives a table of 127 tokens, not from 1 to 73"):
         decode_levels(bytes(data))
+    old = bytearray((DATA / "codec_v1_n4_q75.dctz").read_bytes())
+    old[HEADER_SIZE + offsets] = 200  # version 1: a context's alphabet larger than any token
+    with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
+        decode_levels(bytes(old))
+
+
+@pytest.mark.parametrize("name", ["n8_q50", "n4_q75", "n4_keep6_step1"])
+def test_version_1_files_still_decode(name):
+    # Written by dctconv before format version 2 (commit 73f8d9d), with the pixels its
+    # decoder gave them: the crop of camera.png in codec_v1_source.png at n = 8 quality
+    # 50, n = 4 quality 75, and n = 4 --keep 6 --step 1.
+    data = (DATA / f"codec_v1_{name}.dctz").read_bytes()
+    assert read_header(data).format_version == 1
+    assert np.array_equal(dctconv.decode(data), read_image(DATA / f"codec_v1_{name}.png")[0])
+    source, _ = read_image(DATA / "codec_v1_source.png")
+    settings = {"n8_q50": {"block_size": 8, "quality": 50}, "n4_q75": {"block_size": 4, "quality": 75},
+                "n4_keep6_step1": {"block_size": 4, "step": 1.0, "keep": 6}}[name]
+    new = dctconv.encode(source, **settings)
+    assert read_header(new).format_version == 2 and len(new) < len(data)

@@ -1,9 +1,29 @@
-"""The entropy model's vectorized helpers against literal numpy (the codec's round trips are in test_codec)."""
+"""The entropy model's vectorized helpers against literal numpy, its parametric token laws against a direct
+computation, both model versions, damaged model sections (the codec's round trips are in test_codec)."""
+
+import math
 
 import numpy as np
 import pytest
 
-from dctconv.entropy_model import CONTEXT_EDGES, DC_EDGES, _bin, _Checkerboard, _neighbour_mean, _runs
+from dctconv.entropy_model import (
+    CONTEXT_EDGES,
+    DC_EDGES,
+    DIRECT_TOKENS,
+    PARAMETRIC_RATIO_EXPONENT,
+    PARAMETRIC_ZERO,
+    TOKENS,
+    CodedLevels,
+    context_count,
+    decode_levels,
+    encode_levels,
+    _bin,
+    _Checkerboard,
+    _neighbour_mean,
+    _runs,
+    parametric_probabilities,
+)
+from dctconv.errors import CodecFileError
 
 
 @pytest.mark.parametrize("grid", [(1, 1), (1, 6), (5, 1), (4, 6), (5, 7), (6, 9)])
@@ -44,3 +64,67 @@ def test_neighbour_mean_is_the_mean_of_the_four_neighbours_with_edges_repeated(r
     padded = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode="edge")
     expected = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]) / 4
     assert np.array_equal(_neighbour_mean(maps), expected)
+
+
+
+def geometric_token_law(p0: float, ratio: float) -> list[float]:
+    """P(token) summed magnitude by magnitude: P(0) = p0, P(m) = (1 - p0)(1 - r) r**(m - 1)."""
+    law = [p0] + [(1 - p0) * (1 - ratio) * ratio ** (m - 1) for m in range(1, DIRECT_TOKENS)]
+    for token in range(DIRECT_TOKENS, TOKENS):
+        bits = token - DIRECT_TOKENS + 5  # the size class of magnitudes with this bit length
+        low, high = 2 ** (bits - 1), 2**bits
+        law.append((1 - p0) * (ratio ** (low - 1) - ratio ** (high - 1)))
+    return law
+
+
+@pytest.mark.parametrize("zero, ratio", [(0, 0), (5, 9), (16, 16), (31, 20), (12, 31)])
+def test_parametric_probabilities_follow_the_documented_geometric_law(zero, ratio):
+    p0 = 1 / (1 + math.exp(-(-4 + 14 * zero / 31)))
+    r = 1 - 2 ** -(0.05 * 480 ** (ratio / 31))
+    assert PARAMETRIC_ZERO[zero] == pytest.approx(p0) and 1 - 2.0 ** -PARAMETRIC_RATIO_EXPONENT[ratio] == pytest.approx(r)
+    units = parametric_probabilities(zero, ratio)
+    assert units.shape == (TOKENS,) and np.array_equal(units, np.rint(units)) and units.min() >= 1
+    expected = np.maximum(np.rint(np.array(geometric_token_law(p0, r)) * 2**24), 1)
+    # Whole units of 2**-24, so only a value that sits on a rounding boundary may differ by one.
+    assert np.abs(units - expected).max() <= 1
+
+
+def sample_levels(rng, n=4, grid=(9, 11)):
+    levels = np.zeros((n * n, *grid), np.int64)
+    scale = 40 / (1 + np.add.outer(np.arange(n), np.arange(n)).reshape(-1)) ** 2
+    levels[:] = np.rint(rng.laplace(0, 1, levels.shape) * scale[:, None, None])
+    levels[-3:] = 0  # channels that only ever hold 0
+    return levels
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_round_trip_of_both_model_versions(version, rng):
+    levels = sample_levels(rng)
+    channels = np.arange(16)
+    coded = encode_levels(levels, channels, 4, version=version)
+    assert np.array_equal(decode_levels(coded, levels.shape, channels, 4, version=version), levels)
+
+
+def test_parameters_cost_less_than_tables(rng):
+    levels = sample_levels(rng, n=8, grid=(24, 30))
+    channels = np.arange(64)
+    old, new = (encode_levels(levels, channels, 8, version=v) for v in (1, 2))
+    assert len(new.model) < len(old.model) / 2
+    assert len(new.model) + 4 * new.words.size < len(old.model) + 4 * old.words.size
+
+
+def test_damaged_version_2_model_sections_raise_codec_file_error(rng):
+    levels = sample_levels(rng)
+    channels = np.arange(16)
+    coded = encode_levels(levels, channels, 4, version=2)
+
+    def decode_with(model: bytes):
+        with pytest.raises(CodecFileError) as info:
+            decode_levels(CodedLevels(model, coded.words, coded.raw_bits), levels.shape, channels, 4, version=2)
+        return str(info.value)
+
+    assert decode_with(coded.model[:3]) == "model section ends before its last context"
+    assert decode_with(coded.model + b"\0") == "model section has 1 bytes after its last context"
+    assert decode_with(b"\xff\xff" + coded.model[2:]) == "model section gives a table of 127 tokens, not from 1 to 73"
+    every_context_unused = bytes(math.ceil(2 * context_count(4) / 8))  # 2 bits of kind 0 each
+    assert decode_with(every_context_unused) == "channel 0 uses a model the file does not define"

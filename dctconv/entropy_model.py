@@ -367,9 +367,9 @@ def parametric_probabilities(zero: int, ratio: int) -> np.ndarray:
     Examples
     --------
     >>> from dctconv.entropy_model import parametric_probabilities
-    >>> p = parametric_probabilities(16, 0)
-    >>> p.shape, bool(p.min() >= 1), round(float(p[0] / p.sum()), 3)
-    ((73,), True, 0.818)
+    >>> p = parametric_probabilities(10, 8)  # p0 = 0.626, r = 1 - 2**-(0.05 * 480**(8/31)) = 0.157
+    >>> p.shape, bool(p.min() >= 1), [round(float(v), 3) for v in p[:3] / p.sum()]
+    ((73,), True, [0.626, 0.315, 0.049])
     """
     low, high = _token_bounds()
     log_ratio = np.log1p(-(2.0 ** -PARAMETRIC_RATIO_EXPONENT[ratio]))

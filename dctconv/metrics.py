@@ -23,6 +23,14 @@ ERROR_PERCENTILE = 99.0
 SSIM_WINDOW = 7
 
 
+#: Pixels in one band of rows: the error and SSIM are computed a band at a time, so
+#: that their temporaries (scikit-image's SSIM makes about fifteen, each as large as
+#: its input) stay in the CPU's caches instead of being full-size arrays. On a 4096 x
+#: 4096 photo SSIM took 13 s over the whole image, 3 s in bands of 256 rows, with
+#: the same value to 2e-16 (docs/performance.md).
+BAND_PIXELS = 1 << 20
+
+
 def _pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
     original = check_image(original)
     reconstruction = check_image(reconstruction)
@@ -34,36 +42,66 @@ def _pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
     return original, reconstruction
 
 
-def _float64_pair(original, reconstruction) -> tuple[np.ndarray, np.ndarray]:
-    """Both images in float64, for scikit-image.
+def _bands(height: int, width: int, *, start: int = 0, stop: int | None = None):
+    """(top, bottom) of bands of rows from ``start`` to ``stop`` (default ``height``), about BAND_PIXELS each."""
+    stop = height if stop is None else stop
+    rows = max(1, BAND_PIXELS // max(1, width))
+    return [(top, min(top + rows, stop)) for top in range(start, stop, rows)]
+
+
+def _float64(band) -> np.ndarray:
+    """A band in float64, for scikit-image and for differences.
 
     scikit-image computes in float32 when given float32 images: PSNR and SSIM of a
     float (F) image were then off in the 8th digit, and squared errors of large pixel
     values overflowed to an infinite MSE and a PSNR of -inf. Pixels of every gray mode
     are exact in float64 and their squares stay finite.
     """
-    original, reconstruction = _pair(original, reconstruction)
-    return original.astype(np.float64, copy=False), reconstruction.astype(np.float64, copy=False)
+    return band.astype(np.float64, copy=False)
+
+
+@dataclass(frozen=True)
+class _Errors:
+    """The error of every pixel and the sums the measures need, from one pass over the images."""
+
+    absolute: np.ndarray
+    """|original - reconstruction| per pixel: uint8 or uint16 when both images are
+    (then it holds every error exactly), else float64."""
+    squared_sum: float
+    largest: float
+
+
+def _errors(original, reconstruction) -> _Errors:
+    """|original - reconstruction| of every pixel, and the sum of the squares and the maximum, in float64.
+
+    The differences are taken in float64 a band of rows at a time: no full-size
+    float64 copy of either image.
+    """
+    height, width = original.shape
+    kind = np.result_type(original.dtype, reconstruction.dtype)
+    # Unsigned 8- and 16-bit pixels differ by at most their own range: their errors fit
+    # their own type, four or eight times smaller than float64.
+    dtype = kind if kind in (np.uint8, np.uint16) else np.float64
+    absolute = np.empty((height, width), dtype)
+    squared_sum, largest = 0.0, 0.0
+    for top, bottom in _bands(height, width):
+        difference = _float64(original[top:bottom]) - reconstruction[top:bottom]
+        np.abs(difference, out=difference)
+        largest = max(largest, float(difference.max()))
+        absolute[top:bottom] = difference
+        squared_sum += float(np.sum(np.square(difference, out=difference)))
+    return _Errors(absolute, squared_sum, largest)
 
 
 def mse(original, reconstruction) -> float:
     """Mean squared error, in squared pixel units, computed in float64."""
-    return _mse(*_float64_pair(original, reconstruction))
-
-
-def _mse(original, reconstruction) -> float:
-    difference = original - reconstruction
-    return float(np.mean(np.square(difference, out=difference)))
+    original, reconstruction = _pair(original, reconstruction)
+    return _errors(original, reconstruction).squared_sum / original.size
 
 
 def max_abs_error(original, reconstruction) -> float:
     """Largest absolute pixel difference, in pixel units."""
-    return _max_abs_error(*_float64_pair(original, reconstruction))
-
-
-def _max_abs_error(original, reconstruction) -> float:
-    difference = original - reconstruction
-    return float(np.max(np.abs(difference, out=difference)))
+    return _errors(*_pair(original, reconstruction)).largest
 
 
 def psnr(original, reconstruction, *, data_range: float) -> float | None:
@@ -94,14 +132,18 @@ def psnr(original, reconstruction, *, data_range: float) -> float | None:
     >>> psnr(a, a, data_range=255) is None
     True
     """
-    return _psnr(*_float64_pair(original, reconstruction), data_range)
+    original, reconstruction = _pair(original, reconstruction)
+    return _psnr(original, reconstruction, data_range, identical=np.array_equal(original, reconstruction))
 
 
-def _psnr(original, reconstruction, data_range) -> float | None:
+def _psnr(original, reconstruction, data_range, *, identical: bool) -> float | None:
     from skimage.metrics import peak_signal_noise_ratio
 
-    if np.array_equal(original, reconstruction):
+    if identical:
         return None
+    if original.dtype.kind == "f" or reconstruction.dtype.kind == "f":
+        # Integer pixels scikit-image converts to float64 itself; float32 ones it would keep.
+        original, reconstruction = _float64(original), _float64(reconstruction)
     return float(peak_signal_noise_ratio(original, reconstruction, data_range=data_range))
 
 
@@ -127,17 +169,35 @@ def ssim(original, reconstruction, *, data_range: float) -> float | None:
     >>> ssim(a, a, data_range=255)
     1.0
     """
-    return _ssim(*_float64_pair(original, reconstruction), data_range)
+    return _ssim(*_pair(original, reconstruction), data_range)
 
 
 def _ssim(original, reconstruction, data_range) -> float | None:
+    """scikit-image's mean SSIM, computed over bands of rows (:data:`BAND_PIXELS`).
+
+    scikit-image averages its SSIM map without the ``pad = (window - 1) // 2`` pixels
+    along each edge, whose windows would reach past the image. Each band is given to
+    it with ``pad`` more rows of context above and below (``full=True``), and only its
+    own rows of the map are summed: the window of every summed pixel lies in the
+    band given, so the map values are those of the whole image (up to the order of
+    the floating-point sums, about 1e-16).
+    """
     from skimage.metrics import structural_similarity
 
     window = min(SSIM_WINDOW, *original.shape)
     window -= 1 - window % 2  # the window side must be odd
     if window < 3:
         return None
-    return float(structural_similarity(original, reconstruction, data_range=data_range, win_size=window))
+    pad = (window - 1) // 2
+    height, width = original.shape
+    total = 0.0
+    for top, bottom in _bands(height, width, start=pad, stop=height - pad):
+        _, similarity = structural_similarity(
+            _float64(original[top - pad : bottom + pad]), _float64(reconstruction[top - pad : bottom + pad]),
+            data_range=data_range, win_size=window, full=True,
+        )
+        total += float(np.sum(similarity[pad : pad + bottom - top, pad : width - pad], dtype=np.float64))
+    return total / ((height - 2 * pad) * (width - 2 * pad))
 
 
 @dataclass(frozen=True)
@@ -168,16 +228,18 @@ def compare(original, reconstruction, *, data_range: float) -> Quality:
     >>> quality.mse, quality.max_abs_error
     (1.0, 8.0)
     """
-    return _compare(*_float64_pair(original, reconstruction), data_range)
+    return _compare(*_pair(original, reconstruction), data_range)[0]
 
 
-def _compare(original, reconstruction, data_range) -> Quality:
-    return Quality(
-        psnr_db=_psnr(original, reconstruction, data_range),
+def _compare(original, reconstruction, data_range) -> tuple[Quality, _Errors]:
+    errors = _errors(original, reconstruction)
+    quality = Quality(
+        psnr_db=_psnr(original, reconstruction, data_range, identical=errors.largest == 0),
         ssim=_ssim(original, reconstruction, data_range),
-        mse=_mse(original, reconstruction),
-        max_abs_error=_max_abs_error(original, reconstruction),
+        mse=errors.squared_sum / original.size,
+        max_abs_error=errors.largest,
     )
+    return quality, errors
 
 
 def measure(original, reconstruction, *, data_range: float) -> tuple[Quality, np.ndarray, float]:
@@ -200,8 +262,8 @@ def measure(original, reconstruction, *, data_range: float) -> tuple[Quality, np
     >>> quality.max_abs_error, int(picture.max()), scale
     (8.0, 255, 86.14864864864924)
     """
-    original, reconstruction = _float64_pair(original, reconstruction)
-    return (_compare(original, reconstruction, data_range), *_error_picture(original, reconstruction))
+    quality, errors = _compare(*_pair(original, reconstruction), data_range)
+    return (quality, *_error_picture(errors))
 
 
 def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
@@ -218,14 +280,20 @@ def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
     error_scale : float
         Gray values per unit of error: divide a gray value by it to read the error.
     """
-    return _error_picture(*_float64_pair(original, reconstruction))
+    return _error_picture(_errors(*_pair(original, reconstruction)))
 
 
-def _error_picture(original, reconstruction) -> tuple[np.ndarray, float]:
-    error = np.abs(original - reconstruction)
+def _error_picture(errors: _Errors) -> tuple[np.ndarray, float]:
+    error = errors.absolute
+    # The percentile of integer errors is the same number as of their float64 copy.
     white = float(np.percentile(error, ERROR_PERCENTILE))
     if white == 0:
-        white = float(error.max())
+        white = errors.largest
     scale = 255.0 / white if white > 0 else 1.0
-    picture = np.minimum(np.rint(error * scale), 255).astype(np.uint8)
+    height, width = error.shape
+    picture = np.empty((height, width), np.uint8)
+    for top, bottom in _bands(height, width):
+        shown = np.multiply(error[top:bottom], scale, dtype=np.float64)
+        np.minimum(np.rint(shown, out=shown), 255, out=shown)
+        picture[top:bottom] = shown
     return picture, scale

@@ -9,6 +9,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from references import SAMPLES
+from dctconv import metrics
 from dctconv.errors import InvalidImageError
 from dctconv.image_io import read_image
 from dctconv.metrics import compare, error_picture, max_abs_error, measure, mse, psnr, ssim
@@ -153,3 +154,38 @@ def test_measure_gives_the_four_numbers_and_the_error_picture_at_once(rng):
     np.testing.assert_array_equal(picture, np.minimum(np.rint(error * 255 / white), 255))
     with pytest.raises(InvalidImageError, match="original is 4 x 4 but the reconstruction is 5 x 4"):
         measure(np.zeros((4, 4)), np.zeros((4, 5)), data_range=255)
+
+
+@pytest.mark.parametrize("band_pixels", [1, 37, 200, 10_000])
+@pytest.mark.parametrize("dtype, data_range, spread", [(np.uint8, 255, 9), (np.uint16, 65535, 700)])
+def test_bands_give_scikit_image_values_of_the_whole_image(monkeypatch, rng, band_pixels, dtype, data_range, spread):
+    """SSIM and the errors are computed in bands of rows (metrics.BAND_PIXELS); with bands
+    from one row to the whole image, on a shape whose last band is short, every number
+    is scikit-image's (or numpy's) over the whole image, and the picture is the same."""
+    monkeypatch.setattr(metrics, "BAND_PIXELS", band_pixels)
+    image = (rng.integers(0, 200, (53, 29)) * (data_range // 255)).astype(dtype)
+    other = noisy(image, rng, spread)
+    quality, picture, scale = measure(image, other, data_range=data_range)
+    whole = structural_similarity(image.astype(np.float64), other.astype(np.float64), data_range=data_range)
+    assert quality.ssim == pytest.approx(whole, rel=1e-12, abs=0)
+    assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=data_range), rel=1e-12)
+    error = np.abs(image.astype(np.float64) - other)
+    assert quality.mse == pytest.approx(np.mean(error**2), rel=1e-12)
+    assert quality.max_abs_error == error.max()
+    assert scale == 255 / np.percentile(error, 99)
+    np.testing.assert_array_equal(picture, np.minimum(np.rint(error * scale), 255))
+    for window in (3, 5):  # images under 7 pixels on a side: a smaller window, banded the same way
+        small, small_other = image[:window, :20], other[:window, :20]
+        assert ssim(small, small_other, data_range=data_range) == pytest.approx(
+            structural_similarity(small, small_other, data_range=data_range, win_size=window), rel=1e-12)
+
+
+def test_bands_of_a_float_image(monkeypatch, rng):
+    monkeypatch.setattr(metrics, "BAND_PIXELS", 64)
+    x = rng.random((31, 18)).astype(np.float32)
+    y = (x + rng.normal(0, 1e-2, x.shape)).astype(np.float32)
+    quality = compare(x, y, data_range=1.0)
+    reference = structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=1.0)
+    assert quality.ssim == pytest.approx(reference, rel=1e-12)
+    difference = x.astype(np.float64) - y.astype(np.float64)
+    assert quality.mse == pytest.approx(np.mean(difference**2), rel=1e-12)

@@ -213,6 +213,8 @@ def to_pixels(image, mode: str) -> np.ndarray:
     """Round and clip a float image to the pixel type of ``mode`` (float: clip to float32's range)."""
     dtype = np.dtype(GRAY_MODES[mode][0])
     image = np.asarray(image)
+    if image.dtype == dtype and dtype.kind in "iu":
+        return image  # already pixels: every value is in range and whole
     if dtype.kind == "f":
         # A float64 reconstruction of a pixel at float32's maximum can exceed it by an
         # ulp, which the cast would turn into infinity.
@@ -240,18 +242,44 @@ def image_suffix(mode: str) -> str:
 
 def save_image(path, image, mode: str) -> None:
     """Write ``image``, rounded and clipped to ``mode``, as PNG (L, I;16) or TIFF (I, F)."""
+    _write_image(path, image, mode)
+
+
+def image_bytes(image, mode: str) -> bytes:
+    """The bytes :func:`save_image` writes for ``image``: to encode now and write later."""
+    import io
+
+    buffer = io.BytesIO()
+    _write_image(buffer, image, mode)
+    return buffer.getvalue()
+
+
+def _write_image(target, image, mode: str) -> None:
     from PIL import Image
 
     pixels = to_pixels(image, mode)
     suffix = image_suffix(mode)
     if suffix == ".png":
-        Image.fromarray(pixels).save(path, format="PNG", **PNG_OPTIONS)
+        Image.fromarray(pixels).save(target, format="PNG", **PNG_OPTIONS)
     else:
-        Image.fromarray(pixels).save(path, format="TIFF")
+        Image.fromarray(pixels).save(target, format="TIFF")
 
 
 def save_picture(path, picture) -> None:
     """Write an 8-bit picture (uint8 array, gray (H, W) or RGB (H, W, 3)) as PNG."""
+    _write_picture(path, picture)
+
+
+def picture_bytes(picture) -> bytes:
+    """The bytes :func:`save_picture` writes for ``picture``: to encode now and write later."""
+    import io
+
+    buffer = io.BytesIO()
+    _write_picture(buffer, picture)
+    return buffer.getvalue()
+
+
+def _write_picture(target, picture) -> None:
     from PIL import Image
 
-    Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(path, format="PNG", **PNG_OPTIONS)
+    Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(target, format="PNG", **PNG_OPTIONS)

@@ -228,22 +228,26 @@ def compare(original, reconstruction, *, data_range: float) -> Quality:
     >>> quality.mse, quality.max_abs_error
     (1.0, 8.0)
     """
-    return _compare(*_pair(original, reconstruction), data_range)[0]
+    original, reconstruction = _pair(original, reconstruction)
+    return _quality(original, reconstruction, data_range, _errors(original, reconstruction))
 
 
-def _compare(original, reconstruction, data_range) -> tuple[Quality, _Errors]:
-    errors = _errors(original, reconstruction)
-    quality = Quality(
+def _quality(original, reconstruction, data_range, errors: _Errors) -> Quality:
+    return Quality(
         psnr_db=_psnr(original, reconstruction, data_range, identical=errors.largest == 0),
         ssim=_ssim(original, reconstruction, data_range),
         mse=errors.squared_sum / original.size,
         max_abs_error=errors.largest,
     )
-    return quality, errors
 
 
-def measure(original, reconstruction, *, data_range: float) -> tuple[Quality, np.ndarray, float]:
-    """:func:`compare` and :func:`error_picture` at once, the images checked and converted once.
+def measure(original, reconstruction, *, data_range: float,
+            on_error_picture=None) -> tuple[Quality, np.ndarray, float]:
+    """:func:`compare` and :func:`error_picture` at once, each pixel's error computed once.
+
+    ``on_error_picture``, if given, is called as ``on_error_picture(picture,
+    error_scale, largest_error)`` as soon as the error picture is made, before PSNR
+    and SSIM (most of the time): ``compress`` starts encoding the picture then.
 
     Returns
     -------
@@ -262,8 +266,12 @@ def measure(original, reconstruction, *, data_range: float) -> tuple[Quality, np
     >>> quality.max_abs_error, int(picture.max()), scale
     (8.0, 255, 86.14864864864924)
     """
-    quality, errors = _compare(*_pair(original, reconstruction), data_range)
-    return (quality, *_error_picture(errors))
+    original, reconstruction = _pair(original, reconstruction)
+    errors = _errors(original, reconstruction)
+    picture, scale = _error_picture(errors)
+    if on_error_picture is not None:
+        on_error_picture(picture, scale, errors.largest)
+    return _quality(original, reconstruction, data_range, errors), picture, scale
 
 
 def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:

@@ -295,6 +295,50 @@ def compress_outputs(path, out_dir, *, sweep: bool = False, pictures: bool = Tru
     return [tuple(dict.fromkeys(out_dir / names[kind] for names in each)) for kind in each[0]]
 
 
+class _Background:
+    """Work for one thread beside the caller's, when this process has a CPU to spare.
+
+    Encoding a PNG (zlib) and most numpy work release the GIL, so :func:`compress_file`
+    imports what it will need while it encodes the image, and encodes its
+    reconstruction and pictures into bytes while the main thread computes the
+    metrics; the main thread writes every file, in the same order as ever (and
+    matplotlib stays on the main thread). With one CPU (``--jobs`` gives each worker
+    process its share) each task runs at once, in place. A task never writes a file, so
+    leaving the block after an error or Ctrl-C cancels the tasks not started and does
+    not wait for the one running.
+    """
+
+    def __init__(self):
+        from .transform import default_workers
+
+        self._pool = None
+        if default_workers() > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="dctconv-encode")
+
+    def submit(self, function, *args):
+        """Start ``function(*args)``; returns a callable that waits for its result (or raises its error)."""
+        if self._pool is None:
+            result = function(*args)
+            return lambda: result
+        return self._pool.submit(function, *args).result
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self._pool is not None:
+            # After an error nothing waits for the running task (an import, an encoding
+            # into memory): the error is reported at once.
+            self._pool.shutdown(wait=kind is None, cancel_futures=True)
+
+
+def _write_bytes(path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def compress_file(
     path,
     out_dir,
@@ -325,6 +369,28 @@ def compress_file(
     ``FileResult.report``. A compressed file larger than the raw pixels
     (``image.nbytes``) gets a note.
     """
+    path, out_dir = Path(path), Path(out_dir)
+    with _Background() as background:
+        # scipy.stats (imported by scikit-image's PSNR) and matplotlib take seconds to
+        # import; the thread imports them while the image is read and encoded.
+        background.submit(_import_all, COMPRESS_IMPORTS if pictures else COMPRESS_DATA_IMPORTS)
+        return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
+                              keep=keep, threshold=threshold, sweep=sweep, max_pixels=max_pixels,
+                              protected=protected, pictures=pictures)
+
+
+def _import_all(names) -> None:
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the work imports it again, and reports what is wrong
+            pass
+
+
+def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_size, quality, step, keep,
+                   threshold, sweep, max_pixels, protected, pictures) -> FileResult:
     import json
     import os
 
@@ -332,10 +398,9 @@ def compress_file(
 
     from .codec import encode_image, reconstruct
     from .compression import keep_mask
-    from .image_io import image_suffix, read_image, save_image, to_pixels
+    from .image_io import image_bytes, image_suffix, read_image, to_pixels
     from .metrics import measure
 
-    path, out_dir = Path(path), Path(out_dir)
     image, info = read_image(path, max_pixels=max_pixels)
     notes = image_notes(info)
     data, levels = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep,
@@ -344,30 +409,45 @@ def compress_file(
     # What decode gives (the same levels, through the same function): transform
     # --inverse of the file writes these pixels exactly.
     pixels = to_pixels(reconstruct(levels), info.mode)
-    quality_numbers, error, error_scale = measure(image, pixels, data_range=info.data_range)
     n = header.block_size
     nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
     blocks = levels.levels[0].size
     mask = keep_mask(n, header.keep)
-    found = None
-    if sweep:
-        from .sweep import NAMES, sweep as run_sweep
-
-        found = run_sweep(image, data_range=info.data_range, block_size=n, quality=header.quality,
-                          step=header.step, threshold=header.threshold)
-        for why in dict.fromkeys(found.left_out.values()):
-            names = [NAMES[m] for m, reason in found.left_out.items() if reason == why]
-            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-            notes.append(f"{listed} left out of the sweep: {why}")
-
     height, width = image.shape
     names = compress_output_names(path.stem, image_suffix(info.mode), sweep=sweep, pictures=pictures)
     with atomic_outputs(protected) as outputs:
         temp = outputs.path(out_dir / names["compressed"])
-        with open(temp, "wb") as f:
-            f.write(data)
+        _write_bytes(temp, data)
         # The rename into place keeps the size, so this is the size on disk.
         compressed_bytes = os.path.getsize(temp)
+        # The reconstruction and the pictures are encoded while the metrics are computed.
+        reconstruction_png = background.submit(image_bytes, pixels, info.mode)
+        if pictures:
+            from .image_io import picture_bytes
+            from .pictures import error_picture_with_legend, maps_picture
+
+            maps_png = background.submit(lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask)))
+            error_png = []
+
+            def encode_error(picture, scale, largest):
+                error_png.append(background.submit(
+                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest))))
+        quality_numbers, _, error_scale = measure(image, pixels, data_range=info.data_range,
+                                                  on_error_picture=encode_error if pictures else None)
+        _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
+        if pictures:
+            _write_bytes(outputs.path(out_dir / names["error"]), error_png[0]())
+            _write_bytes(outputs.path(out_dir / names["maps"]), maps_png())
+        found = None
+        if sweep:
+            from .sweep import NAMES, sweep as run_sweep
+
+            found = run_sweep(image, data_range=info.data_range, block_size=n, quality=header.quality,
+                              step=header.step, threshold=header.threshold)
+            for why in dict.fromkeys(found.left_out.values()):
+                left_out = [NAMES[m] for m, reason in found.left_out.items() if reason == why]
+                listed = left_out[0] if len(left_out) == 1 else ", ".join(left_out[:-1]) + " and " + left_out[-1]
+                notes.append(f"{listed} left out of the sweep: {why}")
         if compressed_bytes > image.nbytes:
             notes.append(f"the compressed file ({compressed_bytes:,} bytes) is larger than the raw pixels "
                          f"({image.nbytes:,} bytes); a lower --quality (or a larger --step) makes it smaller")
@@ -393,15 +473,9 @@ def compress_file(
                 b.anchor: {"psnr_percent": b.psnr, "ssim_percent": b.ssim} for b in found.bd_rates
             },
         )
-        save_image(outputs.path(out_dir / names["reconstruction"]), pixels, info.mode)
         if pictures:
-            from .image_io import save_picture
-            from .pictures import error_picture_with_legend, maps_picture
             from .plots import save_summary, summary_titles
 
-            save_picture(outputs.path(out_dir / names["error"]),
-                         error_picture_with_legend(error, error_scale, largest_error=quality_numbers.max_abs_error))
-            save_picture(outputs.path(out_dir / names["maps"]), maps_picture(levels.coefficients, mask=mask))
             low, high = ((0.0, info.data_range) if info.mode != "F"
                          else (float(image.min()), float(image.max())))
             title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,

@@ -15,6 +15,24 @@ import numpy as np
 DPI = 110
 
 
+def _save_png(fig, path) -> None:
+    """Draw ``fig`` once on an Agg canvas and write its pixels as an RGB PNG.
+
+    ``Figure.savefig`` draws a figure with a layout engine twice (once without
+    rendering, to lay it out) and writes RGBA with zlib's default search; one draw,
+    no alpha (the figures are opaque) and the PNG options of the other pictures
+    (:data:`dctconv.image_io.PNG_OPTIONS`) give the same pixels in about two thirds
+    of the time: most of the summary's cost for a small image (docs/performance.md).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .image_io import save_picture
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    save_picture(path, np.asarray(canvas.buffer_rgba())[..., :3])
+
+
 def _zigzag_ranks(block_size: int) -> np.ndarray:
     from .compression import zigzag_order
 
@@ -181,7 +199,7 @@ def save_summary(
         ax.xaxis.tick_top()
 
     fig.suptitle(title + ("\n" + subtitle if subtitle else ""), fontsize=13)
-    fig.savefig(path, format="png", dpi=DPI)
+    _save_png(fig, path)
 
 
 #: Colour, marker and point labels of each sweep curve. Labels sit on opposite sides
@@ -287,7 +305,7 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
     axes[0].set_title("PSNR: higher is better", fontsize=11)
     axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
     fig.suptitle(title, fontsize=13)
-    fig.savefig(path, format="png", dpi=DPI)
+    _save_png(fig, path)
 
 
 def _few(count: int) -> set[int]:

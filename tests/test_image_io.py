@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from dctconv.errors import ImageReadError, ImageTooLargeError
-from dctconv.image_io import image_suffix, read_image, save_image, to_pixels
+from dctconv.image_io import image_bytes, image_suffix, read_image, save_image, to_pixels
 
 
 def test_sample_images_read_as_gray(sample_path):
@@ -43,6 +43,10 @@ def test_gray_modes_round_trip_at_full_precision(tmp_path, array, mode, suffix):
     again, info2 = read_image(out)
     assert info2.mode == mode
     np.testing.assert_array_equal(again, array)
+    # Encoded in memory (compress does that on a second thread), the same file.
+    assert image_bytes(image.astype(np.float64), mode) == out.read_bytes()
+    save_image(out, image, mode)  # already pixels of the mode: written as they are
+    np.testing.assert_array_equal(read_image(out)[0], array)
 
 
 @pytest.mark.parametrize("mode", ["1", "P", "LA", "RGB", "RGBA", "CMYK"])

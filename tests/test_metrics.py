@@ -189,3 +189,16 @@ def test_bands_of_a_float_image(monkeypatch, rng):
     assert quality.ssim == pytest.approx(reference, rel=1e-12)
     difference = x.astype(np.float64) - y.astype(np.float64)
     assert quality.mse == pytest.approx(np.mean(difference**2), rel=1e-12)
+
+
+def test_measure_hands_over_the_error_picture_before_psnr_and_ssim(monkeypatch, rng):
+    image, info = read_image(SAMPLES / "coins.png")
+    other = noisy(image, rng, 6)
+    order = []
+    real_ssim = metrics._ssim
+    monkeypatch.setattr(metrics, "_ssim", lambda *args: order.append("ssim") or real_ssim(*args))
+    quality, picture, scale = measure(image, other, data_range=255,
+                                      on_error_picture=lambda *given: order.append(given))
+    handed, then = order
+    assert then == "ssim"
+    assert handed[0] is picture and handed[1] == scale and handed[2] == quality.max_abs_error

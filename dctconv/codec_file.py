@@ -4,7 +4,7 @@ Layout (little-endian)::
 
     offset size  field
     0      4     magic b"DCTZ"
-    4      1     format version (2; version 1 files are read too)
+    4      1     format version (3; versions 1 and 2 are read too)
     5      1     block size n (2 .. 64)
     6      1     pixel mode: 0 "L" (uint8), 1 "I;16" (uint16), 2 "I" (int32), 3 "F" (float32)
     7      1     quantization: 0 quality table, 1 flat step, 2 none (coefficients stored as float64)
@@ -24,7 +24,10 @@ For quantization 0 the model section starts with the reconstruction offsets of
 ``dctconv.codec.quantize_image``, two bytes per channel class. The rest of it is one
 bit stream, 2 bits per context of the model (``dctconv.entropy_model.model_section``):
 0 unused, 1 only zeros, 2 parametric followed by two 5-bit indices, 3 a table followed
-by its 7-bit token count A and A 4-bit codes. Version 1 files hold, instead, one byte
+by its 7-bit token count A and A 4-bit codes; then (version 3) 1 bit, set when the
+signs of the first row and column of AC frequencies are range coded (they are then
+not in the raw bits), followed by 42 sign models, each 1 bit (used) and, if used, a
+5-bit probability. Version 2 files have no sign bits; version 1 files hold one byte
 A per context and then the 4-bit codes of every context's table. For
 quantization 2 the model and word sections are empty and the raw section is the
 zlib-compressed float64 values of the K kept channels.
@@ -46,10 +49,11 @@ from .kernels import blocks_shape
 from .limits import DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 MAGIC = b"DCTZ"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions the reader takes: 1 stored every context's model as a table, 2 may give two
-#: parameters instead (:mod:`dctconv.entropy_model`); the rest of the layout is the same.
-READABLE_VERSIONS = (1, 2)
+#: parameters instead (:mod:`dctconv.entropy_model`), 3 may range code the signs of the
+#: first row and column of AC frequencies; the rest of the layout is the same.
+READABLE_VERSIONS = (1, 2, 3)
 _HEADER = struct.Struct("<4sBBBBBBHIIddIII")
 #: Size of the header in bytes.
 HEADER_SIZE = _HEADER.size
@@ -161,7 +165,7 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
     (_, version, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
      model_bytes, word_count, raw_bytes) = _HEADER.unpack_from(data)
     if version not in READABLE_VERSIONS:
-        raise CodecFileError(f"unknown format version {version} (this dctconv reads versions 1 and 2)")
+        raise CodecFileError(f"unknown format version {version} (this dctconv reads versions 1 to 3)")
     if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
         raise CodecFileError(f"header gives block size {n}, not from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}")
     if mode >= len(_MODE_CODES):

@@ -14,7 +14,13 @@ A level ``q`` is coded as
   else ``DIRECT_TOKENS + bit_length(|q|) - DIRECT_BITS - 1``, the size class of
   ``|q|`` as in JPEG's magnitude categories;
 * for a token from the size classes, the bits of ``|q|`` below its leading one, and
-  for every nonzero level its sign: raw bits, packed after the coded data.
+  for every nonzero level its sign: raw bits, packed after the coded data; except,
+  from format version 3, the signs of the first row (0, k) and column (k, 0) of AC
+  frequencies, which are range coded after all the levels (:func:`_sign_passes`):
+  the continuity of the pixels across a block's boundary predicts them from the
+  neighbouring blocks (:func:`_edge_predictions`), and the symbol coded is whether
+  the sign differs from the prediction's, in contexts of how large the prediction
+  is and of ``|q|``. The encoder keeps them raw where that is cheaper (small images).
 
 The DC channel (the block means) is coded coarse to fine (:func:`_dc_passes`): a
 subgrid of every S-th block by planar prediction (``q - left - above + above_left``,
@@ -82,7 +88,7 @@ DC_EDGES = np.array([0.5, 1.5, 2.5, 4, 6, 9, 14, 22, 35, 60])
 UNSEEN = 15
 #: The file format version whose model section :func:`encode_levels` writes by default
 #: (1: a table per context; 2: a table or two parameters per context).
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -405,13 +411,18 @@ def _table_probabilities(code: np.ndarray) -> np.ndarray:
     return np.exp2(-np.where(code == UNSEEN, 24.0, code) / 2)
 
 
-def _pack_models(counts: np.ndarray) -> bytes:
+def _pack_models(counts: np.ndarray, sign_counts: np.ndarray | None = None, sign_flag: bool = False) -> bytes:
     """Version-2 model section: per context a kind and its parameters, as one bit stream.
 
     For each context, 2 bits: unused; only token 0 (nothing coded); parametric
     (:func:`parametric_probabilities`), then 5 + 5 bits of its two indices; table,
     then 7 bits of its alphabet size A and A 4-bit codes as in version 1. The encoder
     takes whichever of the last two costs fewer bits, counting the parameters.
+    Version 3 appends 1 bit, whether the signs of the edge channels are range coded
+    (:func:`_sign_passes`), and if they are, the sign models (``sign_counts``:
+    (SIGN_CONTEXTS, 2) counts of the sign symbols 0 and 1): per sign context 1 bit,
+    unused or used, and for a used one the 5-bit index i of its probability of a 1,
+    ``(2i + 1) / 64`` (:func:`_sign_model_choice`).
     """
     grid = _parametric_log2_grid()
     fields = []  # (value, bits) pairs, in order
@@ -432,16 +443,25 @@ def _pack_models(counts: np.ndarray) -> bytes:
             fields += [(_PARAMETRIC, 2), (best >> 5, 5), (best & 31, 5)]
         else:
             fields += [(_TABLE, 2), (code.size, 7)] + [(int(c), 4) for c in code]
+    if sign_flag:
+        fields.append((int(sign_counts is not None), 1))
+    if sign_counts is not None:
+        choice, _ = _sign_model_choice(sign_counts)
+        for index, pair in enumerate(sign_counts):
+            fields += [(1, 1), (int(choice[index]), 5)] if pair.any() else [(0, 1)]
     values = np.array([v for v, _ in fields], dtype=np.int64)
     lengths = np.array([b for _, b in fields], dtype=np.int64)
     return np.packbits(_bits_of(values, lengths)).tobytes()
 
 
-def _unpack_models(model: bytes, contexts: int) -> list[np.ndarray | None]:
+def _unpack_models(model: bytes, contexts: int, sign_contexts: int = 0):
     """Probabilities of each context's tokens from a version-2 model section (None: unused).
 
-    A context of only token 0 gets ``[1.0]`` (nothing to code). Every field is checked
-    against the section's length; the padding after the last one must be under a byte.
+    A context of only token 0 gets ``[1.0]`` (nothing to code). Then, for version 3,
+    the probability of a 1 in each of the ``sign_contexts`` sign models (None: unused),
+    or None instead of the list if the edge signs are raw bits.
+    Every field is checked against the section's length; the padding after the last
+    one must be under a byte.
     """
     bits = np.unpackbits(np.frombuffer(model, dtype=np.uint8))
     cursor = 0
@@ -475,19 +495,183 @@ def _unpack_models(model: bytes, contexts: int) -> list[np.ndarray | None]:
             code = bits[cursor : cursor + 4 * size].reshape(size, 4) @ np.array([8, 4, 2, 1])
             cursor += 4 * size
             tables.append(_table_probabilities(code))
+    signs = None
+    if sign_contexts and take(1):
+        signs = [(2 * take(5) + 1) / 64 if take(1) else None for _ in range(sign_contexts)]
     if bits.size - cursor >= 8:
         raise CodecFileError(f"model section has {(bits.size - cursor) // 8} bytes after its last context")
-    return tables
+    return tables, signs
 
 
-def model_section(counts: np.ndarray, version: int) -> bytes:
-    """The model section of format ``version`` (1: tables only, 2: tables or parameters)."""
-    return _pack_tables(counts) if version == 1 else _pack_models(counts)
+def model_section(counts: np.ndarray, version: int, sign_counts: np.ndarray | None = None) -> bytes:
+    """The model section of format ``version`` (1: tables only, 2: tables or parameters, 3: and sign models)."""
+    if version == 1:
+        return _pack_tables(counts)
+    coded = version >= SIGN_MODEL_VERSION
+    return _pack_models(counts, sign_counts if coded else None, sign_flag=coded)
 
 
-def read_models(model: bytes, contexts: int, version: int) -> list[np.ndarray | None]:
-    """Each context's token probabilities from a model section of format ``version``."""
-    return _unpack_tables(model, contexts) if version == 1 else _unpack_models(model, contexts)
+def read_models(model: bytes, contexts: int, version: int):
+    """Each context's token probabilities from a model section of format ``version``, and the sign models.
+
+    Returns ``(tables, signs)``: ``signs`` is None where the edge signs are raw bits
+    (always before version 3).
+    """
+    if version == 1:
+        return _unpack_tables(model, contexts), None
+    return _unpack_models(model, contexts, SIGN_CONTEXTS if version >= SIGN_MODEL_VERSION else 0)
+
+
+#: Format version from which the signs of the first row and column of AC frequencies
+#: are range coded (:func:`_sign_passes`) instead of stored as raw bits.
+SIGN_MODEL_VERSION = 3
+#: Upper bin edges of a sign's context: the prediction's magnitude in levels of its channel.
+SIGN_EDGES = np.array([0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
+#: Sign models: two passes times the bins of SIGN_EDGES times |q| = 1, 2, >= 3.
+SIGN_CONTEXTS = 2 * (len(SIGN_EDGES) + 1) * 3
+
+
+def _sign_model_choice(sign_counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Best probability index of each sign context, and the bits of the signs and their models with them."""
+    ones = (2 * np.arange(32) + 1) / 64
+    cost = -(sign_counts[:, :1] * np.log2(1 - ones) + sign_counts[:, 1:] * np.log2(ones))
+    used = sign_counts.any(axis=1)
+    return cost.argmin(axis=1), float(cost.min(axis=1)[used].sum() + 1 + 5 * used.sum() + len(sign_counts))
+
+
+def _sign_symbols(levels, steps, channels, block_size: int):
+    """Encoder side of the sign passes: ``([(context ids, symbols) per pass], counts)``.
+
+    ``counts`` is None (and the list empty) when range coding the signs would not
+    take fewer bits than storing them raw, models included: on small images.
+    """
+    signs = []
+    for where, sign_ids, negative in _sign_passes(levels, steps, channels, block_size):
+        signs.append((sign_ids, ((levels.reshape(-1)[where] < 0) != negative).astype(np.int32)))
+    counts = np.zeros((SIGN_CONTEXTS, 2), np.int64)
+    for sign_ids, symbols in signs:
+        np.add.at(counts, (sign_ids, symbols), 1)
+    if not signs or _sign_model_choice(counts)[1] >= counts.sum():
+        return [], None
+    return signs, counts
+
+
+def _edge_channels(channels: np.ndarray, block_size: int) -> np.ndarray:
+    """The coded AC channels of the first row (0, k) and first column (k, 0) of frequencies."""
+    channels = np.asarray(channels)
+    return channels[(channels > 0) & ((channels < block_size) | (channels % block_size == 0))]
+
+
+def _defers_sign(group: np.ndarray, block_size: int) -> np.ndarray:
+    """Which channels of an AC group leave their signs to :func:`_sign_passes` (version 3)."""
+    return (group < block_size) | (group % block_size == 0)
+
+
+def _inline_signs(step, count: int, block_size: int, coded_signs: bool) -> np.ndarray | None:
+    """Which of a pass's ``count`` values carry their sign as a raw bit in the pass (None: all)."""
+    if not coded_signs or step[0] == "dc":
+        return None
+    group = step[1]
+    return np.repeat(~_defers_sign(group, block_size), count // len(group))
+
+
+def _edge_predictions(levels, steps, block_size: int, channels, blocks, known) -> np.ndarray:
+    r"""Prediction of edge coefficients from their neighbours across the block's boundary.
+
+    ``channels`` and ``blocks`` (flat raster indices) name the coefficients, all on
+    the first row (0, k) or column (k, 0) of frequencies. For (0, k), the pixel rows
+    r of a block carry the horizontal frequency k with the amplitudes
+    :math:`h(r) = \sum_x D(x, k) b_x(r)` (``D`` the level times its step, ``b_x`` the
+    orthonormal DCT basis). The row above a block's first row is the last row of the
+    block above, so :math:`h(0) \approx h_{above}(n - 1)` gives
+    :math:`D(0, k) \approx \sqrt{n} (h_{above}(n - 1) - \sum_{x \ge 1} D(x, k) b_x(0))`;
+    the block below gives another estimate, and the prediction is their mean (one
+    at the image's edge, 0 without neighbours). (k, 0) is the same across the left
+    and right neighbours. A neighbour's own edge coefficient D(0, k) counts only where
+    ``known`` (rows, columns) is True. Lepton predicts JPEG's edge coefficients this
+    way from the block above or to the left [1]_.
+
+    Returns
+    -------
+    ndarray of float64, shape (len(channels),)
+
+    References
+    ----------
+    .. [1] D. R. Horn, K. Elkabany, C. Lesniewski-Laas, K. Winstein, "The Design,
+       Implementation, and Deployment of a System to Transparently Compress Hundreds
+       of Petabytes of Image Files for a File-Storage Service", NSDI 2017 (Lepton).
+    """
+    n = block_size
+    rows, cols = levels.shape[1:]
+    flat = levels.reshape(n * n, -1)
+    known = known.reshape(-1)
+    x = np.arange(n)
+    basis = np.sqrt(np.where(x == 0, 1.0, 2.0) / n)[:, None] * np.cos(np.pi * (2 * x[None, :] + 1) * x[:, None] / (2 * n))
+    vertical = channels < n
+    k = np.where(vertical, channels, channels // n)
+    row, col = np.divmod(blocks, cols)
+
+    def interior(where, at):
+        """The interior's (x >= 1) share of h(0) and of h(n - 1) in blocks ``where``."""
+        first = np.zeros(where.size)
+        last = np.zeros(where.size)
+        for frequency in range(1, n):  # one term at a time: the same sums in encoder and decoder
+            channel = np.where(vertical[at], frequency * n + k[at], k[at] * n + frequency)
+            value = flat[channel, where] * steps[channel]
+            first += basis[frequency, 0] * value
+            last += basis[frequency, n - 1] * value
+        return first, last
+
+    def edge(where, at):
+        """D(0, k) b_0 in blocks ``where`` where it is known, else 0 (b_0 is 1/sqrt(n) on every row)."""
+        return np.where(known[where], flat[channels[at], where] * steps[channels[at]], 0.0) / np.sqrt(n)
+
+    own_first, own_last = interior(blocks, np.arange(blocks.size))
+    total = np.zeros(blocks.size)
+    count = np.zeros(blocks.size)
+    before = np.flatnonzero(np.where(vertical, row > 0, col > 0))
+    if before.size:
+        neighbour = blocks[before] - np.where(vertical[before], cols, 1)
+        total[before] += interior(neighbour, before)[1] + edge(neighbour, before) - own_first[before]
+        count[before] += 1
+    after = np.flatnonzero(np.where(vertical, row < rows - 1, col < cols - 1))
+    if after.size:
+        neighbour = blocks[after] + np.where(vertical[after], cols, 1)
+        total[after] += interior(neighbour, after)[0] + edge(neighbour, after) - own_last[after]
+        count[after] += 1
+    return total / np.maximum(count, 1) * np.sqrt(n)
+
+
+def _sign_passes(levels, steps, channels, block_size: int):
+    """The deferred signs of the edge channels, in two passes over the checkerboard of blocks.
+
+    Yields, per pass, the flat indices into ``levels`` of the nonzero edge levels of
+    the blocks of one parity, their sign contexts and whether their prediction
+    (:func:`_edge_predictions`) is negative; a sign is coded as the symbol "differs
+    from the prediction's". The first pass sees no edge coefficient of any neighbour,
+    the second those of the first pass's blocks. The caller (the decoder) sets the
+    signs of a pass before asking for the next. Only magnitudes of the edge channels
+    and signed levels of the others are read.
+    """
+    edges = _edge_channels(channels, block_size)
+    if edges.size == 0:
+        return
+    grid = levels.shape[1:]
+    parity = np.add.outer(np.arange(grid[0]), np.arange(grid[1])) % 2
+    size = grid[0] * grid[1]
+    edge_steps = steps[edges]
+    for which in (0, 1):
+        known = parity == 0 if which else np.zeros(grid, bool)
+        magnitudes = np.abs(levels[edges])
+        index = np.flatnonzero((magnitudes > 0) & (parity == which)[None])
+        if index.size == 0:
+            continue
+        channel = index // size
+        predicted = _edge_predictions(levels, steps, block_size, edges[channel], index % size, known)
+        bins = np.searchsorted(SIGN_EDGES, np.abs(predicted) / edge_steps[channel], side="right")
+        strength = np.minimum(magnitudes.reshape(-1)[index], 3) - 1
+        contexts = ((which * (len(SIGN_EDGES) + 1) + bins) * 3 + strength).astype(np.int16)
+        yield edges[channel] * size + index % size, contexts, predicted < 0
 
 
 def _categorical(probabilities: np.ndarray):
@@ -698,6 +882,8 @@ def encode_levels(
     raw = []
     counts = np.zeros(contexts * TOKENS, dtype=np.int64)
     cache: dict = {}
+    signs, sign_counts = _sign_symbols(levels, steps, channels, n) if version >= SIGN_MODEL_VERSION else ([], None)
+    coded_signs = sign_counts is not None
     for step in _passes(levels.shape[1:], channels, n):
         ids = _pass_ids(known, steps, step, classes, n, cache)
         flat = _pass_values(levels, step)
@@ -706,11 +892,13 @@ def encode_levels(
         tokens, extra = _tokens(mags)
         counts += np.bincount(ids.astype(np.int64) * TOKENS + tokens, minlength=counts.size)
         plan.append((ids, tokens))
-        raw.append((flat[flat != 0] < 0).astype(np.uint8))
+        inline = _inline_signs(step, flat.size, n, coded_signs)
+        signed = flat != 0 if inline is None else (flat != 0) & inline
+        raw.append((flat[signed] < 0).astype(np.uint8))
         large = extra > 0
         raw.append(_bits_of(mags[large], extra[large]))
-    model = model_section(counts.reshape(contexts, TOKENS), version)
-    tables = read_models(model, contexts, version)
+    model = model_section(counts.reshape(contexts, TOKENS), version, sign_counts)
+    tables, sign_models = read_models(model, contexts, version)
     models = [None if t is None or t.size == 1 else _categorical(t) for t in tables]
     encoder = constriction.stream.queue.RangeEncoder()
     for ids, tokens in plan:
@@ -719,6 +907,11 @@ def encode_levels(
         for context, start, end in runs:
             if models[context] is not None:
                 encoder.encode(sorted_tokens[start:end], models[context])
+    for sign_ids, symbols in signs:
+        order, runs = _runs(sign_ids)
+        symbols = symbols[order]
+        for context, start, end in runs:
+            encoder.encode(symbols[start:end], _bernoulli(sign_models[context]))
     bits = np.concatenate(raw) if raw else np.zeros(0, np.uint8)
     return CodedLevels(model=model, words=encoder.get_compressed(), raw_bits=np.packbits(bits).tobytes())
 
@@ -736,7 +929,7 @@ def decode_levels(
     n = block_size
     steps = np.ones(n * n) if steps is None else np.asarray(steps, dtype=np.float64)
     classes = channel_classes(n)
-    tables = read_models(coded.model, context_count(n), version)
+    tables, sign_models = read_models(coded.model, context_count(n), version)
     models = [None if t is None or t.size == 1 else _categorical(t) for t in tables]
     bits = np.unpackbits(np.frombuffer(coded.raw_bits, dtype=np.uint8))
     cursor = 0
@@ -760,10 +953,11 @@ def decode_levels(
                     raise CodecFileError(f"coded data damaged at channel {group[0]}") from None
         values = np.empty_like(sorted_tokens)
         values[order] = sorted_tokens
-        nonzero = values > 0
+        inline = _inline_signs(step, values.size, n, sign_models is not None)
+        signed = values > 0 if inline is None else (values > 0) & inline
         large = values >= DIRECT_TOKENS
         extra = values[large] - DIRECT_TOKENS + DIRECT_BITS  # bit_length - 1
-        signs_count, extra_count = int(nonzero.sum()), int(extra.sum())
+        signs_count, extra_count = int(signed.sum()), int(extra.sum())
         if cursor + signs_count + extra_count > bits.size:
             raise CodecFileError(f"raw bits end early at channel {group[0]}")
         signs = bits[cursor : cursor + signs_count].astype(bool)
@@ -772,8 +966,34 @@ def decode_levels(
             low = _values_of(bits[cursor : cursor + extra_count], extra)
             cursor += extra_count
             values[large] = (np.int64(1) << extra) + low
-        values[np.flatnonzero(nonzero)[signs]] *= -1
+        values[np.flatnonzero(signed)[signs]] *= -1
         _store(levels, step, values)
     if bits.size - cursor >= 8:
         raise CodecFileError(f"{(bits.size - cursor) // 8} bytes of raw bits left over after the last channel")
+    if sign_models is not None:
+        _decode_signs(decoder, sign_models, levels, steps, channels, n)
     return levels
+
+
+def _bernoulli(probability: float):
+    import constriction
+
+    return constriction.stream.model.Bernoulli(probability, perfect=False)
+
+
+def _decode_signs(decoder, sign_models, levels, steps, channels, block_size: int) -> None:
+    """Decode the deferred signs of the edge channels (version 3) into ``levels``, pass by pass."""
+    for where, sign_ids, negative in _sign_passes(levels, steps, channels, block_size):
+        order, runs = _runs(sign_ids)
+        symbols = np.zeros(len(sign_ids), dtype=np.int64)
+        for context, start, end in runs:
+            if sign_models[context] is None:
+                raise CodecFileError("the signs use a model the file does not define")
+            try:
+                symbols[order[start:end]] = decoder.decode(_bernoulli(sign_models[context]), end - start)
+            except BaseException as exc:  # constriction's errors (a Rust panic is a BaseException)
+                if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                    raise
+                raise CodecFileError("coded data damaged in the signs") from None
+        flip = where[(symbols == 1) != negative]
+        levels.reshape(-1)[flip] *= -1

@@ -63,8 +63,8 @@ def patched(offset: int, fmt: str, value) -> bytes:
         (b"", "not a dctconv compressed file (wrong magic bytes)"),
         (b"PK\x03\x04" + VALID[4:], "not a dctconv compressed file (wrong magic bytes)"),
         (VALID[:30], "file is truncated: 30 bytes, shorter than the 48-byte header"),
-        (patched(4, "<B", 3), "unknown format version 3 (this dctconv reads versions 1 and 2)"),
-        (patched(4, "<B", 0), "unknown format version 0 (this dctconv reads versions 1 and 2)"),
+        (patched(4, "<B", 4), "unknown format version 4 (this dctconv reads versions 1 to 3)"),
+        (patched(4, "<B", 0), "unknown format version 0 (this dctconv reads versions 1 to 3)"),
         (patched(5, "<B", 65), "header gives block size 65, not from 2 to 64"),
         (patched(6, "<B", 4), "header gives unknown pixel mode 4"),
         (patched(7, "<B", 3), "header gives unknown quantization 3"),
@@ -153,16 +153,16 @@ def test_decode_levels_of_a_damaged_model_section():
         decode_levels(bytes(old))
 
 
-@pytest.mark.parametrize("name", ["n8_q50", "n4_q75", "n4_keep6_step1"])
-def test_version_1_files_still_decode(name):
-    # Written by dctconv before format version 2 (commit 73f8d9d), with the pixels its
-    # decoder gave them: the crop of camera.png in codec_v1_source.png at n = 8 quality
-    # 50, n = 4 quality 75, and n = 4 --keep 6 --step 1.
-    data = (DATA / f"codec_v1_{name}.dctz").read_bytes()
-    assert read_header(data).format_version == 1
-    assert np.array_equal(dctconv.decode(data), read_image(DATA / f"codec_v1_{name}.png")[0])
+@pytest.mark.parametrize("name", ["v1_n8_q50", "v1_n4_q75", "v1_n4_keep6_step1", "v2_n8_q50"])
+def test_older_versions_still_decode(name):
+    # Written by dctconv before format version 2 (commit 73f8d9d) and before version 3
+    # (commit 13ae4e7), with the pixels its decoder gave them: the crop of camera.png in
+    # codec_v1_source.png at n = 8 quality 50, n = 4 quality 75, n = 4 --keep 6 --step 1.
+    data = (DATA / f"codec_{name}.dctz").read_bytes()
+    assert read_header(data).format_version == int(name[1])
+    assert np.array_equal(dctconv.decode(data), read_image(DATA / f"codec_{name}.png")[0])
     source, _ = read_image(DATA / "codec_v1_source.png")
     settings = {"n8_q50": {"block_size": 8, "quality": 50}, "n4_q75": {"block_size": 4, "quality": 75},
-                "n4_keep6_step1": {"block_size": 4, "step": 1.0, "keep": 6}}[name]
+                "n4_keep6_step1": {"block_size": 4, "step": 1.0, "keep": 6}}[name[3:]]
     new = dctconv.encode(source, **settings)
-    assert read_header(new).format_version == 2 and len(new) < len(data)
+    assert read_header(new).format_version == 3 and len(new) <= len(data)

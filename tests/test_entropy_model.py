@@ -97,7 +97,7 @@ def sample_levels(rng, n=4, grid=(9, 11)):
     return levels
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_round_trip_of_both_model_versions(version, rng):
     levels = sample_levels(rng)
     channels = np.arange(16)
@@ -128,3 +128,83 @@ def test_damaged_version_2_model_sections_raise_codec_file_error(rng):
     assert decode_with(b"\xff\xff" + coded.model[2:]) == "model section gives a table of 127 tokens, not from 1 to 73"
     every_context_unused = bytes(math.ceil(2 * context_count(4) / 8))  # 2 bits of kind 0 each
     assert decode_with(every_context_unused) == "channel 0 uses a model the file does not define"
+
+
+def reference_edge_prediction(levels, steps, n, channel, row, col, known) -> float:
+    """The documented prediction, from pixels: scipy's idctn of the blocks, then each boundary row's (column's) DCT."""
+    from scipy.fft import dct, idctn
+
+    rows, cols = levels.shape[1:]
+    vertical = channel < n
+    k = channel if vertical else channel // n
+
+    def block(r, c, keep_edge):
+        coefficients = (levels[:, r, c] * steps).reshape(n, n).copy()
+        if not keep_edge:
+            coefficients[(0, k) if vertical else (k, 0)] = 0.0
+        pixels = idctn(coefficients, norm="ortho")
+        return pixels if vertical else pixels.T  # boundary rows of a vertical pair, columns otherwise
+
+    def amplitude(pixels, line):  # frequency k of one boundary line of pixels
+        return dct(pixels[line], norm="ortho")[k]
+
+    own = block(row, col, False)
+    estimates = []
+    before = (row - 1, col) if vertical else (row, col - 1)
+    after = (row + 1, col) if vertical else (row, col + 1)
+    if before[0] >= 0 and before[1] >= 0:
+        estimates.append(amplitude(block(*before, known[before]), n - 1) - amplitude(own, 0))
+    if after[0] < rows and after[1] < cols:
+        estimates.append(amplitude(block(*after, known[after]), 0) - amplitude(own, n - 1))
+    return float(np.mean(estimates) * np.sqrt(n)) if estimates else 0.0
+
+
+@pytest.mark.parametrize("n, grid", [(4, (3, 5)), (8, (4, 2)), (2, (1, 6)), (4, (1, 1))])
+def test_edge_predictions_equal_the_boundary_rule_computed_from_pixels(n, grid, rng):
+    from dctconv.entropy_model import _edge_channels, _edge_predictions
+
+    levels = rng.integers(-6, 7, (n * n, *grid))
+    steps = rng.uniform(0.5, 20, n * n)
+    known = rng.random(grid) < 0.5
+    edges = _edge_channels(np.arange(n * n), n)
+    channels = np.repeat(edges, grid[0] * grid[1])
+    blocks = np.tile(np.arange(grid[0] * grid[1]), edges.size)
+    predicted = _edge_predictions(levels, steps, n, channels, blocks, known)
+    expected = [reference_edge_prediction(levels, steps, n, c, *divmod(b, grid[1]), known)
+                for c, b in zip(channels, blocks)]
+    assert np.allclose(predicted, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_coded_edge_signs_cost_fewer_bits_than_raw_ones_on_a_photo():
+    from references import SAMPLES
+    from dctconv.codec import quantize_image, settings_header
+    from dctconv.compression import zigzag_order
+    from dctconv.image_io import read_image
+
+    image = read_image(SAMPLES / "camera.png")[0][:256, 128:384]
+    header = settings_header(image.shape, "L", block_size=8, quality=50)
+    quantized = quantize_image(image, header)
+    channels = zigzag_order(8)
+    sizes = {}
+    for version in (2, 3):
+        coded = encode_levels(quantized.levels, channels, 8, quantized.steps, version=version)
+        decoded = decode_levels(coded, quantized.levels.shape, channels, 8, quantized.steps, version=version)
+        assert np.array_equal(decoded, quantized.levels)
+        sizes[version] = (len(coded.model) + 4 * coded.words.size, len(coded.raw_bits))
+    edge_signs = sum(int((quantized.levels[c] != 0).sum()) for c in (1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 40, 48, 56))
+    assert sizes[2][1] - sizes[3][1] == pytest.approx(edge_signs / 8, abs=1)  # those raw bits are gone
+    assert sum(sizes[3]) < sum(sizes[2]) - edge_signs / 8 * 0.05  # and coded in less than 95 % of them
+    # The sign models are the last fields of the model section: cut, they are missing.
+    with pytest.raises(CodecFileError) as info:
+        decode_levels(CodedLevels(coded.model[:-2], coded.words, coded.raw_bits), quantized.levels.shape, channels, 8,
+                      quantized.steps, version=3)
+    assert str(info.value) == "model section ends before its last context"
+
+
+def test_on_a_tiny_image_the_edge_signs_stay_raw_bits(rng):
+    levels = sample_levels(rng, grid=(2, 3))
+    channels = np.arange(16)
+    old, new = (encode_levels(levels, channels, 4, version=v) for v in (2, 3))
+    assert new.raw_bits == old.raw_bits and np.array_equal(new.words, old.words)
+    assert len(new.model) - len(old.model) <= 1  # the one bit that says so
+    assert np.array_equal(decode_levels(new, levels.shape, channels, 4, version=3), levels)

@@ -922,7 +922,7 @@ CODEC_FILE_CASES = {
     "wrong magic": (lambda: b"DCTX" + _codec_file()[4:], "not a dctconv compressed file (wrong magic bytes)"),
     "an npz named .dctz": (lambda: b"PK\x03\x04" + bytes(60), "not a dctconv compressed file (wrong magic bytes)"),
     "truncated header": (lambda: _codec_file()[:20], "file is truncated: 20 bytes, shorter than the 48-byte header"),
-    "unknown version": (lambda: _codec_file(version=9), "unknown format version 9 (this dctconv reads versions 1 and 2)"),
+    "unknown version": (lambda: _codec_file(version=9), "unknown format version 9 (this dctconv reads versions 1 to 3)"),
     "block size": (lambda: _codec_file(block_size=65), "header gives block size 65, not from 2 to 64"),
     "pixel mode": (lambda: _codec_file(mode=7), "header gives unknown pixel mode 7"),
     "no pixels": (lambda: _codec_file(width=0), "header gives an image of 0 x 10 pixels"),

@@ -133,10 +133,10 @@ def psnr(original, reconstruction, *, data_range: float) -> float | None:
     True
     """
     original, reconstruction = _pair(original, reconstruction)
-    return _psnr(original, reconstruction, data_range, identical=np.array_equal(original, reconstruction))
+    return _psnr(original, reconstruction, data_range, np.array_equal(original, reconstruction))
 
 
-def _psnr(original, reconstruction, data_range, *, identical: bool) -> float | None:
+def _psnr(original, reconstruction, data_range, identical: bool) -> float | None:
     from skimage.metrics import peak_signal_noise_ratio
 
     if identical:
@@ -232,22 +232,29 @@ def compare(original, reconstruction, *, data_range: float) -> Quality:
     return _quality(original, reconstruction, data_range, _errors(original, reconstruction))
 
 
-def _quality(original, reconstruction, data_range, errors: _Errors) -> Quality:
+def _quality(original, reconstruction, data_range, errors: _Errors, *, psnr_db=None) -> Quality:
+    """The four numbers; ``psnr_db``, if given, a callable giving the PSNR computed elsewhere."""
+    if psnr_db is None:
+        psnr_db = _now(_psnr, original, reconstruction, data_range, errors.largest == 0)
+    ssim = _ssim(original, reconstruction, data_range)
     return Quality(
-        psnr_db=_psnr(original, reconstruction, data_range, identical=errors.largest == 0),
-        ssim=_ssim(original, reconstruction, data_range),
+        psnr_db=psnr_db(),
+        ssim=ssim,
         mse=errors.squared_sum / original.size,
         max_abs_error=errors.largest,
     )
 
 
 def measure(original, reconstruction, *, data_range: float,
-            on_error_picture=None) -> tuple[Quality, np.ndarray, float]:
+            on_error_picture=None, submit=None) -> tuple[Quality, np.ndarray, float]:
     """:func:`compare` and :func:`error_picture` at once, each pixel's error computed once.
 
     ``on_error_picture``, if given, is called as ``on_error_picture(picture,
-    error_scale, largest_error)`` as soon as the error picture is made, before PSNR
-    and SSIM (most of the time): ``compress`` starts encoding the picture then.
+    error_scale, largest_error)`` as soon as the error picture is made, before SSIM
+    and PSNR (most of the time): ``compress`` starts encoding the picture then.
+    ``submit``, if given, is called as ``submit(function, *args)`` to compute the
+    PSNR elsewhere (another thread) while the SSIM is computed here, and returns a
+    callable that gives the result; the numbers are the same.
 
     Returns
     -------
@@ -269,9 +276,15 @@ def measure(original, reconstruction, *, data_range: float,
     original, reconstruction = _pair(original, reconstruction)
     errors = _errors(original, reconstruction)
     picture, scale = _error_picture(errors)
+    psnr_db = None if submit is None else submit(_psnr, original, reconstruction, data_range, errors.largest == 0)
     if on_error_picture is not None:
         on_error_picture(picture, scale, errors.largest)
-    return _quality(original, reconstruction, data_range, errors), picture, scale
+    return _quality(original, reconstruction, data_range, errors, psnr_db=psnr_db), picture, scale
+
+
+def _now(function, *args):
+    result = function(*args)
+    return lambda: result
 
 
 def error_picture(original, reconstruction) -> tuple[np.ndarray, float]:

@@ -420,24 +420,25 @@ def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_
         _write_bytes(temp, data)
         # The rename into place keeps the size, so this is the size on disk.
         compressed_bytes = os.path.getsize(temp)
-        # The reconstruction and the pictures are encoded while the metrics are computed.
+        # The reconstruction, the PSNR and the pictures are computed on the other thread
+        # (in the order they are needed) while this one computes the SSIM.
         reconstruction_png = background.submit(image_bytes, pixels, info.mode)
+        encoded = {}
         if pictures:
             from .image_io import picture_bytes
             from .pictures import error_picture_with_legend, maps_picture
 
-            maps_png = background.submit(lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask)))
-            error_png = []
-
-            def encode_error(picture, scale, largest):
-                error_png.append(background.submit(
-                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest))))
+            def encode_pictures(picture, scale, largest):
+                encoded["error"] = background.submit(
+                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest)))
+                encoded["maps"] = background.submit(
+                    lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask)))
         quality_numbers, _, error_scale = measure(image, pixels, data_range=info.data_range,
-                                                  on_error_picture=encode_error if pictures else None)
+                                                  on_error_picture=encode_pictures if pictures else None,
+                                                  submit=background.submit)
         _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
-        if pictures:
-            _write_bytes(outputs.path(out_dir / names["error"]), error_png[0]())
-            _write_bytes(outputs.path(out_dir / names["maps"]), maps_png())
+        for kind, content in encoded.items():
+            _write_bytes(outputs.path(out_dir / names[kind]), content())
         found = None
         if sweep:
             from .sweep import NAMES, sweep as run_sweep

@@ -202,3 +202,19 @@ def test_measure_hands_over_the_error_picture_before_psnr_and_ssim(monkeypatch, 
     handed, then = order
     assert then == "ssim"
     assert handed[0] is picture and handed[1] == scale and handed[2] == quality.max_abs_error
+
+
+def test_psnr_computed_elsewhere_is_the_same(rng):
+    image, _ = read_image(SAMPLES / "camera.png")
+    other = noisy(image, rng, 4)
+    handed = []
+
+    def submit(function, *args):
+        handed.append(function)
+        result = function(*args)
+        return lambda: result
+
+    quality = measure(image, other, data_range=255, submit=submit)[0]
+    assert len(handed) == 1
+    assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=255), rel=1e-12)
+    assert quality == measure(image, other, data_range=255)[0]

@@ -541,6 +541,32 @@ def _bench_codec() -> str:
     return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
 
 
+@block("bench-compress")
+def _bench_compress() -> str:
+    """The compress command's speed from bench_codec.json, beside the encode and WebP's encode."""
+    speed = json.loads(_results("bench_codec.json"))["speed"]
+    seconds, webp = speed["median_seconds"], speed["median_seconds"]["webp_encode"]
+    ratio = speed["compress_over_webp"]
+    rows = [
+        ("`dctconv compress PHOTO.png -o DIR` (a new process, every output)", seconds["compress"]),
+        ("`dctconv.encode(image)` alone (in the benchmark's process)", seconds["encode"]),
+        ("Pillow's WebP encode (method 6, quality 75)", webp),
+    ]
+    lines = [
+        f"{speed['side']} x {speed['side']} 8-bit photo, median of {speed['rounds']} interleaved rounds "
+        f"(load average {speed['load_average']['start'][0]:.2f} at the start, "
+        f"{speed['load_average']['end'][0]:.2f} at the end):",
+        "",
+        "| run | s | over WebP's encode |",
+        "|---|---:|---:|",
+        *(f"| {name} | {value:.2f} | {value / webp:.2f} |" for name, value in rows),
+        "",
+        f"Target: compress with every output within 3 times WebP's encode: "
+        f"{'met' if ratio <= 3 else f'**missed** ({ratio:.2f} times)'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 @block("bench-large")
 def _bench_large() -> str:
     text = _results("large/bench_cli.md").split("\n", 1)[1].strip()

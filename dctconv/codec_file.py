@@ -23,7 +23,8 @@ Layout (little-endian)::
 For quantization 0 the model section starts with the reconstruction offsets of
 ``dctconv.codec.quantize_image``, two bytes per channel class. The rest of it is one
 bit stream, 2 bits per context of the model (``dctconv.entropy_model.model_section``):
-0 unused, 1 only zeros, 2 parametric followed by two 5-bit indices, 3 a table followed
+0 unused, 1 only zeros, 2 parametric followed by two 5-bit indices (from version 3 its
+alphabet ends at its last token above the floor), 3 a table followed
 by its 7-bit token count A and A 4-bit codes; then (version 3) 1 bit, set when the
 signs of the first row and column of AC frequencies are range coded (they are then
 not in the raw bits), followed by 42 sign models, each 1 bit (used) and, if used, a

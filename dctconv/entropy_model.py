@@ -262,6 +262,13 @@ class _Checkerboard:
         out[:, 1::2] = odd_rows
         return out.reshape(len(maps), -1)
 
+    def flat_index(self, positions: np.ndarray) -> np.ndarray:
+        """Raster index in the grid of the blocks at ``positions`` of :meth:`take`'s order."""
+        if self.index is not None:
+            return self.index[positions]
+        row, half = np.divmod(positions, self.cols // 2)
+        return row * self.cols + 2 * half + (row + self.parity) % 2
+
     def put(self, maps: np.ndarray, values: np.ndarray) -> None:
         if self.index is not None:
             maps.reshape(len(maps), -1)[:, self.index] = values
@@ -358,7 +365,7 @@ def _token_bounds() -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def parametric_probabilities(zero: int, ratio: int) -> np.ndarray:
+def parametric_probabilities(zero: int, ratio: int, *, short: bool = False) -> np.ndarray:
     r"""Token probabilities of the parametric model with parameter indices ``zero``, ``ratio`` (0 .. 31).
 
     ``P(0) = p0 = PARAMETRIC_ZERO[zero]`` and, for ``m >= 1``,
@@ -369,6 +376,13 @@ def parametric_probabilities(zero: int, ratio: int) -> np.ndarray:
     uniform, as they are coded). The result is in units of ``2**-24`` (floats holding
     whole numbers, every token at least one unit), so that it is the same on every
     machine; constriction normalizes it.
+
+    ``short`` (format version 3 on): the alphabet ends at the last token of more than
+    one unit (at least two tokens). The tokens after it, each at the floor of one
+    unit, are then not codable with this model, and the decoder searches a far
+    shorter table: constriction's decode time grows with the alphabet (86 ns a symbol
+    with all 73 tokens, 55 with 4). The encoder picks such a model only for a context
+    whose tokens it covers.
 
     Examples
     --------
@@ -384,15 +398,26 @@ def parametric_probabilities(zero: int, ratio: int) -> np.ndarray:
     p0 = PARAMETRIC_ZERO[zero]
     probabilities = (1 - p0) * mass
     probabilities[0] = p0
-    return np.maximum(np.rint(probabilities * 2.0**_PRECISION), 1.0)
+    units = np.maximum(np.rint(probabilities * 2.0**_PRECISION), 1.0)
+    if short:
+        units = units[: max(2, int(np.flatnonzero(units > 1)[-1]) + 1)]
+    return units
 
 
-def _parametric_log2_grid() -> np.ndarray:
+#: log2 probability the encoder counts for a token a short parametric model cannot code:
+#: a context holding one is never given that model.
+_UNCODABLE = -1e9
+
+
+def _parametric_log2_grid(short: bool) -> np.ndarray:
     """(32 * 32, TOKENS) log2 probabilities of every parametric model, index ``zero * 32 + ratio``."""
-    if "grid" not in _GRID:
-        grid = np.array([parametric_probabilities(a, b) for a in range(32) for b in range(32)])
-        _GRID["grid"] = np.log2(grid / grid.sum(axis=1, keepdims=True))
-    return _GRID["grid"]
+    if short not in _GRID:
+        grid = np.full((32 * 32, TOKENS), _UNCODABLE)
+        for index in range(32 * 32):
+            units = parametric_probabilities(index >> 5, index & 31, short=short)
+            grid[index, : units.size] = np.log2(units / units.sum())
+        _GRID[short] = grid
+    return _GRID[short]
 
 
 _GRID: dict = {}
@@ -411,7 +436,9 @@ def _table_probabilities(code: np.ndarray) -> np.ndarray:
     return np.exp2(-np.where(code == UNSEEN, 24.0, code) / 2)
 
 
-def _pack_models(counts: np.ndarray, sign_counts: np.ndarray | None = None, sign_flag: bool = False) -> bytes:
+def _pack_models(
+    counts: np.ndarray, sign_counts: np.ndarray | None = None, sign_flag: bool = False, short: bool = False
+) -> bytes:
     """Version-2 model section: per context a kind and its parameters, as one bit stream.
 
     For each context, 2 bits: unused; only token 0 (nothing coded); parametric
@@ -424,7 +451,7 @@ def _pack_models(counts: np.ndarray, sign_counts: np.ndarray | None = None, sign
     unused or used, and for a used one the 5-bit index i of its probability of a 1,
     ``(2i + 1) / 64`` (:func:`_sign_model_choice`).
     """
-    grid = _parametric_log2_grid()
+    grid = _parametric_log2_grid(short)
     fields = []  # (value, bits) pairs, in order
     param_cost = -(counts @ grid.T)  # (contexts, 1024) bits of each context's symbols
     for index, histogram in enumerate(counts):
@@ -454,7 +481,7 @@ def _pack_models(counts: np.ndarray, sign_counts: np.ndarray | None = None, sign
     return np.packbits(_bits_of(values, lengths)).tobytes()
 
 
-def _unpack_models(model: bytes, contexts: int, sign_contexts: int = 0):
+def _unpack_models(model: bytes, contexts: int, sign_contexts: int = 0, short: bool = False):
     """Probabilities of each context's tokens from a version-2 model section (None: unused).
 
     A context of only token 0 gets ``[1.0]`` (nothing to code). Then, for version 3,
@@ -485,7 +512,7 @@ def _unpack_models(model: bytes, contexts: int, sign_contexts: int = 0):
             tables.append(np.ones(1))
         elif kind == _PARAMETRIC:
             zero = take(5)
-            tables.append(parametric_probabilities(zero, take(5)))
+            tables.append(parametric_probabilities(zero, take(5), short=short))
         else:
             size = take(7)
             if not 1 <= size <= TOKENS:
@@ -508,7 +535,7 @@ def model_section(counts: np.ndarray, version: int, sign_counts: np.ndarray | No
     if version == 1:
         return _pack_tables(counts)
     coded = version >= SIGN_MODEL_VERSION
-    return _pack_models(counts, sign_counts if coded else None, sign_flag=coded)
+    return _pack_models(counts, sign_counts if coded else None, sign_flag=coded, short=version >= SHORT_MODEL_VERSION)
 
 
 def read_models(model: bytes, contexts: int, version: int):
@@ -519,9 +546,14 @@ def read_models(model: bytes, contexts: int, version: int):
     """
     if version == 1:
         return _unpack_tables(model, contexts), None
-    return _unpack_models(model, contexts, SIGN_CONTEXTS if version >= SIGN_MODEL_VERSION else 0)
+    return _unpack_models(
+        model, contexts, SIGN_CONTEXTS if version >= SIGN_MODEL_VERSION else 0, short=version >= SHORT_MODEL_VERSION
+    )
 
 
+#: Format version from which parametric models end at their last token above the
+#: floor (``parametric_probabilities(..., short=True)``).
+SHORT_MODEL_VERSION = 3
 #: Format version from which the signs of the first row and column of AC frequencies
 #: are range coded (:func:`_sign_passes`) instead of stored as raw bits.
 SIGN_MODEL_VERSION = 3
@@ -657,21 +689,27 @@ def _sign_passes(levels, steps, channels, block_size: int):
     if edges.size == 0:
         return
     grid = levels.shape[1:]
-    parity = np.add.outer(np.arange(grid[0]), np.arange(grid[1])) % 2
     size = grid[0] * grid[1]
     edge_steps = steps[edges]
     for which in (0, 1):
-        known = parity == 0 if which else np.zeros(grid, bool)
-        magnitudes = np.abs(levels[edges])
-        index = np.flatnonzero((magnitudes > 0) & (parity == which)[None])
-        if index.size == 0:
+        board = _Checkerboard(grid, which)
+        known = (np.add.outer(np.arange(grid[0]), np.arange(grid[1])) % 2 == 0) if which else np.zeros(grid, bool)
+        # The nonzero edge levels of this parity, channel by channel in raster order.
+        channel, block, magnitude = [], [], []
+        for row, edge in enumerate(edges):
+            values = board.take(levels[edge : edge + 1])[0]
+            at = np.flatnonzero(values)
+            channel.append(np.full(at.size, row))
+            block.append(board.flat_index(at))
+            magnitude.append(np.abs(values[at]))
+        channel, block, magnitude = (np.concatenate(parts) for parts in (channel, block, magnitude))
+        if block.size == 0:
             continue
-        channel = index // size
-        predicted = _edge_predictions(levels, steps, block_size, edges[channel], index % size, known)
+        predicted = _edge_predictions(levels, steps, block_size, edges[channel], block, known)
         bins = np.searchsorted(SIGN_EDGES, np.abs(predicted) / edge_steps[channel], side="right")
-        strength = np.minimum(magnitudes.reshape(-1)[index], 3) - 1
+        strength = np.minimum(magnitude, 3) - 1
         contexts = ((which * (len(SIGN_EDGES) + 1) + bins) * 3 + strength).astype(np.int16)
-        yield edges[channel] * size + index % size, contexts, predicted < 0
+        yield edges[channel] * size + block, contexts, predicted < 0
 
 
 def _categorical(probabilities: np.ndarray):

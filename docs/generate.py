@@ -307,6 +307,7 @@ WHY = {
     "bjontegaard": "the BD-rates of the sweep (Bjontegaard delta rate)",
     "pytest": "the test runner",
     "hypothesis": "property tests over random sizes, block sizes and dtypes",
+    "pytest-xdist": "`make test` runs the suite in two processes, half the time on two cores",
     "threadpoolctl": "the benchmarks report which BLAS (and which CPU kernel of it) numpy runs",
     "dask": "`--scheduler`: each file a task on a dask.distributed cluster (`cluster.py`)",
 }

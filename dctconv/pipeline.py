@@ -372,11 +372,18 @@ def compress_file(
     path, out_dir = Path(path), Path(out_dir)
     with _Background() as background:
         # scipy.stats (imported by scikit-image's PSNR) and matplotlib take seconds to
-        # import; the thread imports them while the image is read and encoded.
-        background.submit(_import_all, COMPRESS_IMPORTS if pictures else COMPRESS_DATA_IMPORTS)
+        # import; the thread imports them while the image is read and encoded. Only
+        # modules that reading and encoding do not import themselves, so that the two
+        # threads never import the same module at once.
+        background.submit(_import_all, _LATER_IMPORTS + (_PICTURE_IMPORTS if pictures else ()))
         return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
                               keep=keep, threshold=threshold, sweep=sweep, max_pixels=max_pixels,
                               protected=protected, pictures=pictures)
+
+
+#: What :func:`compress_file` imports after the encode: the metrics, and the figures.
+_LATER_IMPORTS = ("skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics")
+_PICTURE_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def _import_all(names) -> None:

@@ -432,7 +432,7 @@ def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_
         reconstruction_png = background.submit(image_bytes, pixels, info.mode)
         encoded = {}
         if pictures:
-            from .image_io import picture_bytes
+            from .image_io import picture_bytes, save_picture
             from .pictures import error_picture_with_legend, maps_picture
 
             def encode_pictures(picture, scale, largest):
@@ -443,9 +443,6 @@ def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_
         quality_numbers, _, error_scale = measure(image, pixels, data_range=info.data_range,
                                                   on_error_picture=encode_pictures if pictures else None,
                                                   submit=background.submit)
-        _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
-        for kind, content in encoded.items():
-            _write_bytes(outputs.path(out_dir / names[kind]), content())
         found = None
         if sweep:
             from .sweep import NAMES, sweep as run_sweep
@@ -482,18 +479,23 @@ def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_
             },
         )
         if pictures:
-            from .plots import save_summary, summary_titles
+            from .plots import summary_picture, summary_titles
 
             low, high = ((0.0, info.data_range) if info.mode != "F"
                          else (float(image.min()), float(image.max())))
             title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
                                              bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
                                              nonzero_fraction=report.nonzero_fraction)
-            save_summary(
-                outputs.path(out_dir / names["summary"]), image, pixels,
-                channel_mask=mask, error_scale=error_scale, value_range=(low, high),
+            # Drawn while the other thread finishes the pictures, written after them.
+            summary = summary_picture(
+                image, pixels, channel_mask=mask, error_scale=error_scale, value_range=(low, high),
                 channel_share=nonzero / blocks, title=title, subtitle=subtitle,
             )
+        _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
+        for kind, content in encoded.items():
+            _write_bytes(outputs.path(out_dir / names[kind]), content())
+        if pictures:
+            save_picture(outputs.path(out_dir / names["summary"]), summary)
         if sweep:
             from .sweep import write_csv
 

@@ -15,22 +15,28 @@ import numpy as np
 DPI = 110
 
 
-def _save_png(fig, path) -> None:
-    """Draw ``fig`` once on an Agg canvas and write its pixels as an RGB PNG.
+def _pixels(fig) -> np.ndarray:
+    """Draw ``fig`` once on an Agg canvas: its pixels, RGB (H, W, 3) uint8.
 
     ``Figure.savefig`` draws a figure with a layout engine twice (once without
     rendering, to lay it out) and writes RGBA with zlib's default search; one draw,
     no alpha (the figures are opaque) and the PNG options of the other pictures
-    (:data:`dctconv.image_io.PNG_OPTIONS`) give the same pixels in about two thirds
-    of the time: most of the summary's cost for a small image (docs/performance.md).
+    (:data:`dctconv.image_io.PNG_OPTIONS`, :func:`dctconv.image_io.save_picture`) give
+    the same pixels in about two thirds of the time: most of the summary's cost for
+    a small image (docs/performance.md).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .image_io import save_picture
-
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
-    save_picture(path, np.asarray(canvas.buffer_rgba())[..., :3])
+    return np.array(np.asarray(canvas.buffer_rgba())[..., :3])
+
+
+def save_summary(path, original, reconstruction, **options) -> None:
+    """Write :func:`summary_picture` as a PNG (``options`` are its keyword arguments)."""
+    from .image_io import save_picture
+
+    save_picture(path, summary_picture(original, reconstruction, **options))
 
 
 def _zigzag_ranks(block_size: int) -> np.ndarray:
@@ -78,8 +84,7 @@ def _shown_error(original, reconstruction, factor: int) -> tuple[np.ndarray, flo
     return shown, largest
 
 
-def save_summary(
-    path,
+def summary_picture(
     original,
     reconstruction,
     *,
@@ -89,8 +94,8 @@ def save_summary(
     title: str,
     subtitle: str = "",
     channel_share=None,
-) -> None:
-    """Write one PNG: original, reconstruction, error map and kept-frequency mask.
+) -> np.ndarray:
+    """Draw the summary figure: original, reconstruction, error map and kept-frequency mask.
 
     The three pictures sit side by side, or one above the other for images more
     than 1.5 times wider than tall, so that each stays large enough to see. An
@@ -101,8 +106,6 @@ def save_summary(
 
     Parameters
     ----------
-    path : str or Path
-        PNG to write.
     original, reconstruction : ndarray, shape (H, W)
         The source pixels and the reconstruction as written (rounded, clipped).
     channel_mask : ndarray of bool, shape (n*n,)
@@ -119,6 +122,12 @@ def save_summary(
     channel_share : array_like of float, shape (n*n,), optional
         Share of the blocks in which each channel holds a nonzero level; when
         given, the grid is shaded by it (with a colorbar) instead of kept/dropped.
+
+    Returns
+    -------
+    picture : ndarray of uint8, shape (H, W, 3)
+        The figure's pixels (RGB), the same for any image size: the figure is laid
+        out in inches at :data:`DPI`.
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
@@ -199,7 +208,7 @@ def save_summary(
         ax.xaxis.tick_top()
 
     fig.suptitle(title + ("\n" + subtitle if subtitle else ""), fontsize=13)
-    _save_png(fig, path)
+    return _pixels(fig)
 
 
 #: Colour, marker and point labels of each sweep curve. Labels sit on opposite sides
@@ -305,7 +314,9 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
     axes[0].set_title("PSNR: higher is better", fontsize=11)
     axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
     fig.suptitle(title, fontsize=13)
-    _save_png(fig, path)
+    from .image_io import save_picture
+
+    save_picture(path, _pixels(fig))
 
 
 def _few(count: int) -> set[int]:

@@ -608,8 +608,9 @@ COMMANDS = [
         argv=lambda inputs, out: ["compress", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_compress_outputs,
         metavar="IMAGE_OR_DIR...",
-        # The figure: written after the npz, the reconstruction, the error and the maps.
-        writer="dctconv.plots:save_summary",
+        # The summary figure, written by save_picture after the compressed file, the
+        # reconstruction, the error and the maps.
+        writer="dctconv.image_io:save_picture",
         writer_output=lambda src, out: out / f"{src.stem}_summary.png",
         library_call="dctconv.codec:encode_image",
         folders=True,

@@ -22,16 +22,18 @@ Layout (little-endian)::
 
 For quantization 0 the model section starts with the reconstruction offsets of
 ``dctconv.codec.quantize_image``, two bytes per channel class. The rest of it is one
-bit stream, 2 bits per context of the model (``dctconv.entropy_model.model_section``):
-0 unused, 1 only zeros, 2 parametric followed by two 5-bit indices (from version 3 its
-alphabet ends at its last token above the floor), 3 a table followed
-by its 7-bit token count A and A 4-bit codes; then (version 3) 1 bit, set when the
-signs of the first row and column of AC frequencies are range coded (they are then
-not in the raw bits), followed by 42 sign models, each 1 bit (used) and, if used, a
-5-bit probability. Version 2 files have no sign bits; version 1 files hold one byte
-A per context and then the 4-bit codes of every context's table. For
-quantization 2 the model and word sections are empty and the raw section is the
-zlib-compressed float64 values of the K kept channels.
+bit stream, 2 bits per context of the model
+(``dctconv.entropy_model.model_section``): 0 unused, 1 only zeros, 2 parametric
+followed by two 5-bit indices (from version 3 its alphabet ends at its last token
+above the floor), 3 a table followed by its 7-bit token count A and A 4-bit codes
+(from version 3, A = 0 is a parametric model over the whole alphabet, its two 5-bit
+indices following); then (version 3) 1 bit, set when the signs of the first row and
+column of AC frequencies are range coded (they are then not in the raw bits),
+followed by 42 sign models, each 1 bit (used) and, if used, a 5-bit probability.
+Version 2 files have no sign bits; version 1 files hold one byte A per context and
+then the 4-bit codes of every context's table. For quantization 2 the model and word
+sections are empty and the raw section is the zlib-compressed float64 values of the
+K kept channels.
 
 :func:`read_header` checks every field, the pixel count against the caller's limit
 and the section sizes against the file's length before anything is allocated.

@@ -377,12 +377,13 @@ def parametric_probabilities(zero: int, ratio: int, *, short: bool = False) -> n
     whole numbers, every token at least one unit), so that it is the same on every
     machine; constriction normalizes it.
 
-    ``short`` (format version 3 on): the alphabet ends at the last token of more than
-    one unit (at least two tokens). The tokens after it, each at the floor of one
-    unit, are then not codable with this model, and the decoder searches a far
-    shorter table: constriction's decode time grows with the alphabet (86 ns a symbol
-    with all 73 tokens, 55 with 4). The encoder picks such a model only for a context
-    whose tokens it covers.
+    ``short``: the alphabet ends at the last token of more than one unit (at least
+    two tokens). The tokens after it, each at the floor of one unit, are then not
+    codable with this model, and the decoder searches a far shorter table:
+    constriction's decode time grows with the alphabet (86 ns a symbol with all 73
+    tokens, 55 with 4). From format version 3 a parametric model is short unless the
+    model section says otherwise (:func:`_pack_models`); a context of DC residuals
+    with a few far outliers keeps the whole alphabet.
 
     Examples
     --------
@@ -445,15 +446,19 @@ def _pack_models(
     (:func:`parametric_probabilities`), then 5 + 5 bits of its two indices; table,
     then 7 bits of its alphabet size A and A 4-bit codes as in version 1. The encoder
     takes whichever of the last two costs fewer bits, counting the parameters.
-    Version 3 appends 1 bit, whether the signs of the edge channels are range coded
+    In version 3 a parametric model has the short alphabet of
+    ``parametric_probabilities(..., short=True)``, and a table of size A = 0 is a
+    parametric model over the whole alphabet, its two indices following; the
+    encoder takes the cheapest of the three. Version 3 then appends 1 bit, whether
+    the signs of the edge channels are range coded
     (:func:`_sign_passes`), and if they are, the sign models (``sign_counts``:
     (SIGN_CONTEXTS, 2) counts of the sign symbols 0 and 1): per sign context 1 bit,
     unused or used, and for a used one the 5-bit index i of its probability of a 1,
     ``(2i + 1) / 64`` (:func:`_sign_model_choice`).
     """
-    grid = _parametric_log2_grid(short)
     fields = []  # (value, bits) pairs, in order
-    param_cost = -(counts @ grid.T)  # (contexts, 1024) bits of each context's symbols
+    param_cost = -(counts @ _parametric_log2_grid(False).T)  # (contexts, 1024) bits of each context's symbols
+    short_cost = -(counts @ _parametric_log2_grid(True).T) if short else None
     for index, histogram in enumerate(counts):
         used = np.flatnonzero(histogram)
         if used.size == 0:
@@ -466,8 +471,21 @@ def _pack_models(
         code = _table_codes(histogram)
         table = _table_probabilities(code)
         table_cost = -(histogram[: code.size] * np.log2(table / table.sum())).sum() + 7 + 4 * code.size
-        if param_cost[index, best] + 10 <= table_cost:
-            fields += [(_PARAMETRIC, 2), (best >> 5, 5), (best & 31, 5)]
+        if not short:
+            if param_cost[index, best] + 10 <= table_cost:
+                fields += [(_PARAMETRIC, 2), (best >> 5, 5), (best & 31, 5)]
+            else:
+                fields += [(_TABLE, 2), (code.size, 7)] + [(int(c), 4) for c in code]
+            continue
+        # Version 3: kind 2 is a short parametric model; a whole-alphabet one (needed where a
+        # context has far outliers, as DC residuals can) is kind 3 with a table size of 0.
+        best_short = int(np.argmin(short_cost[index]))
+        costs = [short_cost[index, best_short] + 10, param_cost[index, best] + 17, table_cost]
+        choice = int(np.argmin(costs))
+        if choice == 0:
+            fields += [(_PARAMETRIC, 2), (best_short >> 5, 5), (best_short & 31, 5)]
+        elif choice == 1:
+            fields += [(_TABLE, 2), (0, 7), (best >> 5, 5), (best & 31, 5)]
         else:
             fields += [(_TABLE, 2), (code.size, 7)] + [(int(c), 4) for c in code]
     if sign_flag:
@@ -515,6 +533,10 @@ def _unpack_models(model: bytes, contexts: int, sign_contexts: int = 0, short: b
             tables.append(parametric_probabilities(zero, take(5), short=short))
         else:
             size = take(7)
+            if size == 0 and short:  # version 3: a parametric model over the whole alphabet
+                zero = take(5)
+                tables.append(parametric_probabilities(zero, take(5)))
+                continue
             if not 1 <= size <= TOKENS:
                 raise CodecFileError(f"model section gives a table of {size} tokens, not from 1 to {TOKENS}")
             if cursor + 4 * size > bits.size:
@@ -551,8 +573,8 @@ def read_models(model: bytes, contexts: int, version: int):
     )
 
 
-#: Format version from which parametric models end at their last token above the
-#: floor (``parametric_probabilities(..., short=True)``).
+#: Format version from which a parametric model ends at its last token above the floor
+#: (``parametric_probabilities(..., short=True)``) unless it is marked whole (:func:`_pack_models`).
 SHORT_MODEL_VERSION = 3
 #: Format version from which the signs of the first row and column of AC frequencies
 #: are range coded (:func:`_sign_passes`) instead of stored as raw bits.

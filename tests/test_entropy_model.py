@@ -227,3 +227,18 @@ def test_a_context_with_a_token_beyond_every_short_model_still_round_trips(rng):
     channels = np.arange(16)
     coded = encode_levels(levels, channels, 4)
     assert np.array_equal(decode_levels(coded, levels.shape, channels, 4), levels)
+
+
+def test_version_3_models_are_short_unless_a_context_has_far_outliers():
+    from dctconv.entropy_model import model_section, read_models
+
+    counts = np.zeros((3, TOKENS), np.int64)
+    counts[0, :4] = [5000, 2000, 300, 20]  # small magnitudes only: a short alphabet covers them
+    counts[1, :4] = [5000, 4000, 300, 20]
+    counts[1, DIRECT_TOKENS + 2] = 1  # one magnitude of 64 to 127 among them
+    counts[2, 0] = 10  # only zeros
+    tables, _ = read_models(model_section(counts, 3), 3, 3)
+    short = parametric_probabilities(0, 0, short=True)  # any short model: far shorter than TOKENS
+    assert tables[0].size < TOKENS // 2 and short.size < TOKENS // 2
+    assert tables[1].size == TOKENS and tables[1].size > np.flatnonzero(counts[1])[-1]
+    assert tables[2].size == 1

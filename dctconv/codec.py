@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -44,9 +45,10 @@ class Levels:
     to ``(1 - offsets[0]) * step``, a larger one to ``(|level| - offsets[1]) * step``,
     with its sign. None: ``level * step``."""
 
-    @property
+    @cached_property
     def coefficients(self) -> np.ndarray:
-        """The decoded coefficient maps, float64 (n*n, rows, columns)."""
+        """The decoded coefficient maps, float64 (n*n, rows, columns); computed once (compress
+        reads them for the reconstruction and for the maps picture)."""
         if self.header.quantization == "none":
             return self.levels
         if self.offsets is None:

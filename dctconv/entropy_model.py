@@ -60,6 +60,7 @@ References
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -392,6 +393,13 @@ def parametric_probabilities(zero: int, ratio: int, *, short: bool = False) -> n
     >>> p.shape, bool(p.min() >= 1), [round(float(v), 3) for v in p[:3] / p.sum()]
     ((73,), True, [0.626, 0.315, 0.049])
     """
+    return _parametric_units(int(zero), int(ratio), bool(short)).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _parametric_units(zero: int, ratio: int, short: bool) -> np.ndarray:
+    """:func:`parametric_probabilities`, computed once per process: a small file's model
+    section names dozens of the 2 x 1024 models, and a process codes many files."""
     low, high = _token_bounds()
     log_ratio = np.log1p(-(2.0 ** -PARAMETRIC_RATIO_EXPONENT[ratio]))
     with np.errstate(under="ignore"):
@@ -402,6 +410,7 @@ def parametric_probabilities(zero: int, ratio: int, *, short: bool = False) -> n
     units = np.maximum(np.rint(probabilities * 2.0**_PRECISION), 1.0)
     if short:
         units = units[: max(2, int(np.flatnonzero(units > 1)[-1]) + 1)]
+    units.flags.writeable = False  # shared by every caller in the process
     return units
 
 

@@ -311,27 +311,49 @@ class _Background:
     def __init__(self):
         from .transform import default_workers
 
-        self._pool = None
+        self._tasks = None
+        self._futures = []
         if default_workers() > 1:
-            from concurrent.futures import ThreadPoolExecutor
+            import queue
+            import threading
 
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="dctconv-encode")
+            self._tasks = queue.SimpleQueue()
+            # A daemon thread: after Ctrl-C or SIGTERM the process exits without waiting
+            # for the task it is running (concurrent.futures' threads are joined at exit,
+            # and a SIGTERM while writing once left the process waiting there).
+            threading.Thread(target=self._run, name="dctconv-encode", daemon=True).start()
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, function, args = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except BaseException as exc:  # handed to the caller, who raises it
+                    future.set_exception(exc)
 
     def submit(self, function, *args):
         """Start ``function(*args)``; returns a callable that waits for its result (or raises its error)."""
-        if self._pool is None:
+        if self._tasks is None:
             result = function(*args)
             return lambda: result
-        return self._pool.submit(function, *args).result
+        from concurrent.futures import Future
+
+        future = Future()
+        self._futures.append(future)
+        self._tasks.put((future, function, args))
+        return future.result
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
-        if self._pool is not None:
+        if self._tasks is not None:
             # After an error nothing waits for the running task (an import, an encoding
-            # into memory): the error is reported at once.
-            self._pool.shutdown(wait=kind is None, cancel_futures=True)
+            # into memory) and the ones not started are dropped: the error is reported at once.
+            for future in self._futures:
+                future.cancel()
+            self._tasks.put(None)
 
 
 def _write_bytes(path, data: bytes) -> None:

@@ -419,18 +419,15 @@ def _parametric_units(zero: int, ratio: int, short: bool) -> np.ndarray:
 _UNCODABLE = -1e9
 
 
+@functools.lru_cache(maxsize=None)
 def _parametric_log2_grid(short: bool) -> np.ndarray:
     """(32 * 32, TOKENS) log2 probabilities of every parametric model, index ``zero * 32 + ratio``."""
-    if short not in _GRID:
-        grid = np.full((32 * 32, TOKENS), _UNCODABLE)
-        for index in range(32 * 32):
-            units = parametric_probabilities(index >> 5, index & 31, short=short)
-            grid[index, : units.size] = np.log2(units / units.sum())
-        _GRID[short] = grid
-    return _GRID[short]
-
-
-_GRID: dict = {}
+    grid = np.full((32 * 32, TOKENS), _UNCODABLE)
+    for index in range(32 * 32):
+        units = _parametric_units(index >> 5, index & 31, short)
+        grid[index, : units.size] = np.log2(units / units.sum())
+    grid.flags.writeable = False  # shared by every caller in the process
+    return grid
 
 
 def _table_codes(histogram: np.ndarray) -> np.ndarray:

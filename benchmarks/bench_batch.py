@@ -183,7 +183,7 @@ class LocalDask:
         with Client(scheduler_file=str(self.scheduler_file), timeout=60, set_as_default=False) as client:
             client.wait_for_workers(self.workers, timeout=180)
             # Each worker imports what the work needs once, as a long-running cluster has.
-            client.run(lambda: __import__("dctconv.pipeline") and __import__("skimage.metrics"))
+            client.run(lambda: __import__("dctconv.runtime._jobs") and __import__("skimage.metrics"))
             self.worker_pids = list(client.run(os.getpid).values())
         return self
 

@@ -173,7 +173,7 @@ def steps(function, *args, **kwargs) -> tuple[float, list[tuple[str, float]]]:
 
 
 def profile(photo: Path, work: Path) -> list[str]:
-    from dctconv import pipeline
+    from dctconv.runtime import _jobs as pipeline
 
     lines = []
     out = work / "profile"
@@ -206,8 +206,8 @@ def profile(photo: Path, work: Path) -> list[str]:
 
 def png_settings(photo: Path, out: Path) -> list[str]:
     """Time and size of the PNG outputs with Pillow's default settings and with PNG_OPTIONS."""
-    from dctconv.image_io import PNG_OPTIONS, read_image
-    from dctconv.pictures import maps_mosaic
+    from dctconv.io._images import PNG_OPTIONS, read_image
+    from dctconv.measure._mosaics import maps_mosaic
     from dctconv.transform import forward
 
     image, _ = read_image(photo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .limits import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE  # noqa: F401 (re-exported)
-from .validation import check_block_size
+from ._validation import check_block_size
 
 
 def blocks_shape(image_shape, block_size: int) -> tuple[int, int]:

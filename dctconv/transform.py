@@ -11,8 +11,8 @@ import numpy as np
 from .errors import InvalidCoefficientsError
 from .kernels import blocks_shape, dct_matrix, kernel_matrix
 from .limits import DEFAULT_BLOCK_SIZE
-from .validation import check_block_size, check_coefficient_stack, check_float_dtype, check_image_stack
-from .validation import check_workers as _check_workers
+from ._validation import check_block_size, check_coefficient_stack, check_float_dtype, check_image_stack
+from ._validation import check_workers as _check_workers
 
 # Tuning constants of the tiling engine. Each was chosen by measurement
 # (benchmarks/bench_transform.py, --tune for STRIP_BYTES); the measurements and the
@@ -66,7 +66,7 @@ def default_workers() -> int:
 def set_default_workers(workers: int | None) -> None:
     """Set the threads :func:`forward` and :func:`inverse` use when ``workers`` is not given.
 
-    For a process that shares the CPUs with others (``dctconv.parallel`` gives each
+    For a process that shares the CPUs with others (``dctconv.runtime._parallel`` gives each
     worker process its share); None goes back to :func:`default_workers`'s own count.
     """
     global DEFAULT_WORKERS

@@ -185,7 +185,7 @@ for _command in command_names():
 @block("input-formats")
 def _input_formats() -> str:
     """The image formats dctconv opens (its allowlist; a folder's suffixes follow from it)."""
-    from dctconv import image_io
+    from dctconv.io import _images as image_io
 
     return "Image formats read: " + ", ".join(image_io.IMAGE_FORMATS) + ".\n"
 
@@ -448,7 +448,7 @@ def _verify_margin() -> str:
 @block("compress-steps")
 def _compress_steps() -> str:
     """The steps of the default quality 75 at n = 4 and n = 8, for 8-bit images."""
-    from dctconv.quantization import DEFAULT_QUALITY, step_table
+    from dctconv.codec._quantize import DEFAULT_QUALITY, step_table
 
     parts = []
     for n in (4, 8):
@@ -499,10 +499,10 @@ def _compress_camera() -> str:
 
 @block("codec-file-layout")
 def _codec_file_layout() -> str:
-    """The byte layout of the codec's file, as the docstring of dctconv.codec_file states it."""
+    """The byte layout of the codec's file, as the docstring of dctconv.codec._dctz states it."""
     import textwrap
 
-    from dctconv import codec_file
+    from dctconv.codec import _dctz as codec_file
 
     doc = codec_file.__doc__
     start = doc.index("::\n\n") + 4

@@ -100,3 +100,15 @@ class DaskCluster:
                 process.kill()
                 process.wait()
         self.processes.clear()
+
+
+def slow_transform(path, *, out_dir, seconds):
+    """transform_file after a pause: long enough for a test to kill a worker mid-run.
+
+    It lives here, not in a test module, because the workers import it by name from
+    this folder (their PYTHONPATH).
+    """
+    from dctconv.runtime._jobs import transform_file
+
+    time.sleep(seconds)
+    return transform_file(path, out_dir)

@@ -124,7 +124,7 @@ def _overflows_float32(pixels: np.ndarray) -> bool:
     A constant n x n patch of value v has the DC coefficient n * v; float32 images are
     transformed in float32, so verify then reports an infinite error (README, verify).
     """
-    from dctconv.checks import DEFAULT_BLOCK_SIZES
+    from dctconv.verify._checks import DEFAULT_BLOCK_SIZES
 
     if pixels.dtype != np.float32:
         return False
@@ -268,7 +268,7 @@ def ssim_window(shape) -> int | None:
 
 
 def _smallest_default_step(dtype) -> float:
-    from dctconv.quantization import step_table
+    from dctconv.codec._quantize import step_table
 
     return float(step_table(4, quality=75, dtype=dtype).min())
 
@@ -276,7 +276,7 @@ def _smallest_default_step(dtype) -> float:
 def default_steps(n: int, dtype) -> np.ndarray:
     """The steps of compress's default, quality 75, for pixels of ``dtype``: the documented table
     (tested against Pillow's JPEG tables and the written rule in test_quantization.py)."""
-    from dctconv.quantization import step_table
+    from dctconv.codec._quantize import step_table
 
     return step_table(n, quality=75, dtype=dtype)
 
@@ -286,7 +286,7 @@ def compressed_levels(path: Path) -> tuple:
     entropy coding has no independent decoder; what the levels must be is checked here.
     ``offsets`` is None, or the (2, n*n) reconstruction offsets (in steps) of levels of
     magnitude 1 and of larger ones."""
-    from dctconv.codec import decode_levels
+    from dctconv.codec._core import decode_levels
 
     levels = decode_levels(path.read_bytes(), max_pixels=None)
     return levels.header, levels.levels, levels.steps, getattr(levels, "offsets", None)
@@ -578,7 +578,7 @@ COMMANDS = [
         argv=lambda inputs, out: ["transform", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_transform_outputs,
         metavar="FILE_OR_DIR...",
-        writer="dctconv.image_io:save_picture",
+        writer="dctconv.io._images:save_picture",
         library_call="dctconv.transform:forward",
         bad_options=BLOCK_SIZE_ERRORS,
         check=check_transform_output,
@@ -591,7 +591,7 @@ COMMANDS = [
         argv=lambda inputs, out: ["transform", "--inverse", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_inverse_outputs,
         metavar="FILE_OR_DIR...",
-        writer="dctconv.image_io:save_image",
+        writer="dctconv.io._images:save_image",
         library_call="dctconv.transform:inverse",
         bad_options=[
             MAX_PIXELS_ERROR,
@@ -610,9 +610,9 @@ COMMANDS = [
         metavar="IMAGE_OR_DIR...",
         # The summary figure, written by save_picture after the compressed file, the
         # reconstruction, the error and the maps.
-        writer="dctconv.image_io:save_picture",
+        writer="dctconv.io._images:save_picture",
         writer_output=lambda src, out: out / f"{src.stem}_summary.png",
-        library_call="dctconv.codec:encode_image",
+        library_call="dctconv.codec._core:encode_image",
         folders=True,
         bad_options=BLOCK_SIZE_ERRORS + [
             (["--keep", "0"], "Error: Invalid value for '--keep': must be from 1 to 16 for --block-size 4 (got 0)."),
@@ -643,7 +643,7 @@ COMMANDS = [
         argv=lambda inputs, out: ["verify", *map(str, inputs)],
         outputs=lambda src, out: [],
         metavar="[IMAGE...]",
-        library_call="dctconv.verification:image_checks",
+        library_call="dctconv.verify._files:image_checks",
         output_dir=False,
         bad_options=BLOCK_SIZE_ERRORS,
         check=check_verify_images,
@@ -659,7 +659,7 @@ COMMANDS = [
         argv=lambda inputs, out: ["verify", *map(str, inputs), str(companion_image(inputs[0]))],
         outputs=lambda src, out: [],
         metavar="[IMAGE...]",
-        library_call="dctconv.verification:verify_file",
+        library_call="dctconv.verify._files:verify_file",
         output_dir=False,
         several=False,
         # click checks --block-size's value before the command refuses the option itself.
@@ -677,7 +677,7 @@ COMMANDS = [
         argv=lambda inputs, out: ["verify", str(companion_file(inputs[0])), *map(str, inputs)],
         outputs=lambda src, out: [],
         metavar="[IMAGE...]",
-        library_call="dctconv.image_io:read_image",
+        library_call="dctconv.io._images:read_image",
         output_dir=False,
         several=False,
         bad_options=[MAX_PIXELS_ERROR],

@@ -697,9 +697,9 @@ def test_internal_error_is_one_line_and_debug_shows_the_traceback(command, tmp_p
 
 def test_error_escaping_a_command_is_still_one_line(tmp_path, monkeypatch):
     """The group's safety net: --kernels is written outside the per-file loop."""
-    import dctconv.pipeline
+    import dctconv.runtime._jobs
 
-    monkeypatch.setattr(dctconv.pipeline, "write_kernels_picture", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(dctconv.runtime._jobs, "write_kernels_picture", lambda *a, **k: 1 / 0)
     good = make_good_input(IMAGE_COMMANDS[0], tmp_path / "in")
     result = run(["transform", good, "-o", tmp_path / "out", "--kernels"])
     assert result.exit_code == 1
@@ -738,9 +738,9 @@ def test_verify_with_the_coefficient_file_second_is_a_usage_error(tmp_path):
 
 def test_error_escaping_verify_is_still_one_line(monkeypatch):
     """verify's kernel checks run outside the per-file loop: the group's safety net catches them."""
-    import dctconv.checks
+    import dctconv.verify._checks
 
-    monkeypatch.setattr(dctconv.checks, "run_checks", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(dctconv.verify._checks, "run_checks", lambda *a, **k: 1 / 0)
     result = run(["verify"])
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
@@ -949,7 +949,7 @@ CODEC_FILE_CASES = {
 
 
 def _model_section() -> bytes:
-    import dctconv.codec_file as codec_file
+    import dctconv.codec._dctz as codec_file
 
     data = _codec_file()
     return data[codec_file.HEADER_SIZE : codec_file.HEADER_SIZE + codec_file.read_header(data).model_bytes]

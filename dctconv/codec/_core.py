@@ -1,0 +1,378 @@
+"""The codec: block DCT, frequency-weighted quantization, channel-conditional entropy coding.
+
+:func:`encode` turns a grayscale image into the bytes of a compressed file
+(:mod:`dctconv.codec._dctz`), :func:`decode` turns them back into pixels. The work is
+in three modules: :mod:`dctconv.codec._quantize` (the steps), :mod:`dctconv.codec._entropy`
+(the model and the range coder) and :mod:`dctconv.codec._dctz` (the format).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ._dctz import FORMAT_VERSION, MODES, CodecHeader, pack, read_header, sections
+from ._zonal import check_keep, check_step, check_threshold, keep_mask, zigzag_order
+from ._entropy import MAX_BITS, CodedLevels, channel_classes, encode_levels
+from ._entropy import decode_levels as _decode_coded
+from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError
+from ..io._images import to_pixels
+from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
+from ._quantize import DEAD_ZONE, DEFAULT_QUALITY, check_quality, step_table
+from ..transform import forward, inverse
+from .._validation import check_block_size, check_image
+
+_DTYPE_MODES = {np.dtype(dtype): mode for mode, dtype in MODES.items()}
+#: Levels must stay below this in magnitude (the DC residual of four of them fits the coder).
+LEVEL_LIMIT = 2 ** (MAX_BITS - 2)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """What a compressed file holds, decoded as far as the quantization levels."""
+
+    header: CodecHeader
+    levels: np.ndarray
+    """(n*n, rows, columns): int64 levels, zero outside the K kept channels; float64
+    coefficients when ``header.quantization`` is "none"."""
+    steps: np.ndarray
+    """(n*n,) float64 step of each channel (all 0 for "none")."""
+    offsets: np.ndarray | None = None
+    """(2, n*n) reconstruction offsets (quality only): a level of magnitude 1 decodes
+    to ``(1 - offsets[0]) * step``, a larger one to ``(|level| - offsets[1]) * step``,
+    with its sign. None: ``level * step``."""
+
+    @cached_property
+    def coefficients(self) -> np.ndarray:
+        """The decoded coefficient maps, float64 (n*n, rows, columns); computed once (compress
+        reads them for the reconstruction and for the maps picture)."""
+        if self.header.quantization == "none":
+            return self.levels
+        if self.offsets is None:
+            return self.levels * self.steps[:, None, None]
+        # Most levels are 0 and their coefficients 0: compute only the nonzero ones.
+        coefficients = np.zeros(self.levels.shape)
+        levels = self.levels.reshape(-1)
+        index = np.flatnonzero(levels)
+        levels = levels[index]
+        channel = index // (self.levels.shape[1] * self.levels.shape[2])
+        steps = self.steps[channel]
+        offset = np.where(np.abs(levels) == 1, self.offsets[0][channel], self.offsets[1][channel])
+        value = levels * steps
+        value -= np.sign(levels) * offset * steps
+        coefficients.reshape(-1)[index] = value
+        return coefficients
+
+
+def _check_pixels(image) -> tuple[np.ndarray, str]:
+    image = check_image(image)
+    mode = _DTYPE_MODES.get(image.dtype)
+    if mode is None:
+        raise InvalidImageError(
+            f"image pixels must be uint8, uint16, int32 or float32 (the modes L, I;16, I, F), got {image.dtype}"
+        )
+    if mode == "F" and not np.isfinite(image).all():
+        raise InvalidImageError("image contains NaN or infinity")
+    return image, mode
+
+
+def settings_header(
+    image_shape, mode: str, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0
+) -> CodecHeader:
+    """Check the settings of :func:`encode` and return them as a header (without section sizes)."""
+    n = check_block_size(block_size)
+    if quality is not None and step is not None:
+        raise InvalidCompressionError("give quality or step, not both")
+    if step is None:
+        quality = DEFAULT_QUALITY if quality is None else check_quality(quality)
+        kind = "quality"
+    else:
+        step = check_step(step)
+        kind = "step" if step > 0 else "none"
+    keep = n * n if keep is None else check_keep(n, keep)
+    return CodecHeader(
+        block_size=n,
+        image_shape=tuple(int(side) for side in image_shape),
+        mode=mode,
+        quantization=kind,
+        quality=quality,
+        step=step,
+        keep=keep,
+        threshold=check_threshold(threshold),
+        dead_zone=DEAD_ZONE if kind == "quality" else 0,
+    )
+
+
+def channel_steps(header: CodecHeader) -> np.ndarray:
+    """(n*n,) steps of a header's quantization (zeros for "none")."""
+    if header.quantization == "quality":
+        return step_table(header.block_size, quality=header.quality, dtype=header.dtype)
+    return step_table(header.block_size, step=header.step)
+
+
+def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
+    r"""The levels and offsets :func:`encode` computes for ``image`` with the settings of ``header``.
+
+    For every channel c kept (the first K of the zigzag order) and every block, the
+    orthonormal DCT coefficient ``x`` (``forward(image, n)`` in float64) is zeroed
+    if ``|x| < T`` (except DC) and then quantized with the step ``s = step[c]``:
+
+    * flat ``step``: ``q = rint(x / s)`` (ties to even), as zonal compress always did;
+    * ``quality``: DC as above; AC with a dead zone ``z = dead_zone / 256``:
+      :math:`q = \mathrm{sign}(x) \lfloor |x|/s + 1/2 - z \rfloor`. Rounding small
+      values towards zero saves more bits than it costs in error;
+    * "none": ``x`` itself is kept.
+
+    Channels not kept are 0. With ``quality`` the encoder also fits reconstruction
+    offsets, per channel class (:func:`dctconv.codec._entropy.channel_classes`) and
+    separately for ``|q| = 1`` and ``|q| >= 2``: the mean of ``|q| - |x|/s`` over those
+    coefficients (the centroid of their quantization cells), clipped to 0 .. 127/256
+    and rounded to 1/256. Decoding puts a level at ``sign(q) (|q| - offset) s``.
+
+    Raises
+    ------
+    InvalidCompressionError
+        If a level reaches :data:`LEVEL_LIMIT` (2**59) in magnitude: the step is too small.
+    """
+    n = header.block_size
+    if coefficients is None:
+        coefficients = forward(image, n, dtype=np.float64)
+    steps = channel_steps(header)
+    mask = keep_mask(n, header.keep)
+    if header.quantization == "none":
+        kept = coefficients * mask[:, None, None] if header.keep < n * n else coefficients.copy()
+    else:
+        # One pass: the division writes the working array (x / s is 0 where x is 0, so
+        # zeroing before or after it gives the same levels).
+        kept = np.divide(coefficients, steps[:, None, None])
+        if header.keep < n * n:
+            kept *= mask[:, None, None]
+    if header.threshold > 0:
+        small = np.abs(coefficients) < header.threshold
+        small[0] = False
+        kept[small] = 0.0
+    if header.quantization == "none":
+        return Levels(header, kept, steps)
+    if header.dead_zone:
+        np.rint(kept[:1], out=kept[:1])
+        magnitude = np.empty(kept.shape[1:])
+        for channel in kept[1:]:  # one channel at a time: the temporary stays small
+            np.abs(channel, out=magnitude)
+            magnitude += 0.5 - header.dead_zone / 256
+            np.floor(magnitude, out=magnitude)
+            np.copysign(magnitude, channel, out=channel)
+    else:
+        np.rint(kept, out=kept)
+    peak = max(float(kept.max()), -float(kept.min()))  # the largest |level|, without a copy
+    if not peak < LEVEL_LIMIT:
+        raise InvalidCompressionError(
+            f"quantization levels reach {peak:g}, beyond the codec's limit of 2**59; use a larger step"
+        )
+    levels = kept.astype(np.int64)
+    if header.quantization != "quality":
+        return Levels(header, levels, steps)
+    return Levels(header, levels, steps, fit_offsets(levels, coefficients, steps, n))
+
+
+def fit_offsets(levels: np.ndarray, coefficients: np.ndarray, steps: np.ndarray, block_size: int) -> np.ndarray:
+    """Reconstruction offsets of :func:`quantize_image`, (2, n*n) per channel, from its nonzero levels."""
+    classes = channel_classes(block_size)
+    count = int(classes.max()) + 1
+    index = np.flatnonzero(levels)
+    channel = index // (levels.shape[1] * levels.shape[2])
+    magnitude = np.abs(levels.reshape(-1)[index])
+    error = magnitude - np.abs(coefficients.reshape(-1)[index] / steps[channel])
+    key = classes[channel] + count * (magnitude >= 2)  # row 0: |q| = 1, row 1: |q| >= 2
+    total = np.bincount(key, weights=error, minlength=2 * count)
+    number = np.bincount(key, minlength=2 * count)
+    mean = np.divide(total, number, out=np.zeros(2 * count), where=number > 0)
+    codes = np.clip(np.rint(mean * 256), 0, 127).astype(np.uint8)
+    return _offsets_of(codes.tobytes(), block_size)
+
+
+def _offsets_of(data: bytes, block_size: int) -> np.ndarray:
+    """(2, n*n) offsets per channel from the bytes :func:`fit_offsets` wrote; checks them."""
+    classes = channel_classes(block_size)
+    codes = np.frombuffer(data, dtype=np.uint8).reshape(2, -1)
+    if codes.max(initial=0) > 127:
+        raise CodecFileError("reconstruction offsets beyond half a step")
+    return codes[:, classes] / 256.0
+
+
+def _class_representatives(block_size: int) -> np.ndarray:
+    """One channel of each class, in class order."""
+    classes = channel_classes(block_size)
+    return np.array([int(np.flatnonzero(classes == k)[0]) for k in range(int(classes.max()) + 1)])
+
+
+def offsets_size(header: CodecHeader) -> int:
+    """Bytes of reconstruction offsets at the start of the model section."""
+    if header.quantization != "quality":
+        return 0
+    return 2 * (int(channel_classes(header.block_size).max()) + 1)
+
+
+def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0) -> bytes:
+    r"""Compress a grayscale image into the bytes of a dctconv compressed file.
+
+    1. The image is cut into n x n blocks (edge-padded) and each block transformed by
+       the orthonormal DCT-II (:func:`dctconv.forward`).
+    2. All but the K lowest zigzag frequencies are zeroed (the zonal mode), and AC
+       coefficients below the threshold T are zeroed.
+    3. Each coefficient is divided by the step of its frequency and rounded to the
+       nearest integer (ties to even): :func:`quantize_image`. ``quality`` uses
+       libjpeg's scaled tables (:mod:`dctconv.codec._quantize`), ``step`` one step for
+       every frequency.
+    4. The levels are entropy coded channel by channel (:mod:`dctconv.codec._entropy`)
+       and written after a 48-byte header (:mod:`dctconv.codec._dctz`).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+        uint8, uint16, int32 or float32 pixels (the modes L, I;16, I, F). The dtype
+        sets the data range the quality steps are scaled to (255, 65535, 2**32 - 1,
+        1.0) and the dtype :func:`decode` returns.
+    block_size : int, optional
+        n, from 2 to 64. Default 4.
+    quality : int, optional
+        1 to 100; 75 when neither ``quality`` nor ``step`` is given.
+    step : float, optional
+        One step for every frequency, in coefficient units (not scaled by the data
+        range); 0 stores the coefficients unquantized (float64, deflated).
+    keep : int, optional
+        K, 1 to n*n: keep the K lowest zigzag frequencies. Default all.
+    threshold : float, optional
+        T >= 0: AC coefficients with ``|c| < T`` become 0. Default 0.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    InvalidImageError, InvalidBlockSizeError, InvalidCompressionError
+        For a bad image, block size or setting, or levels beyond 2**59.
+
+    References
+    ----------
+    .. [1] G. K. Wallace, "The JPEG still picture compression standard", Comm. ACM
+       34(4), 1991.
+
+    Examples
+    --------
+    >>> import numpy as np, dctconv
+    >>> image = (np.add.outer(np.arange(32), np.arange(32)) * 4).astype(np.uint8)
+    >>> data = dctconv.encode(image, quality=90)
+    >>> decoded = dctconv.decode(data)
+    >>> decoded.dtype, decoded.shape, int(np.abs(decoded.astype(int) - image).max()) <= 3
+    (dtype('uint8'), (32, 32), True)
+    """
+    data, _ = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold)
+    return data
+
+
+def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0):
+    """:func:`encode`, also returning the :class:`Levels` it coded (which decode to the same maps)."""
+    image, mode = _check_pixels(image)
+    header = settings_header(
+        image.shape, mode, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold
+    )
+    levels = quantize_image(image, header)
+    n = header.block_size
+    if header.quantization == "none":
+        kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
+        return pack(header, b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6)), levels
+    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps, version=FORMAT_VERSION)
+    offsets = b""
+    if levels.offsets is not None:
+        offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
+    return pack(header, offsets + coded.model, coded.words, coded.raw_bits), levels
+
+
+def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Levels:
+    """Decode a compressed file as far as its quantization levels and steps.
+
+    Raises
+    ------
+    CodecTooLargeError
+        If the image has more than ``max_pixels`` pixels (checked before allocating).
+    CodecFileError
+        If the file is damaged, truncated, of another version, or not one at all.
+    """
+    header = read_header(data, max_pixels=max_pixels)
+    model, words, raw = sections(data, header)
+    n = header.block_size
+    shape = (n * n, *header.grid)
+    steps = channel_steps(header)
+    if header.quantization == "none":
+        mask = keep_mask(n, header.keep)
+        expected = int(mask.sum()) * shape[1] * shape[2] * 8
+        try:
+            inflater = zlib.decompressobj()
+            values = inflater.decompress(raw, expected)
+            complete = inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
+        except zlib.error as exc:
+            raise CodecFileError(f"coefficient data damaged: {exc}") from None
+        if len(values) != expected or not complete:
+            raise CodecFileError("coefficient data does not hold the kept channels exactly")
+        coefficients = np.zeros(shape, np.float64)
+        coefficients[mask] = np.frombuffer(values, dtype="<f8").reshape(-1, *shape[1:])
+        if not np.isfinite(coefficients).all():
+            raise CodecFileError("coefficients contain NaN or infinity")
+        return Levels(header, coefficients, steps)
+    split = offsets_size(header)
+    if len(model) < split:
+        raise CodecFileError("model section is shorter than its reconstruction offsets")
+    offsets = _offsets_of(model[:split], n) if split else None
+    coded = CodedLevels(model[split:], words, raw)
+    channels = zigzag_order(n)[: header.keep]
+    decoded = _decode_coded(coded, shape, channels, n, steps, version=header.format_version)
+    return Levels(header, decoded, steps, offsets)
+
+
+def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decompress the bytes of a dctconv compressed file into pixels.
+
+    The decoded coefficient maps (level times step) go through :func:`dctconv.inverse`,
+    are cropped to the image size, then rounded and clipped to the source's pixel
+    type (float32 images are only clipped to float32's range).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole file, as :func:`encode` returned it.
+    max_pixels : int or None, optional
+        Refuse a file whose image has more pixels than this, before allocating
+        anything. Default: Pillow's limit, 89,478,485. None lifts it.
+
+    Returns
+    -------
+    pixels : ndarray, shape (H, W)
+        uint8, uint16, int32 or float32, as the source was.
+
+    Raises
+    ------
+    CodecTooLargeError, CodecFileError
+        See :func:`decode_levels`.
+
+    Examples
+    --------
+    >>> import numpy as np, dctconv
+    >>> image = np.full((6, 9), 1000, np.uint16)
+    >>> dctconv.decode(dctconv.encode(image, block_size=2, step=1.0))[0, :3]
+    array([1000, 1000, 1000], dtype=uint16)
+    """
+    levels = decode_levels(data, max_pixels=max_pixels)
+    return to_pixels(reconstruct(levels), levels.header.mode)
+
+
+def reconstruct(levels: Levels) -> np.ndarray:
+    """The float64 reconstruction of decoded levels (before rounding): inverse DCT, cropped."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        image = inverse(levels.coefficients, levels.header.image_shape)
+    if not np.isfinite(image).all():
+        raise CodecFileError("decoded pixels overflow (NaN or infinity): the file is damaged")
+    return image

@@ -1,0 +1,273 @@
+"""The compressed file of :func:`dctconv.encode`: a 48-byte header, then three data sections.
+
+Layout (little-endian)::
+
+    offset size  field
+    0      4     magic b"DCTZ"
+    4      1     format version (3; versions 1 and 2 are read too)
+    5      1     block size n (2 .. 64)
+    6      1     pixel mode: 0 "L" (uint8), 1 "I;16" (uint16), 2 "I" (int32), 3 "F" (float32)
+    7      1     quantization: 0 quality table, 1 flat step, 2 none (coefficients stored as float64)
+    8      1     quality (1 .. 100; 0 unless quantization is 0)
+    9      1     dead zone of the AC rounding, in 1/256 of a step (0 .. 127; 0 unless quantization is 0)
+    10     2     K, channels kept per block in zigzag order (1 .. n*n)
+    12     4     image height H
+    16     4     image width W
+    20     8     step (float64; 0 unless quantization is 1)
+    28     8     threshold T (float64)
+    36     4     bytes of the model section
+    40     4     32-bit words of the range-coded section
+    44     4     bytes of the raw-bits section
+    48     ...   model, words, raw bits, and nothing after them
+
+For quantization 0 the model section starts with the reconstruction offsets of
+``dctconv.codec._core.quantize_image``, two bytes per channel class. The rest of it is one
+bit stream, 2 bits per context of the model
+(``dctconv.codec._entropy.model_section``): 0 unused, 1 only zeros, 2 parametric
+followed by two 5-bit indices (from version 3 its alphabet ends at its last token
+above the floor), 3 a table followed by its 7-bit token count A and A 4-bit codes
+(from version 3, A = 0 is a parametric model over the whole alphabet, its two 5-bit
+indices following); then (version 3) 1 bit, set when the signs of the first row and
+column of AC frequencies are range coded (they are then not in the raw bits),
+followed by 42 sign models, each 1 bit (used) and, if used, a 5-bit probability.
+Version 2 files have no sign bits; version 1 files hold one byte A per context and
+then the 4-bit codes of every context's table. For quantization 2 the model and word
+sections are empty and the raw section is the zlib-compressed float64 values of the
+K kept channels.
+
+:func:`read_header` checks every field, the pixel count against the caller's limit
+and the section sizes against the file's length before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CodecFileError, CodecTooLargeError
+from ..kernels import blocks_shape
+from ..limits import DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
+
+MAGIC = b"DCTZ"
+FORMAT_VERSION = 3
+#: Versions the reader takes: 1 stored every context's model as a table, 2 may give two
+#: parameters instead (:mod:`dctconv.codec._entropy`), 3 may range code the signs of the
+#: first row and column of AC frequencies; the rest of the layout is the same.
+READABLE_VERSIONS = (1, 2, 3)
+_HEADER = struct.Struct("<4sBBBBBBHIIddIII")
+#: Size of the header in bytes.
+HEADER_SIZE = _HEADER.size
+
+#: Pixel modes in the order of their code in the header, with their numpy dtype.
+MODES = {"L": np.uint8, "I;16": np.uint16, "I": np.int32, "F": np.float32}
+_MODE_CODES = list(MODES)
+#: Quantization kinds in the order of their code in the header.
+QUANTIZATIONS = ("quality", "step", "none")
+
+
+@dataclass(frozen=True)
+class CodecHeader:
+    """The settings a compressed file was written with, and the sizes of its sections."""
+
+    block_size: int
+    image_shape: tuple[int, int]
+    """(H, W) of the source image."""
+    mode: str
+    """Pixel mode of the source: "L", "I;16", "I" or "F"; decoding gives this type back."""
+    quantization: str
+    """"quality" (frequency table), "step" (one step for all) or "none" (float64 coefficients)."""
+    quality: int | None
+    step: float | None
+    """The flat step (quantization "step"), 0.0 for "none", None for "quality"."""
+    keep: int
+    threshold: float
+    dead_zone: int = 0
+    """Dead zone of the AC rounding in 1/256 of a step (quality only): level = floor(|c|/step + 1/2 - dead_zone/256)."""
+    model_bytes: int = 0
+    word_count: int = 0
+    raw_bytes: int = 0
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(block rows, block columns)."""
+        return blocks_shape(self.image_shape, self.block_size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy dtype of the pixels of :attr:`mode`."""
+        return np.dtype(MODES[self.mode])
+
+    @property
+    def size(self) -> int:
+        """Bytes of the whole file: header and sections."""
+        return HEADER_SIZE + self.model_bytes + 4 * self.word_count + self.raw_bytes
+
+
+def pack(header: CodecHeader, model: bytes, words: np.ndarray, raw: bytes) -> bytes:
+    """The file's bytes: ``header`` (its section sizes taken from the sections) and the sections."""
+    words = np.asarray(words, dtype="<u4")
+    head = _HEADER.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        header.block_size,
+        _MODE_CODES.index(header.mode),
+        QUANTIZATIONS.index(header.quantization),
+        header.quality or 0,
+        header.dead_zone,
+        header.keep,
+        header.image_shape[0],
+        header.image_shape[1],
+        float(header.step or 0.0),
+        float(header.threshold),
+        len(model),
+        words.size,
+        len(raw),
+    )
+    return head + bytes(model) + words.tobytes() + bytes(raw)
+
+
+def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHeader:
+    """Read and check the header of a compressed file, without decoding anything.
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole file (the section sizes are checked against its length).
+    max_pixels : int or None, optional
+        Refuse a file whose image has more pixels than this. None lifts the limit.
+
+    Returns
+    -------
+    CodecHeader
+
+    Raises
+    ------
+    CodecTooLargeError
+        If the image has more than ``max_pixels`` pixels.
+    CodecFileError
+        For a short file, wrong magic bytes, an unknown version, a field out of
+        range, or sections that do not add up to the file's length.
+
+    Examples
+    --------
+    >>> import numpy as np, dctconv
+    >>> from dctconv.codec._dctz import read_header
+    >>> header = read_header(dctconv.encode(np.zeros((5, 7), np.uint8), quality=50))
+    >>> header.image_shape, header.mode, header.quality, header.keep
+    ((5, 7), 'L', 50, 16)
+    """
+    data = memoryview(data).cast("B")
+    if len(data) < len(MAGIC) or bytes(data[: len(MAGIC)]) != MAGIC:
+        raise CodecFileError("not a dctconv compressed file (wrong magic bytes)")
+    if len(data) < HEADER_SIZE:
+        raise CodecFileError(f"file is truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
+    (_, version, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
+     model_bytes, word_count, raw_bytes) = _HEADER.unpack_from(data)
+    if version not in READABLE_VERSIONS:
+        raise CodecFileError(f"unknown format version {version} (this dctconv reads versions 1 to 3)")
+    if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
+        raise CodecFileError(f"header gives block size {n}, not from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}")
+    if mode >= len(_MODE_CODES):
+        raise CodecFileError(f"header gives unknown pixel mode {mode}")
+    if quantization >= len(QUANTIZATIONS):
+        raise CodecFileError(f"header gives unknown quantization {quantization}")
+    if dead_zone >= (128 if quantization == 0 else 1):
+        raise CodecFileError(f"header gives dead zone {dead_zone}/256, not from 0 to {127 if quantization == 0 else 0}")
+    if height < 1 or width < 1:
+        raise CodecFileError(f"header gives an image of {width} x {height} pixels")
+    CodecTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
+    if not 1 <= keep <= n * n:
+        raise CodecFileError(f"header keeps {keep} channels, not from 1 to {n * n}")
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise CodecFileError(f"header gives threshold {threshold!r}, not a finite number >= 0")
+    kind = QUANTIZATIONS[quantization]
+    if kind == "quality" and not (1 <= quality <= 100 and step == 0):
+        raise CodecFileError(f"header gives quality {quality}, not from 1 to 100")
+    if kind == "step" and not (quality == 0 and math.isfinite(step) and step > 0):
+        raise CodecFileError(f"header gives step {step!r}, not a finite number > 0")
+    if kind == "none" and not (quality == 0 and step == 0 and model_bytes == 0 and word_count == 0):
+        raise CodecFileError("header of unquantized coefficients gives quantization settings or coded data")
+    header = CodecHeader(
+        block_size=n,
+        image_shape=(height, width),
+        mode=_MODE_CODES[mode],
+        quantization=kind,
+        quality=quality if kind == "quality" else None,
+        step={"quality": None, "step": step, "none": 0.0}[kind],
+        keep=keep,
+        threshold=threshold + 0.0,
+        dead_zone=dead_zone,
+        model_bytes=model_bytes,
+        word_count=word_count,
+        raw_bytes=raw_bytes,
+        format_version=version,
+    )
+    if header.size != len(data):
+        what = "truncated" if header.size > len(data) else f"followed by {len(data) - header.size:,} extra bytes"
+        raise CodecFileError(
+            f"file is {what}: its header describes {header.size:,} bytes, the file has {len(data):,}"
+        )
+    return header
+
+
+def sections(data, header: CodecHeader) -> tuple[bytes, np.ndarray, bytes]:
+    """The model bytes, the uint32 words and the raw bytes of a file whose header was read."""
+    data = memoryview(data).cast("B")
+    start = HEADER_SIZE
+    model = bytes(data[start : start + header.model_bytes])
+    start += header.model_bytes
+    words = np.frombuffer(data, dtype="<u4", count=header.word_count, offset=start).astype(np.uint32)
+    start += 4 * header.word_count
+    raw = bytes(data[start : start + header.raw_bytes])
+    return model, words, raw
+
+
+#: Suffix of the files ``dctconv compress`` writes in this format.
+SUFFIX = ".dctz"
+
+
+def is_codec_file(path) -> bool:
+    """Whether the file at ``path`` is one of this format: named ``.dctz``, or starting with its magic bytes.
+
+    The commands that take both kinds of file (``transform --inverse``, ``verify FILE
+    IMAGE``) tell a compressed file from an old ``.npz`` by its content, so a renamed
+    file still works; a ``.dctz`` file that does not start with the magic bytes is
+    one of this format that is damaged (:func:`read_header` says so). Only a regular
+    file is opened: reading a FIFO or a device could block.
+    """
+    import os
+
+    if str(path).lower().endswith(SUFFIX):
+        return True
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def read_file(path) -> bytes:
+    """The bytes of a compressed file, for :func:`read_header` and the decoder.
+
+    The whole file is read: its header can only be checked against its length.
+
+    Raises
+    ------
+    CodecFileError
+        If the file is not a regular file, or cannot be opened or read.
+    """
+    from ..errors import exception_reason
+    from ..io._safe_open import open_regular
+
+    # A FIFO or a device would block the read, or never end.
+    with open_regular(path, CodecFileError) as f:
+        try:
+            return f.read()
+        except OSError as exc:
+            raise CodecFileError(f"cannot read: {exc.strerror or exception_reason(exc)}") from None

@@ -1,0 +1,1 @@
+"""Files and formats: images, coefficient archives (.npz), safe opening, atomic outputs."""

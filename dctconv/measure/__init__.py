@@ -1,0 +1,1 @@
+"""Measurement and pictures: metrics, the rate-distortion sweep, figures and mosaics."""

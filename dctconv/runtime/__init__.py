@@ -1,0 +1,1 @@
+"""The runtime of batch runs: per-file work and outputs, worker processes, dask clusters."""

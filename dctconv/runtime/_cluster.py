@@ -1,0 +1,190 @@
+"""Per-file work on a dask.distributed cluster: the backend of ``--scheduler``.
+
+:func:`map_on_cluster` has the contract of :func:`dctconv.runtime._parallel.map_in_processes`:
+it yields ``(index, result, exception)`` for each item as its task finishes, so the
+command's progress bar, error lines and report are the same whichever runs the work.
+
+The workers read the inputs and write the outputs at the paths they are given, so
+the cluster needs a file system shared with the client, with the same paths (give
+absolute ones). Outputs are written to temporaries and renamed into place
+(:mod:`dctconv.io._atomic`), so a task that dask reruns after its worker died starts
+again from nothing and cannot leave half a file.
+
+dask.distributed is an optional dependency (``pip install "dctconv[distributed]"``);
+this module imports it only when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from pathlib import Path
+
+from ..errors import ClusterError, exception_reason
+
+#: Seconds to wait for the scheduler to answer when connecting: an unreachable
+#: address fails within this, not dask's default of 30 s.
+CONNECT_TIMEOUT = 5
+
+INSTALL_HINT = 'pip install "dctconv[distributed]"'
+
+
+def scheduler_address(scheduler_file) -> str:
+    """The address in a scheduler file (``dask scheduler --scheduler-file FILE``), or ClusterError.
+
+    The file is read here rather than by dask, which would wait for a missing file
+    to appear and report a damaged one with a traceback.
+    """
+    try:
+        with open(scheduler_file, encoding="utf-8") as f:
+            text = f.read(1 << 20)
+    except OSError as exc:
+        raise ClusterError(f"{scheduler_file}: cannot read the scheduler file: {exception_reason(exc)}") from None
+    try:
+        address = json.loads(text)["address"]
+    except (ValueError, KeyError, TypeError):
+        address = None
+    if not isinstance(address, str) or not address:
+        raise ClusterError(
+            f"{scheduler_file}: not a dask scheduler file (JSON with the scheduler's \"address\"); "
+            "dask scheduler --scheduler-file FILE writes one"
+        )
+    return address
+
+
+def connect(address=None, *, scheduler_file=None, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` connected to the scheduler at ``address`` or in ``scheduler_file``.
+
+    Raises ClusterError, in one line, if dask.distributed is not installed or the
+    scheduler does not answer within ``timeout`` seconds.
+    """
+    if (address is None) == (scheduler_file is None):
+        raise ClusterError("give either a scheduler address or a scheduler file")
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError(f"running on a dask cluster needs dask.distributed: {INSTALL_HINT}") from None
+    if scheduler_file is not None:
+        address = scheduler_address(scheduler_file)
+    try:
+        # Not the default client: nothing else in the process (dask arrays a caller
+        # computes) is sent to this cluster by accident.
+        return _client_class(distributed.Client)(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        where = f"{address} (from {scheduler_file})" if scheduler_file is not None else address
+        raise ClusterError(f"cannot reach the dask scheduler at {where}: {_reason(exc)}") from None
+
+
+def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=None, label: str = "dctconv"):
+    """Yield ``(index, result, exception)`` for each item as ``work(item)`` finishes on a dask cluster.
+
+    One of ``result`` and ``exception`` is None. Each item is one task, submitted
+    with a key of its own (``<label>-<run>-<index>``), so a second run of the same
+    files computes again rather than reusing a result the scheduler may still hold.
+    ``work`` and the items are pickled to the workers: ``work`` must be importable
+    there (e.g. a ``functools.partial`` of a dctconv function), and paths must name
+    the same files on every worker.
+
+    A worker that dies takes its tasks with it; the scheduler gives them to other
+    workers (up to dask's ``distributed.scheduler.allowed-failures`` times, then the
+    item fails with a ClusterError). Ctrl-C, or closing this generator, cancels the
+    tasks not yet finished. Losing the scheduler mid-run raises ClusterError; the
+    items already yielded are done.
+
+    Connects with :func:`connect` unless ``client`` is given (then it is left open).
+    """
+    own_client = client is None
+    if own_client:
+        client = connect(address, scheduler_file=scheduler_file)
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    where = client.scheduler.address
+    futures, done = {}, 0
+
+    def lost() -> ClusterError:
+        return ClusterError(
+            f"lost the connection to the dask scheduler at {where}; "
+            f"{len(futures) - done} of {len(futures)} files were not finished"
+        )
+
+    try:
+        run = uuid.uuid4().hex[:12]
+        for index, item in enumerate(items):
+            futures[client.submit(work, item, key=f"{label}-{run}-{index}", pure=False)] = index
+        for future in as_completed(futures, loop=client.loop):
+            index = futures[future]
+            if future.status == "finished":
+                try:
+                    result = future.result()
+                except Exception:  # the scheduler went away while sending it
+                    raise lost() from None
+                done += 1
+                yield index, result, None
+            elif future.status == "error":
+                exc = future.exception()
+                if isinstance(exc, KilledWorker):
+                    exc = ClusterError("the workers that ran it died, too often to try again")
+                done += 1
+                yield index, None, exc
+            else:  # cancelled: only the client does that, or dask when the scheduler is gone
+                raise lost()
+    finally:
+        pending = [f for f in futures if not f.done()]
+        try:
+            if pending and client.status == "running":
+                client.cancel(pending, force=True)
+        finally:
+            if own_client:
+                client.close(timeout=CONNECT_TIMEOUT)
+
+
+def silence_logging() -> None:
+    """Silence dask's loggers in this process (the client), for the rest of its life.
+
+    dask logs a lost scheduler as tracebacks on stderr, some from its event-loop
+    thread seconds after the run has ended; the command line reports it in one line
+    (ClusterError) and calls this first.
+    """
+    import logging
+
+    try:
+        import distributed  # noqa: F401  (its import configures its loggers: after that)
+    except ImportError:
+        return
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def _client_class(base):
+    """``distributed.Client``, but one that failed to connect stops its event loop at once.
+
+    A plain Client whose connection failed closes itself when garbage-collected,
+    which waited 10 s for the absent scheduler and then printed a traceback
+    ("Exception ignored in Client.__del__"), even at interpreter exit.
+    """
+
+    class Client(base):
+        _failed = False
+
+        def start(self, **kwargs):
+            try:
+                super().start(**kwargs)
+            except BaseException:
+                self._failed = True
+                with contextlib.suppress(Exception):
+                    self._loop_runner.stop()
+                raise
+
+        def __del__(self):
+            if not self._failed:
+                super().__del__()
+
+    return Client
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,543 @@
+"""Per-file work behind the commands: read, compute, write every output atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io._atomic import atomic_outputs
+from ..errors import CoefficientFileError, InvalidImageError, printable
+from ..io._images import ImageInfo
+from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
+
+
+#: Modules that :func:`transform_file` and :func:`invert_file` import when first
+#: called; ``--jobs`` imports them once for all its worker processes
+#: (:func:`dctconv.runtime._parallel.map_in_processes`).
+TRANSFORM_IMPORTS = (
+    "dctconv.runtime._jobs", "dctconv.io._npz", "dctconv.measure._mosaics", "dctconv.transform",
+    "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.ImageDraw", "PIL.ImageFont", "skimage.util",
+)
+#: The same for :func:`compress_file` without its pictures (``pictures=False``):
+#: most of its start-up is scipy, through scikit-image's metrics.
+COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
+    "dctconv.codec._core", "dctconv.codec._zonal", "dctconv.measure._metrics",
+    "skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics",
+)
+#: The same for :func:`compress_file` with its pictures: matplotlib too.
+COMPRESS_IMPORTS = COMPRESS_DATA_IMPORTS + (
+    "dctconv.measure._figures", "matplotlib.figure", "matplotlib.backends.backend_agg",
+)
+
+#: Suffixes a reconstruction can have (:func:`dctconv.io._images.image_suffix`): which
+#: one depends on the image's mode, known only once the image is read.
+RECONSTRUCTION_SUFFIXES = (".png", ".tif")
+
+
+@dataclass
+class FileResult:
+    """What one input produced: the files written and notes worth telling the user."""
+
+    source: Path
+    outputs: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    info: ImageInfo | None = None
+    report: CompressionReport | None = None
+    """The numbers ``compress`` reports for this file."""
+
+
+#: What each EXIF orientation value (2 to 8) does to the stored pixels to show them upright.
+_ORIENTATIONS = {
+    2: "mirrored left to right", 3: "rotated 180°", 4: "mirrored top to bottom",
+    5: "mirrored along the main diagonal", 6: "rotated 90° clockwise",
+    7: "mirrored along the other diagonal", 8: "rotated 90° counterclockwise",
+}
+
+
+def image_notes(info: ImageInfo) -> list[str]:
+    """One-line notes about what reading the image changed, for stderr."""
+    notes = []
+    if info.converted:
+        notes.append(f"{info.file_mode} converted to 8-bit gray (ITU-R 601-2 luma)")
+    if info.frames > 1:
+        notes.append(f"has {info.frames} frames; only the first is used")
+    if info.orientation != 1:
+        notes.append(f"turned by its EXIF orientation ({_ORIENTATIONS[info.orientation]}), "
+                     "as image viewers show it")
+    return notes
+
+
+def transform_output_names(stem: str, *, pictures: bool = True) -> dict[str, str]:
+    """Names of the files :func:`transform_file` writes for an image of this stem."""
+    names = {"coefficients": f"{stem}_coefficients.npz"}
+    if pictures:
+        names["maps"] = f"{stem}_maps.png"
+    return names
+
+
+def transform_outputs(path, out_dir, *, pictures: bool = True) -> list[tuple[Path, ...]]:
+    """The outputs of :func:`transform_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
+    return [(Path(out_dir) / name,) for name in transform_output_names(Path(path).stem, pictures=pictures).values()]
+
+
+def inverse_outputs(path, out_dir) -> list[tuple[Path, ...]]:
+    """The output of :func:`invert_file` for ``path``: its reconstruction, .png or .tif."""
+    stem = original_stem(path)
+    return [tuple(Path(out_dir) / f"{stem}_reconstruction{suffix}" for suffix in RECONSTRUCTION_SUFFIXES)]
+
+
+def up_to_date(path, outputs) -> bool:
+    """Whether every output of ``path`` exists and is newer than it.
+
+    ``outputs`` lists each output as a tuple of the names it may have (one of
+    them must do), as :func:`transform_outputs` and :func:`compress_outputs`
+    give them. Newer means a later modification time, strictly: an input changed
+    within the file system's time resolution of its outputs counts as changed.
+    """
+    try:
+        changed = Path(path).stat().st_mtime_ns
+    except OSError:
+        return False  # let the work report it
+    for alternatives in outputs:
+        for output in alternatives:
+            try:
+                if output.stat().st_mtime_ns > changed:
+                    break
+            except OSError:
+                continue
+        else:
+            return False
+    return True
+
+
+def transform_file(
+    path,
+    out_dir,
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    dtype: str = "float64",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    protected=(),
+    pictures: bool = True,
+) -> FileResult:
+    """Write ``<stem>_coefficients.npz`` and (unless not ``pictures``) ``<stem>_maps.png`` for one image."""
+    import numpy as np
+
+    from ..io._npz import CoefficientHeader, save_coefficients
+    from ..io._images import read_image
+    from ..transform import forward
+
+    path, out_dir = Path(path), Path(out_dir)
+    image, info = read_image(path, max_pixels=max_pixels)
+    # The requested precision is passed to forward, which converts tile by tile: no
+    # float copy of the image. (forward alone would keep a float32 (F) image in float32.)
+    with np.errstate(over="ignore", invalid="ignore"):
+        coefficients = forward(image, block_size, dtype=np.float32 if dtype == "float32" else np.float64)
+    if not np.isfinite(coefficients).all():
+        # The image is finite (read_image checks), so this is float32 overflow.
+        raise InvalidImageError(
+            "pixel values too large for float32 coefficients (they overflow); use float64"
+        )
+    header = CoefficientHeader(
+        block_size=block_size,
+        image_shape=image.shape,
+        image_mode=info.mode,
+        source=path.name,
+    )
+    names = transform_output_names(path.stem, pictures=pictures)
+    with atomic_outputs(protected) as outputs:
+        with open(outputs.path(out_dir / names["coefficients"]), "wb") as f:
+            save_coefficients(f, coefficients, header)
+        if pictures:
+            from ..io._images import save_picture
+            from ..measure._mosaics import maps_picture
+
+            save_picture(outputs.path(out_dir / names["maps"]), maps_picture(coefficients))
+    return FileResult(path, outputs.written, image_notes(info), info)
+
+
+def original_stem(path) -> str:
+    """Stem of the image a coefficient file came from: its name without ``_coefficients``/``_compressed``."""
+    stem = Path(path).stem
+    for suffix in ("_coefficients", "_compressed"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def invert_file(
+    path, out_dir, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, protected=()
+) -> FileResult:
+    """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit sources) from a coefficient file.
+
+    The file is a compressed file of :func:`dctconv.encode` (told by its magic bytes,
+    whatever its name), decoded to exactly the pixels ``compress`` wrote, or a
+    ``.npz`` of ``transform`` or of the older ``compress``.
+    """
+    import numpy as np
+
+    from ..codec._dctz import is_codec_file
+    from ..io._npz import load_coefficients
+    from ..io._images import image_suffix, save_image
+    from ..transform import inverse
+
+    path, out_dir = Path(path), Path(out_dir)
+    if is_codec_file(path):
+        return _decode_file(path, out_dir, max_pixels=max_pixels, protected=protected)
+    coefficients, header = load_coefficients(path, max_pixels=max_pixels)
+    with np.errstate(over="ignore", invalid="ignore"):
+        image = inverse(coefficients, header.image_shape)
+    if not np.isfinite(image).all():
+        raise CoefficientFileError(
+            "coefficient values are too large: the reconstructed image overflows"
+        )
+    del coefficients  # as large as the image: free it before the image is encoded
+    name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
+    with atomic_outputs(protected) as outputs:
+        save_image(outputs.path(out_dir / name), image, header.image_mode)
+    return FileResult(path, outputs.written)
+
+
+def _decode_file(path: Path, out_dir: Path, *, max_pixels, protected) -> FileResult:
+    from ..codec._core import decode
+    from ..codec._dctz import read_file, read_header
+    from ..io._images import image_suffix, save_image
+
+    data = read_file(path)
+    mode = read_header(data, max_pixels=max_pixels).mode
+    pixels = decode(data, max_pixels=max_pixels)
+    with atomic_outputs(protected) as outputs:
+        save_image(outputs.path(out_dir / f"{original_stem(path)}_reconstruction{image_suffix(mode)}"), pixels, mode)
+    return FileResult(path, outputs.written)
+
+
+def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
+    """Write ``kernels_<n>.png``, the n*n kernels drawn enlarged."""
+    from ..io._images import save_picture
+    from ..measure._mosaics import kernels_picture
+
+    with atomic_outputs(protected) as outputs:
+        save_picture(outputs.path(Path(out_dir) / f"kernels_{block_size}.png"), kernels_picture(block_size))
+    return outputs.written[0]
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """The numbers of one compressed image: what ``<stem>_metrics.json`` holds.
+
+    The command's table and its ``--json`` both read this, and :meth:`as_dict` is
+    the json file, key for key.
+    """
+
+    source: str
+    image_mode: str
+    width: int
+    height: int
+    block_size: int
+    quality: int | None
+    """The quality of the steps (1 to 100), or None with a flat ``step``."""
+    step: float | None
+    """The flat step (0: unquantized), or None with ``quality``."""
+    kept_per_block: int
+    """K: the lowest zigzag frequencies that may be nonzero (n*n unless --keep)."""
+    kept_fraction: float
+    threshold: float
+    nonzero_fraction: float
+    """Share of all coefficients whose stored level is not 0."""
+    compressed_bytes: int
+    """Size of the compressed file on disk."""
+    bits_per_pixel: float
+    """8 * compressed_bytes / pixels."""
+    data_range: float
+    psnr_db: float | None
+    """None when the reconstruction is identical (infinite PSNR)."""
+    ssim: float | None
+    mse: float
+    max_abs_error: float
+    error_scale: float
+    """Gray values of the error picture per unit of error."""
+    files: dict[str, str]
+    """Names of the files written, by role ("compressed", "summary", ...)."""
+    bd_rates: dict[str, dict] | None = None
+    """With the sweep: per curve ("zonal", "jpeg", ...), the BD-rates of dctconv against it."""
+
+    def as_dict(self) -> dict:
+        """The json form: every field, in this order."""
+        return dataclasses.asdict(self)
+
+
+def compress_output_names(stem: str, reconstruction_suffix: str, *, sweep: bool = False,
+                          pictures: bool = True) -> dict[str, str]:
+    """Names of the files :func:`compress_file` writes for an image of this stem, by kind."""
+    from ..codec._dctz import SUFFIX
+
+    names = {
+        "compressed": f"{stem}_compressed{SUFFIX}",
+        "reconstruction": f"{stem}_reconstruction{reconstruction_suffix}",
+        "error": f"{stem}_error.png",
+        "maps": f"{stem}_maps.png",
+        "summary": f"{stem}_summary.png",
+        "metrics": f"{stem}_metrics.json",
+    }
+    if sweep:
+        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_json=f"{stem}_sweep.json", sweep_plot=f"{stem}_sweep.png")
+    if not pictures:
+        for kind in ("error", "maps", "summary", "sweep_plot"):
+            names.pop(kind, None)
+    return names
+
+
+def compress_outputs(path, out_dir, *, sweep: bool = False, pictures: bool = True) -> list[tuple[Path, ...]]:
+    """The outputs of :func:`compress_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
+    stem, out_dir = Path(path).stem, Path(out_dir)
+    each = [compress_output_names(stem, suffix, sweep=sweep, pictures=pictures) for suffix in RECONSTRUCTION_SUFFIXES]
+    return [tuple(dict.fromkeys(out_dir / names[kind] for names in each)) for kind in each[0]]
+
+
+class _Background:
+    """Work for one thread beside the caller's, when this process has a CPU to spare.
+
+    Encoding a PNG (zlib) and most numpy work release the GIL, so :func:`compress_file`
+    imports what it will need while it encodes the image, and encodes its
+    reconstruction and pictures into bytes while the main thread computes the
+    metrics; the main thread writes every file, in the same order as ever (and
+    matplotlib stays on the main thread). With one CPU (``--jobs`` gives each worker
+    process its share) each task runs at once, in place. A task never writes a file, so
+    leaving the block after an error or Ctrl-C cancels the tasks not started and does
+    not wait for the one running.
+    """
+
+    def __init__(self):
+        from ..transform import default_workers
+
+        self._tasks = None
+        self._futures = []
+        if default_workers() > 1:
+            import queue
+            import threading
+
+            self._tasks = queue.SimpleQueue()
+            # A daemon thread: after Ctrl-C or SIGTERM the process exits without waiting
+            # for the task it is running (concurrent.futures' threads are joined at exit,
+            # and a SIGTERM while writing once left the process waiting there).
+            threading.Thread(target=self._run, name="dctconv-encode", daemon=True).start()
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, function, args = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except BaseException as exc:  # handed to the caller, who raises it
+                    future.set_exception(exc)
+
+    def submit(self, function, *args):
+        """Start ``function(*args)``; returns a callable that waits for its result (or raises its error)."""
+        if self._tasks is None:
+            result = function(*args)
+            return lambda: result
+        from concurrent.futures import Future
+
+        future = Future()
+        self._futures.append(future)
+        self._tasks.put((future, function, args))
+        return future.result
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self._tasks is not None:
+            # After an error nothing waits for the running task (an import, an encoding
+            # into memory) and the ones not started are dropped: the error is reported at once.
+            for future in self._futures:
+                future.cancel()
+            self._tasks.put(None)
+
+
+def _write_bytes(path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def compress_file(
+    path,
+    out_dir,
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    quality: int | None = None,
+    step: float | None = None,
+    keep: int | None = None,
+    threshold: float = 0.0,
+    sweep: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    protected=(),
+    pictures: bool = True,
+) -> FileResult:
+    """Compress one image with :func:`dctconv.encode` and write, all or nothing, in ``out_dir``:
+
+    ``<stem>_compressed.dctz`` (the compressed file), ``<stem>_reconstruction.png``
+    (``.tif`` for 32-bit and float sources; exactly what decoding the file gives),
+    ``<stem>_error.png``, ``<stem>_maps.png`` (the decoded maps), ``<stem>_summary.png``,
+    ``<stem>_metrics.json``; with ``sweep`` also ``<stem>_sweep.csv``,
+    ``<stem>_sweep.json`` (the curves and the BD-rates) and ``<stem>_sweep.png``.
+    Without ``pictures`` only the data: the compressed file, the reconstruction, the
+    metrics (and the sweep's CSV and JSON), and matplotlib is not imported. The
+    metrics compare the original with the reconstruction as written, and
+    ``compressed_bytes`` is the size of the compressed file on disk. ``quality``,
+    ``step``, ``keep`` and ``threshold`` are those of :func:`dctconv.encode` (quality
+    75 when neither quality nor step is given). Returns the numbers in
+    ``FileResult.report``. A compressed file larger than the raw pixels
+    (``image.nbytes``) gets a note.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    with _Background() as background:
+        # scipy.stats (imported by scikit-image's PSNR) and matplotlib take seconds to
+        # import; the thread imports them while the image is read and encoded. Only
+        # modules that reading and encoding do not import themselves, so that the two
+        # threads never import the same module at once.
+        background.submit(_import_all, _LATER_IMPORTS + (_PICTURE_IMPORTS if pictures else ()))
+        return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
+                              keep=keep, threshold=threshold, sweep=sweep, max_pixels=max_pixels,
+                              protected=protected, pictures=pictures)
+
+
+#: What :func:`compress_file` imports after the encode: the metrics, and the figures.
+_LATER_IMPORTS = ("skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics")
+_PICTURE_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def _import_all(names) -> None:
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the work imports it again, and reports what is wrong
+            pass
+
+
+def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_size, quality, step, keep,
+                   threshold, sweep, max_pixels, protected, pictures) -> FileResult:
+    import json
+    import os
+
+    import numpy as np
+
+    from ..codec._core import encode_image, reconstruct
+    from ..codec._zonal import keep_mask
+    from ..io._images import image_bytes, image_suffix, read_image, to_pixels
+    from ..measure._metrics import measure
+
+    image, info = read_image(path, max_pixels=max_pixels)
+    notes = image_notes(info)
+    data, levels = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep,
+                                threshold=threshold)
+    header = levels.header
+    # What decode gives (the same levels, through the same function): transform
+    # --inverse of the file writes these pixels exactly.
+    pixels = to_pixels(reconstruct(levels), info.mode)
+    n = header.block_size
+    nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
+    blocks = levels.levels[0].size
+    mask = keep_mask(n, header.keep)
+    height, width = image.shape
+    names = compress_output_names(path.stem, image_suffix(info.mode), sweep=sweep, pictures=pictures)
+    with atomic_outputs(protected) as outputs:
+        temp = outputs.path(out_dir / names["compressed"])
+        _write_bytes(temp, data)
+        # The rename into place keeps the size, so this is the size on disk.
+        compressed_bytes = os.path.getsize(temp)
+        # The reconstruction, the PSNR and the pictures are computed on the other thread
+        # (in the order they are needed) while this one computes the SSIM.
+        reconstruction_png = background.submit(image_bytes, pixels, info.mode)
+        encoded = {}
+        if pictures:
+            from ..io._images import picture_bytes, save_picture
+            from ..measure._mosaics import error_picture_with_legend, maps_picture
+
+            def encode_pictures(picture, scale, largest):
+                encoded["error"] = background.submit(
+                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest)))
+                encoded["maps"] = background.submit(
+                    lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask)))
+        quality_numbers, _, error_scale = measure(image, pixels, data_range=info.data_range,
+                                                  on_error_picture=encode_pictures if pictures else None,
+                                                  submit=background.submit)
+        found = None
+        if sweep:
+            from ..measure._sweep import NAMES, sweep as run_sweep
+
+            found = run_sweep(image, data_range=info.data_range, block_size=n, quality=header.quality,
+                              step=header.step, threshold=header.threshold)
+            for why in dict.fromkeys(found.left_out.values()):
+                left_out = [NAMES[m] for m, reason in found.left_out.items() if reason == why]
+                listed = left_out[0] if len(left_out) == 1 else ", ".join(left_out[:-1]) + " and " + left_out[-1]
+                notes.append(f"{listed} left out of the sweep: {why}")
+        if compressed_bytes > image.nbytes:
+            notes.append(f"the compressed file ({compressed_bytes:,} bytes) is larger than the raw pixels "
+                         f"({image.nbytes:,} bytes); a lower --quality (or a larger --step) makes it smaller")
+        report = CompressionReport(
+            source=str(path),
+            image_mode=info.mode,
+            width=width,
+            height=height,
+            block_size=n,
+            quality=header.quality,
+            step=header.step,
+            kept_per_block=header.keep,
+            kept_fraction=header.keep / (n * n),
+            threshold=header.threshold,
+            nonzero_fraction=int(nonzero.sum()) / levels.levels.size,
+            compressed_bytes=compressed_bytes,
+            bits_per_pixel=8 * compressed_bytes / image.size,
+            data_range=info.data_range,
+            **quality_numbers.as_dict(),
+            error_scale=error_scale,
+            files=dict(names),
+            bd_rates=None if found is None else {
+                b.anchor: {"psnr_percent": b.psnr, "ssim_percent": b.ssim} for b in found.bd_rates
+            },
+        )
+        if pictures:
+            from ..measure._figures import summary_picture, summary_titles
+
+            low, high = ((0.0, info.data_range) if info.mode != "F"
+                         else (float(image.min()), float(image.max())))
+            title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
+                                             bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
+                                             nonzero_fraction=report.nonzero_fraction)
+            # Drawn while the other thread finishes the pictures, written after them.
+            summary = summary_picture(
+                image, pixels, channel_mask=mask, error_scale=error_scale, value_range=(low, high),
+                channel_share=nonzero / blocks, title=title, subtitle=subtitle,
+            )
+        _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
+        for kind, content in encoded.items():
+            _write_bytes(outputs.path(out_dir / names[kind]), content())
+        if pictures:
+            save_picture(outputs.path(out_dir / names["summary"]), summary)
+        if sweep:
+            from ..measure._sweep import write_csv
+
+            with open(outputs.path(out_dir / names["sweep_csv"]), "w", newline="") as f:
+                write_csv(f, found.points)
+            with open(outputs.path(out_dir / names["sweep_json"]), "w") as f:
+                json.dump({"source": str(path), "image_mode": info.mode, "width": width, "height": height,
+                           "data_range": info.data_range, **found.as_dict()}, f, indent=2, allow_nan=False)
+                f.write("\n")
+            if pictures:
+                from ..measure._figures import save_sweep, sweep_title
+
+                save_sweep(
+                    outputs.path(out_dir / names["sweep_plot"]), [p.as_dict() for p in found.points],
+                    title=sweep_title(printable(path.name), header), labels={k: c["label"] for k, c in found.curves.items()},
+                    bd_rates={b.anchor: b.as_dict() for b in found.bd_rates},
+                    this_file={"bits_per_pixel": report.bits_per_pixel, "psnr_db": report.psnr_db,
+                               "ssim": report.ssim},
+                )
+        with open(outputs.path(out_dir / names["metrics"]), "w") as f:
+            json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON
+            f.write("\n")
+    return FileResult(path, outputs.written, notes, info, report)

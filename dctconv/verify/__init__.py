@@ -1,0 +1,1 @@
+"""Verification: the transform's checks and the comparison of files against images."""

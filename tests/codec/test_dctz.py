@@ -1,0 +1,168 @@
+"""The compressed file format: header fields, hostile files, fuzzing."""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dctconv
+from dctconv.codec._core import decode_levels, offsets_size
+from dctconv.codec._dctz import HEADER_SIZE, read_header
+from dctconv.errors import CodecFileError, CodecTooLargeError
+from dctconv.io._images import read_image
+
+DATA = Path(__file__).parent.parent / "data"
+
+fuzz = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def sample_file(**settings) -> bytes:
+    rng = np.random.default_rng(7)
+    image = np.clip(np.add.outer(np.arange(20), np.arange(27)) * 5 + rng.normal(0, 9, (20, 27)), 0, 255)
+    defaults = {"block_size": 4} if "step" in settings else {"block_size": 4, "quality": 60}
+    return dctconv.encode(image.astype(np.uint8), **{**defaults, **settings})
+
+
+VALID = sample_file()
+
+
+def one_line(exc: Exception) -> str:
+    message = str(exc)
+    assert message and "\n" not in message
+    return message
+
+
+def test_header_is_small_and_holds_the_settings():
+    assert HEADER_SIZE <= 64
+    header = read_header(sample_file(block_size=8, step=2.5, keep=10, threshold=1.5))
+    assert (header.block_size, header.image_shape, header.mode) == (8, (20, 27), "L")
+    assert (header.quantization, header.quality, header.step, header.keep, header.threshold) == (
+        "step", None, 2.5, 10, 1.5)
+    assert header.size == len(sample_file(block_size=8, step=2.5, keep=10, threshold=1.5))
+    header = read_header(VALID)
+    assert (header.quantization, header.quality, header.step, header.keep) == ("quality", 60, None, 16)
+    for dtype, mode in [(np.uint16, "I;16"), (np.int32, "I"), (np.float32, "F")]:
+        assert read_header(dctconv.encode(np.zeros((3, 3), dtype))).mode == mode
+
+
+def patched(offset: int, fmt: str, value) -> bytes:
+    data = bytearray(VALID)
+    struct.pack_into(fmt, data, offset, value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "not a dctconv compressed file (wrong magic bytes)"),
+        (b"PK\x03\x04" + VALID[4:], "not a dctconv compressed file (wrong magic bytes)"),
+        (VALID[:30], "file is truncated: 30 bytes, shorter than the 48-byte header"),
+        (patched(4, "<B", 4), "unknown format version 4 (this dctconv reads versions 1 to 3)"),
+        (patched(4, "<B", 0), "unknown format version 0 (this dctconv reads versions 1 to 3)"),
+        (patched(5, "<B", 65), "header gives block size 65, not from 2 to 64"),
+        (patched(6, "<B", 4), "header gives unknown pixel mode 4"),
+        (patched(7, "<B", 3), "header gives unknown quantization 3"),
+        (patched(8, "<B", 0), "header gives quality 0, not from 1 to 100"),
+        (patched(9, "<B", 128), "header gives dead zone 128/256, not from 0 to 127"),
+        (patched(10, "<H", 17), "header keeps 17 channels, not from 1 to 16"),
+        (patched(12, "<I", 0), "header gives an image of 27 x 0 pixels"),
+        (patched(28, "<d", float("nan")), "header gives threshold nan, not a finite number >= 0"),
+        (VALID[:-1], f"file is truncated: its header describes {len(VALID):,} bytes, the file has {len(VALID) - 1:,}"),
+        (VALID + b"junk", f"file is followed by 4 extra bytes: its header describes {len(VALID):,} bytes, the file has {len(VALID) + 4:,}"),
+    ],
+)
+def test_hostile_headers_raise_one_line_errors(data, message):
+    with pytest.raises(CodecFileError) as info:
+        dctconv.decode(data)
+    assert one_line(info.value) == message
+
+
+def test_lying_sizes_are_refused_before_allocation():
+    data = bytearray(VALID)
+    struct.pack_into("<II", data, 12, 100_000, 100_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CodecTooLargeError) as info:
+            dctconv.decode(bytes(data), max_pixels=1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert one_line(info.value) == "image is 100000 x 100000 = 10,000,000,000 pixels, more than the limit of 1,000,000"
+    assert peak < 1 << 20
+    with pytest.raises(CodecTooLargeError):
+        read_header(VALID, max_pixels=500)
+    # Sections that claim more than the file holds: a size check, not an allocation.
+    data = bytearray(VALID)
+    struct.pack_into("<I", data, 40, 2**32 - 1)
+    with pytest.raises(CodecFileError, match="file is truncated: its header describes"):
+        dctconv.decode(bytes(data))
+
+
+def test_garbage_sections_after_a_valid_header():
+    rng = np.random.default_rng(3)
+    header = read_header(VALID)
+    for _ in range(20):
+        body = rng.integers(0, 256, len(VALID) - HEADER_SIZE, dtype=np.uint8).tobytes()
+        try:
+            pixels = dctconv.decode(VALID[:HEADER_SIZE] + body)
+        except CodecFileError as exc:
+            one_line(exc)
+        else:
+            assert pixels.shape == header.image_shape and pixels.dtype == np.uint8
+
+
+@fuzz
+@given(st.data())
+def test_fuzzed_files_decode_or_raise_codec_file_error(data):
+    source = data.draw(st.sampled_from([VALID, sample_file(step=0), sample_file(block_size=2, step=0.3, keep=3)]))
+    mutated = bytearray(source)
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(HEADER_SIZE - 2, len(mutated) + 3))
+    mutated = bytes(mutated[:cut]) + bytes(max(0, cut - len(mutated)))
+    try:
+        pixels = dctconv.decode(mutated, max_pixels=4000)
+    except CodecFileError as exc:
+        one_line(exc)
+    else:
+        assert pixels.ndim == 2 and pixels.size <= 4000
+
+
+def test_decode_levels_of_a_damaged_model_section():
+    header = read_header(VALID)
+    offsets = offsets_size(header)
+    assert offsets == 14 and header.model_bytes > offsets  # n = 4: 7 classes, two offsets each
+    data = bytearray(VALID)
+    data[HEADER_SIZE] = 128  # an offset of half a step or more
+    with pytest.raises(CodecFileError, match="reconstruction offsets beyond half a step"):
+        decode_levels(bytes(data))
+    data = bytearray(VALID)
+    data[HEADER_SIZE + offsets : HEADER_SIZE + offsets + 2] = b"\xff\xff"  # kind 3 (a table) of 127 tokens
+    with pytest.raises(CodecFileError, match="model section gives a table of 127 tokens, not from 1 to 73"):
+        decode_levels(bytes(data))
+    old = bytearray((DATA / "codec_v1_n4_q75.dctz").read_bytes())
+    old[HEADER_SIZE + offsets] = 200  # version 1: a context's alphabet larger than any token
+    with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
+        decode_levels(bytes(old))
+
+
+@pytest.mark.parametrize("name", ["v1_n8_q50", "v1_n4_q75", "v1_n4_keep6_step1", "v2_n8_q50"])
+def test_older_versions_still_decode(name):
+    # Written by dctconv before format version 2 (commit 73f8d9d) and before version 3
+    # (commit 13ae4e7), with the pixels its decoder gave them: the crop of camera.png in
+    # codec_v1_source.png at n = 8 quality 50, n = 4 quality 75, n = 4 --keep 6 --step 1.
+    data = (DATA / f"codec_{name}.dctz").read_bytes()
+    assert read_header(data).format_version == int(name[1])
+    assert np.array_equal(dctconv.decode(data), read_image(DATA / f"codec_{name}.png")[0])
+    source, _ = read_image(DATA / "codec_v1_source.png")
+    settings = {"n8_q50": {"block_size": 8, "quality": 50}, "n4_q75": {"block_size": 4, "quality": 75},
+                "n4_keep6_step1": {"block_size": 4, "step": 1.0, "keep": 6}}[name[3:]]
+    new = dctconv.encode(source, **settings)
+    assert read_header(new).format_version == 3 and len(new) <= len(data)

@@ -161,7 +161,7 @@ def steps(function, *args, **kwargs) -> tuple[float, list[tuple[str, float]]]:
     profiler.runcall(function, *args, **kwargs)
     total = time.perf_counter() - start
     stats = pstats.Stats(profiler, stream=io.StringIO()).stats
-    target = next(key for key in stats if key[2] == function.__name__ and key[0].endswith("pipeline.py"))
+    target = next(key for key in stats if key[2] == function.__name__ and key[0].endswith("_jobs.py"))
     shares = []
     for (filename, _, name), (*_, callers) in stats.items():
         if target in callers:

@@ -1,8 +1,7 @@
-"""Per-file work behind the commands: read, compute, write every output atomically."""
+"""Per-file work behind the commands: read, compute, write every output atomically (the names in :mod:`._outputs`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +9,8 @@ from ..io._atomic import atomic_outputs
 from ..errors import CoefficientFileError, InvalidImageError, printable
 from ..io._images import ImageInfo
 from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
+from ._background import Background
+from ._outputs import CompressionReport, compress_output_names, original_stem, transform_output_names
 
 
 #: Modules that :func:`transform_file` and :func:`invert_file` import when first
@@ -29,11 +30,6 @@ COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
 COMPRESS_IMPORTS = COMPRESS_DATA_IMPORTS + (
     "dctconv.measure._figures", "matplotlib.figure", "matplotlib.backends.backend_agg",
 )
-
-#: Suffixes a reconstruction can have (:func:`dctconv.io._images.image_suffix`): which
-#: one depends on the image's mode, known only once the image is read.
-RECONSTRUCTION_SUFFIXES = (".png", ".tif")
-
 
 @dataclass
 class FileResult:
@@ -66,49 +62,6 @@ def image_notes(info: ImageInfo) -> list[str]:
         notes.append(f"turned by its EXIF orientation ({_ORIENTATIONS[info.orientation]}), "
                      "as image viewers show it")
     return notes
-
-
-def transform_output_names(stem: str, *, pictures: bool = True) -> dict[str, str]:
-    """Names of the files :func:`transform_file` writes for an image of this stem."""
-    names = {"coefficients": f"{stem}_coefficients.npz"}
-    if pictures:
-        names["maps"] = f"{stem}_maps.png"
-    return names
-
-
-def transform_outputs(path, out_dir, *, pictures: bool = True) -> list[tuple[Path, ...]]:
-    """The outputs of :func:`transform_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
-    return [(Path(out_dir) / name,) for name in transform_output_names(Path(path).stem, pictures=pictures).values()]
-
-
-def inverse_outputs(path, out_dir) -> list[tuple[Path, ...]]:
-    """The output of :func:`invert_file` for ``path``: its reconstruction, .png or .tif."""
-    stem = original_stem(path)
-    return [tuple(Path(out_dir) / f"{stem}_reconstruction{suffix}" for suffix in RECONSTRUCTION_SUFFIXES)]
-
-
-def up_to_date(path, outputs) -> bool:
-    """Whether every output of ``path`` exists and is newer than it.
-
-    ``outputs`` lists each output as a tuple of the names it may have (one of
-    them must do), as :func:`transform_outputs` and :func:`compress_outputs`
-    give them. Newer means a later modification time, strictly: an input changed
-    within the file system's time resolution of its outputs counts as changed.
-    """
-    try:
-        changed = Path(path).stat().st_mtime_ns
-    except OSError:
-        return False  # let the work report it
-    for alternatives in outputs:
-        for output in alternatives:
-            try:
-                if output.stat().st_mtime_ns > changed:
-                    break
-            except OSError:
-                continue
-        else:
-            return False
-    return True
 
 
 def transform_file(
@@ -155,15 +108,6 @@ def transform_file(
 
             save_picture(outputs.path(out_dir / names["maps"]), maps_picture(coefficients))
     return FileResult(path, outputs.written, image_notes(info), info)
-
-
-def original_stem(path) -> str:
-    """Stem of the image a coefficient file came from: its name without ``_coefficients``/``_compressed``."""
-    stem = Path(path).stem
-    for suffix in ("_coefficients", "_compressed"):
-        if stem.endswith(suffix) and len(stem) > len(suffix):
-            return stem[: -len(suffix)]
-    return stem
 
 
 def invert_file(
@@ -222,140 +166,6 @@ def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
     return outputs.written[0]
 
 
-@dataclass(frozen=True)
-class CompressionReport:
-    """The numbers of one compressed image: what ``<stem>_metrics.json`` holds.
-
-    The command's table and its ``--json`` both read this, and :meth:`as_dict` is
-    the json file, key for key.
-    """
-
-    source: str
-    image_mode: str
-    width: int
-    height: int
-    block_size: int
-    quality: int | None
-    """The quality of the steps (1 to 100), or None with a flat ``step``."""
-    step: float | None
-    """The flat step (0: unquantized), or None with ``quality``."""
-    kept_per_block: int
-    """K: the lowest zigzag frequencies that may be nonzero (n*n unless --keep)."""
-    kept_fraction: float
-    threshold: float
-    nonzero_fraction: float
-    """Share of all coefficients whose stored level is not 0."""
-    compressed_bytes: int
-    """Size of the compressed file on disk."""
-    bits_per_pixel: float
-    """8 * compressed_bytes / pixels."""
-    data_range: float
-    psnr_db: float | None
-    """None when the reconstruction is identical (infinite PSNR)."""
-    ssim: float | None
-    mse: float
-    max_abs_error: float
-    error_scale: float
-    """Gray values of the error picture per unit of error."""
-    files: dict[str, str]
-    """Names of the files written, by role ("compressed", "summary", ...)."""
-    bd_rates: dict[str, dict] | None = None
-    """With the sweep: per curve ("zonal", "jpeg", ...), the BD-rates of dctconv against it."""
-
-    def as_dict(self) -> dict:
-        """The json form: every field, in this order."""
-        return dataclasses.asdict(self)
-
-
-def compress_output_names(stem: str, reconstruction_suffix: str, *, sweep: bool = False,
-                          pictures: bool = True) -> dict[str, str]:
-    """Names of the files :func:`compress_file` writes for an image of this stem, by kind."""
-    from ..codec._dctz import SUFFIX
-
-    names = {
-        "compressed": f"{stem}_compressed{SUFFIX}",
-        "reconstruction": f"{stem}_reconstruction{reconstruction_suffix}",
-        "error": f"{stem}_error.png",
-        "maps": f"{stem}_maps.png",
-        "summary": f"{stem}_summary.png",
-        "metrics": f"{stem}_metrics.json",
-    }
-    if sweep:
-        names.update(sweep_csv=f"{stem}_sweep.csv", sweep_json=f"{stem}_sweep.json", sweep_plot=f"{stem}_sweep.png")
-    if not pictures:
-        for kind in ("error", "maps", "summary", "sweep_plot"):
-            names.pop(kind, None)
-    return names
-
-
-def compress_outputs(path, out_dir, *, sweep: bool = False, pictures: bool = True) -> list[tuple[Path, ...]]:
-    """The outputs of :func:`compress_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
-    stem, out_dir = Path(path).stem, Path(out_dir)
-    each = [compress_output_names(stem, suffix, sweep=sweep, pictures=pictures) for suffix in RECONSTRUCTION_SUFFIXES]
-    return [tuple(dict.fromkeys(out_dir / names[kind] for names in each)) for kind in each[0]]
-
-
-class _Background:
-    """Work for one thread beside the caller's, when this process has a CPU to spare.
-
-    Encoding a PNG (zlib) and most numpy work release the GIL, so :func:`compress_file`
-    imports what it will need while it encodes the image, and encodes its
-    reconstruction and pictures into bytes while the main thread computes the
-    metrics; the main thread writes every file, in the same order as ever (and
-    matplotlib stays on the main thread). With one CPU (``--jobs`` gives each worker
-    process its share) each task runs at once, in place. A task never writes a file, so
-    leaving the block after an error or Ctrl-C cancels the tasks not started and does
-    not wait for the one running.
-    """
-
-    def __init__(self):
-        from ..transform import default_workers
-
-        self._tasks = None
-        self._futures = []
-        if default_workers() > 1:
-            import queue
-            import threading
-
-            self._tasks = queue.SimpleQueue()
-            # A daemon thread: after Ctrl-C or SIGTERM the process exits without waiting
-            # for the task it is running (concurrent.futures' threads are joined at exit,
-            # and a SIGTERM while writing once left the process waiting there).
-            threading.Thread(target=self._run, name="dctconv-encode", daemon=True).start()
-
-    def _run(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            future, function, args = task
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(function(*args))
-                except BaseException as exc:  # handed to the caller, who raises it
-                    future.set_exception(exc)
-
-    def submit(self, function, *args):
-        """Start ``function(*args)``; returns a callable that waits for its result (or raises its error)."""
-        if self._tasks is None:
-            result = function(*args)
-            return lambda: result
-        from concurrent.futures import Future
-
-        future = Future()
-        self._futures.append(future)
-        self._tasks.put((future, function, args))
-        return future.result
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if self._tasks is not None:
-            # After an error nothing waits for the running task (an import, an encoding
-            # into memory) and the ones not started are dropped: the error is reported at once.
-            for future in self._futures:
-                future.cancel()
-            self._tasks.put(None)
-
-
 def _write_bytes(path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -392,7 +202,7 @@ def compress_file(
     (``image.nbytes``) gets a note.
     """
     path, out_dir = Path(path), Path(out_dir)
-    with _Background() as background:
+    with Background() as background:
         # scipy.stats (imported by scikit-image's PSNR) and matplotlib take seconds to
         # import; the thread imports them while the image is read and encoded. Only
         # modules that reading and encoding do not import themselves, so that the two
@@ -418,7 +228,7 @@ def _import_all(names) -> None:
             pass
 
 
-def _compress_file(path: Path, out_dir: Path, background: _Background, *, block_size, quality, step, keep,
+def _compress_file(path: Path, out_dir: Path, background: Background, *, block_size, quality, step, keep,
                    threshold, sweep, max_pixels, protected, pictures) -> FileResult:
     import json
     import os

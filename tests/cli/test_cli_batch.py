@@ -155,7 +155,7 @@ def test_compress_skip_existing_counts_the_set_it_would_write(tmp_path):
     assert result.exit_code == 0 and "Note: skipped" not in result.output
     assert len(json.loads(result.stdout)["files"]) == 3
     # (The sweep's files are part of the set with --sweep: checked on the list, without running a sweep.)
-    from dctconv.runtime._jobs import compress_outputs, up_to_date
+    from dctconv.runtime._outputs import compress_outputs, up_to_date
 
     assert up_to_date(images[0], compress_outputs(images[0], out, pictures=False))
     assert not up_to_date(images[0], compress_outputs(images[0], out, sweep=True, pictures=False))

@@ -1,0 +1,153 @@
+"""Batch plumbing of the commands: the input files, where they run, and each failure in one line."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from pathlib import Path
+
+import click
+
+from ..errors import DctconvError
+from ..runtime._parallel import run_each as _run_each_here
+from ._report import error_line, one_line
+
+
+def unexpected_error_line(source, exc: BaseException, debug: bool) -> str:
+    """Report an exception dctconv did not raise on purpose: a traceback only with --debug."""
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, MemoryError):
+        return error_line(source, "not enough memory to process it")
+    if isinstance(exc, ImportError):
+        return error_line(source, import_failure(exc))
+    detail = str(exc).strip()
+    detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return error_line(
+        source, f"internal error ({detail}); rerun with --debug for the traceback"
+    )
+
+
+#: What the loader says when a memory limit (ulimit -v) stops it mapping a compiled module.
+_NO_MEMORY_TO_LOAD = ("failed to map segment from shared object", "cannot allocate memory")
+
+
+def _package_of(exc: BaseException) -> str | None:
+    """The installed package an ImportError comes from ("numpy"), by its file or its name."""
+    path = Path(getattr(exc, "path", None) or "")
+    for folder in ("site-packages", "dist-packages"):
+        if folder in path.parts[:-1]:
+            return path.parts[path.parts.index(folder) + 1]
+    name = getattr(exc, "name", None)
+    return name.split(".")[0] if name else None
+
+
+def import_failure(exc: ImportError) -> str:
+    """Why a library could not be imported: most often a memory limit, else a broken install."""
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    module = next(filter(None, map(_package_of, chain)), "a library dctconv needs")
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, MemoryError) for e in chain) or any(words in text for words in _NO_MEMORY_TO_LOAD):
+        return f"not enough memory to load {module}; raise the memory limit (ulimit -v) or free memory"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot load {module} ({first}); reinstall dctconv's dependencies (make install)"
+
+
+def report_failure(item, exc: BaseException, debug: bool) -> None:
+    if isinstance(exc, DctconvError):
+        click.echo(error_line(item, exc), err=True)
+    else:  # an internal bug: still one line, unless --debug
+        click.echo(unexpected_error_line(item, exc, debug), err=True)
+
+
+def run_each(ctx, items, work, *, label: str, cluster: bool = False, **options):
+    """:func:`dctconv.runtime._parallel.run_each`, each failure reported in one line as it happens.
+
+    With ``cluster`` and --scheduler or --scheduler-file given, the files are tasks
+    on that dask cluster (:mod:`dctconv.runtime._cluster`); the connection is made, or
+    refused in one line, before the first file.
+    """
+    report = functools.partial(report_failure, debug=bool(ctx.obj["debug"]))
+    place = ctx.meta.get("dctconv.place", {})
+    if not (cluster and ("scheduler" in place or "scheduler_file" in place)):
+        return _run_each_here(items, work, label=label, on_failure=report, **options)
+    from ..runtime._cluster import connect, map_on_cluster, silence_logging
+
+    silence_logging()
+    client = connect(place.get("scheduler"), scheduler_file=place.get("scheduler_file"))
+    try:
+        def backend(items, work, **_):  # jobs and preload are the workers' business
+            return map_on_cluster(items, work, client=client, label=f"dctconv-{label}")
+
+        return _run_each_here(items, work, label=label, on_failure=report, backend=backend, **options)
+    finally:
+        client.close(timeout=5)
+
+
+def on_cluster(ctx) -> bool:
+    """Whether --scheduler or --scheduler-file was given."""
+    return bool(ctx.meta.get("dctconv.place", {}).keys() & {"scheduler", "scheduler_file"})
+
+
+def for_workers(ctx, inputs, output_dir):
+    """``inputs`` and ``output_dir``, made absolute when they go to a cluster's workers.
+
+    The workers do not share this process's working folder, so a relative path
+    would name another file there (or none).
+    """
+    if not on_cluster(ctx):
+        return list(inputs), output_dir
+    return [path.absolute() for path in inputs], output_dir.absolute()
+
+
+def skip_up_to_date(items, outputs_of):
+    """The items not up to date (:func:`dctconv.runtime._outputs.up_to_date`), with a note of how many were skipped."""
+    from ..runtime._outputs import up_to_date
+
+    left = [item for item in items if not up_to_date(item, outputs_of(item))]
+    if len(left) < len(items):
+        click.echo(f"Note: skipped {len(items) - len(left)} of {len(items)} inputs whose outputs are all "
+                   "there and newer (--skip-existing)", err=True)
+    return left
+
+
+def input_files(paths, *, coefficient_files: bool = False) -> tuple[list[Path], list[str], list[str]]:
+    """The files to process: each folder replaced by its files, each file once.
+
+    A folder stands for the files directly in it (sorted by name, not recursive,
+    hidden files skipped) whose suffix is that of an image format dctconv reads, or
+    ``.npz`` with ``coefficient_files``. A file given again (the same path, or
+    another name of it) is processed once, with a note.
+
+    Returns the files, one error line (:func:`error_line`) per folder that holds
+    none, and the note lines.
+    """
+    files, errors, notes, seen, suffixes = [], [], [], set(), None
+    for path in paths:
+        if path.is_dir():
+            if suffixes is None:
+                from ..io._images import image_suffixes
+
+                suffixes = {".npz"} if coefficient_files else image_suffixes()
+            found = sorted(
+                p for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+            )
+            if not found:
+                what = ("no coefficient file (no name ending in .npz)" if coefficient_files else
+                        "no image file (no name ending in the suffix of a format dctconv reads, "
+                        "such as .png, .jpg, .tif)")
+                errors.append(error_line(path, f"folder holds {what}"))
+        else:
+            found = [path]
+        for file in found:
+            key = file.resolve()
+            if key in seen:
+                notes.append(one_line(f"Note: {file}: given more than once; processed once"))
+            else:
+                seen.add(key)
+                files.append(file)
+    return files, errors, notes

@@ -1,0 +1,184 @@
+"""``dctconv compress``: compress images with dctconv's codec, and measure what is lost."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+
+from ..limits import DEFAULT_BLOCK_SIZE
+from . import _batch, _report
+from ._options import (
+    WholeNumber,
+    block_size_option,
+    cluster_options,
+    command,
+    finite,
+    jobs_option,
+    json_option,
+    max_pixels_option,
+    no_pictures_option,
+    output_dir_option,
+    skip_existing_option,
+)
+
+
+def _compress_json(result) -> dict:
+    """One file of ``compress --json``: input and outputs as for transform, then its numbers."""
+    numbers = result.report.as_dict()
+    del numbers["source"], numbers["files"]  # the input and the outputs say it
+    return {"input": str(result.source), "outputs": [str(p) for p in result.outputs], **numbers}
+
+
+def _quantization_text(report) -> str:
+    if report.quality is not None:
+        return f"q{report.quality}"
+    return "none" if report.step == 0 else f"step {report.step:g}"
+
+
+def _compress_table(reports) -> str:
+    rows = [("file", "n", "steps", "K", "nonzero", "PSNR dB", "SSIM", "bpp", "bytes")]
+    for r in reports:
+        rows.append((
+            _report.one_line(r.source),
+            str(r.block_size),
+            _quantization_text(r),
+            f"{r.kept_per_block}/{r.block_size ** 2}",
+            f"{100 * r.nonzero_fraction:.1f}%",
+            "inf" if r.psnr_db is None else f"{r.psnr_db:.2f}",
+            "-" if r.ssim is None else f"{r.ssim:.4f}",
+            f"{r.bits_per_pixel:.3f}",
+            f"{r.compressed_bytes:,}",
+        ))
+    return "\n".join(_report.table(rows, align="lrrrrrrrr"))
+
+
+#: How the printed BD-rates name the curves.
+_CURVE_NAMES = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+
+
+def _bd_rate_table(reports) -> str:
+    """The BD-rates of the sweep: one row per image and curve, percent bits at equal PSNR and SSIM."""
+    rows = [("file", "against", "at equal PSNR", "at equal SSIM")]
+
+    def percent(value):
+        return "n/a" if value is None else f"{value:+.1f} %"
+
+    for r in reports:
+        for curve, rates in (r.bd_rates or {}).items():
+            rows.append((r.source, _CURVE_NAMES.get(curve, curve), percent(rates["psnr_percent"]),
+                         percent(rates["ssim_percent"])))
+    return ("BD-rates of dctconv (quality 5 .. 95): how many percent more bits it needs than the other "
+            "curve for the same quality (negative: fewer)\n" + "\n".join(_report.table(rows, align="llrr")))
+
+
+def _one_quantization(ctx, param, value):
+    """--quality and --step both set the steps: refuse the two together, whatever their order."""
+    if param.name == "step":
+        value = finite(ctx, param, value)
+    other = "quality" if param.name == "step" else "step"
+    if value is not None and ctx.params.get(other) is not None:
+        raise click.BadParameter(
+            "cannot be combined with --quality (--quality gives each frequency its own step, "
+            "--step one step for all); give one of them.", ctx=ctx, param_hint="'--step'",
+        )
+    return value
+
+
+@command
+@click.argument(
+    "inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR...",
+    type=click.Path(exists=True, path_type=Path),
+)
+@output_dir_option
+@block_size_option
+@click.option("--quality", "-q", type=WholeNumber(1, 100), default=None, callback=_one_quantization,
+              help="1 to 100: a step for each frequency, JPEG's table scaled as libjpeg scales it (at "
+                   "n = 8 exactly JPEG's steps), and to the image's bit depth; higher keeps more.  "
+                   "[default: 75 unless --step]")
+@click.option("--step", type=click.FloatRange(min=0), default=None, callback=_one_quantization,
+              help="Instead of --quality, one step for every frequency, in coefficient units: c is "
+                   "stored as rint(c / step); 0 stores the coefficients unquantized.")
+@click.option("--keep", type=int, default=None,
+              help="Zonal mode: keep only the K lowest frequencies of each block in JPEG zigzag order "
+                   "(1 to n*n), zero the others; combines with --quality or --step.  [default: n*n]")
+@click.option("--threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              callback=finite,
+              help="Also zero AC coefficients with |c| below this, before quantization (DC always kept).")
+@click.option("--sweep", is_flag=True,
+              help="Also write <stem>_sweep.csv, .json and .png: PSNR and SSIM against bits per pixel for "
+                   "dctconv at quality 5 .. 95, for K = 1 .. n*n, and for Pillow's JPEG, WebP and AVIF; "
+                   "print the BD-rates of dctconv against each.")
+@no_pictures_option
+@skip_existing_option
+@max_pixels_option
+@jobs_option
+@cluster_options
+@json_option
+@click.pass_context
+def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold, sweep, no_pictures,
+             skip_existing, max_pixels, jobs, as_json):
+    """Compress images with dctconv's codec, and measure what is lost.
+
+    Every n x n block is transformed; each frequency is divided by its step
+    (--quality: JPEG-like steps per frequency, default 75; or one --step) and
+    rounded; the levels are entropy coded frequency by frequency, each modelled on
+    the lower frequencies around it. For each image, DIR receives:
+
+    \b
+      <stem>_compressed.dctz      the compressed file (decode it with transform --inverse)
+      <stem>_reconstruction.png   the decoded image at the source bit depth (.tif for 32-bit)
+      <stem>_error.png            |original - reconstruction|, stretched, its scale below it
+      <stem>_maps.png             the decoded coefficient maps (dropped ones hatched)
+      <stem>_summary.png          original, reconstruction, error and nonzero frequencies
+      <stem>_metrics.json         PSNR, SSIM, MSE, largest error, size, bits per pixel, ...
+
+    A folder stands for the image files directly in it (by suffix, sorted by name);
+    a file given twice is processed once. A table of the numbers is printed at the
+    end; --json prints {"files": [...]}, each with its input, outputs and numbers.
+
+    \b
+    Examples:
+        dctconv compress photo.png -o out
+        dctconv compress photos/ -o out --block-size 8 --quality 50
+        dctconv compress photo.png -o out --keep 6 --step 1
+        dctconv compress photo.png -o out --sweep
+        dctconv transform --inverse out/photo_compressed.dctz -o decoded
+    """
+    from ..io._atomic import InputPaths
+    from ..runtime._jobs import COMPRESS_DATA_IMPORTS, COMPRESS_IMPORTS, compress_file
+    from ..runtime._outputs import compress_outputs
+
+    n = block_size or DEFAULT_BLOCK_SIZE
+    if keep is not None and not 1 <= keep <= n * n:
+        raise click.BadParameter(
+            f"must be from 1 to {n * n} for --block-size {n} (got {keep}).", ctx=ctx, param_hint="'--keep'"
+        )
+    files, folder_errors, notes = _batch.input_files(inputs)
+    _report.echo_lines(folder_errors + notes)
+    files, output_dir = _batch.for_workers(ctx, files, output_dir)
+
+    work = functools.partial(
+        compress_file, out_dir=output_dir, block_size=n, quality=quality, step=step, keep=keep,
+        threshold=threshold, sweep=sweep, max_pixels=max_pixels, protected=InputPaths(files),
+        pictures=not no_pictures,
+    )
+    if skip_existing:
+        files = _batch.skip_up_to_date(files, functools.partial(
+            compress_outputs, out_dir=output_dir, sweep=sweep, pictures=not no_pictures))
+    results, failed = _batch.run_each(
+        ctx, files, work, label="compress", jobs=jobs, cluster=True, output_name=lambda path: path.stem,
+        preload=COMPRESS_DATA_IMPORTS if no_pictures else COMPRESS_IMPORTS,
+    )
+    _report.notes(results)
+    if as_json:
+        click.echo(json.dumps({"files": [_compress_json(r) for r in results]}, indent=2))
+    elif results:
+        click.echo(_compress_table([r.report for r in results]))
+        if sweep:
+            click.echo()
+            click.echo(_bd_rate_table([r.report for r in results]))
+    if failed or folder_errors:
+        ctx.exit(1)

@@ -266,14 +266,17 @@ def _first_line(doc) -> str:
 
 @block("modules", deterministic=False)
 def _modules() -> str:
-    """One line per module of dctconv/: its docstring's first line."""
+    """One line per module of dctconv/ and its subpackages, in folder order: its docstring's first line."""
     import ast
 
     rows = ["| module | what it is for |", "|---|---|"]
-    for path in sorted((ROOT / "dctconv").glob("*.py")):
+    package = ROOT / "dctconv"
+    paths = sorted(package.rglob("*.py"), key=lambda p: (len(p.relative_to(package).parts) > 1, p.parts))
+    for path in paths:
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
         summary = _first_line(doc).replace("|", "\\|")
-        rows.append(f"| `{path.stem}` | {summary} |")
+        name = ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+        rows.append(f"| `{name}` | {summary} |")
     return "\n".join(rows) + "\n"
 
 

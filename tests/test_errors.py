@@ -904,13 +904,17 @@ def _codec_file(**fields) -> bytes:
 
     import dctconv
 
+    from hostile import reseal
+
     data = bytearray(dctconv.encode(sample_crop()))
+    # model_bytes: the length of MODL, the first entry of version 4's section table.
     offsets = {"version": (4, "<B"), "block_size": (5, "<B"), "mode": (6, "<B"), "height": (12, "<I"),
-               "width": (16, "<I"), "model_bytes": (36, "<I")}
+               "width": (16, "<I"), "model_bytes": (68, "<I")}
     for name, value in fields.items():
         offset, form = offsets[name]
         struct.pack_into(form, data, offset, value)
-    return bytes(data)
+    # Checksums recomputed: each case reaches the check of its own field.
+    return reseal(bytes(data))
 
 
 def _codec_size() -> int:
@@ -921,8 +925,19 @@ CODEC_FILE_CASES = {
     "empty": (lambda: b"", "not a dctconv compressed file (wrong magic bytes)"),
     "wrong magic": (lambda: b"DCTX" + _codec_file()[4:], "not a dctconv compressed file (wrong magic bytes)"),
     "an npz named .dctz": (lambda: b"PK\x03\x04" + bytes(60), "not a dctconv compressed file (wrong magic bytes)"),
-    "truncated header": (lambda: _codec_file()[:20], "file is truncated: 20 bytes, shorter than the 48-byte header"),
-    "unknown version": (lambda: _codec_file(version=9), "unknown format version 9 (this dctconv reads versions 1 to 3)"),
+    "truncated header": (lambda: _codec_file()[:20], "file is truncated: 20 bytes, shorter than the 64-byte header"),
+    "unknown version": (
+        lambda: _codec_file(version=9),
+        "unknown format version 9 (this dctconv reads versions 1 to 4; a newer dctconv may read it)",
+    ),
+    "damaged header": (
+        lambda: _codec_file()[:5] + b"\x08" + _codec_file()[6:],
+        "the header is damaged (its CRC-32 does not match)",
+    ),
+    "damaged section": (
+        lambda: _codec_file()[:-1] + bytes([_codec_file()[-1] ^ 0x10]),
+        "section RAWB (the raw bits) is damaged (its CRC-32 does not match)",
+    ),
     "block size": (lambda: _codec_file(block_size=65), "header gives block size 65, not from 2 to 64"),
     "pixel mode": (lambda: _codec_file(mode=7), "header gives unknown pixel mode 7"),
     "no pixels": (lambda: _codec_file(width=0), "header gives an image of 0 x 10 pixels"),
@@ -952,7 +967,8 @@ def _model_section() -> bytes:
     import dctconv.codec._dctz as codec_file
 
     data = _codec_file()
-    return data[codec_file.HEADER_SIZE : codec_file.HEADER_SIZE + codec_file.read_header(data).model_bytes]
+    start, end = codec_file.read_header(data).section_offsets()["MODL"]
+    return data[start:end]
 
 
 @coefficient_commands

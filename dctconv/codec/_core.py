@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._dctz import FORMAT_VERSION, MODES, CodecHeader, pack, read_header, sections
+from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, sections
 from ._zonal import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from ._entropy import MAX_BITS, CodedLevels, channel_classes, encode_levels
 from ._entropy import decode_levels as _decode_coded
@@ -284,12 +284,12 @@ def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=Non
     n = header.block_size
     if header.quantization == "none":
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
-        return pack(header, b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6)), levels
+        return pack(header, classic_sections(b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6))), levels
     coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps, version=FORMAT_VERSION)
     offsets = b""
     if levels.offsets is not None:
         offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
-    return pack(header, offsets + coded.model, coded.words, coded.raw_bits), levels
+    return pack(header, classic_sections(offsets + coded.model, coded.words, coded.raw_bits)), levels
 
 
 def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Levels:

@@ -1,20 +1,42 @@
-"""The compressed file of :func:`dctconv.encode`: a 48-byte header, then three data sections.
+"""The compressed file of :func:`dctconv.encode`: a versioned header, a section table, the sections.
 
-Layout (little-endian)::
+Version 4 (written today; little-endian)::
+
+    offset     size  field
+    0          4     magic b"DCTZ"
+    4          1     format version (4; versions 1 to 3 are read too)
+    5          1     block size n (2 .. 64)
+    6          1     pixel mode: 0 "L" (uint8), 1 "I;16" (uint16), 2 "I" (int32), 3 "F" (float32)
+    7          1     quantization: 0 quality table, 1 flat step, 2 none (coefficients stored as float64)
+    8          1     quality (1 .. 100; 0 unless quantization is 0)
+    9          1     dead zone of the AC rounding, in 1/256 of a step (0 .. 127; 0 unless quantization is 0)
+    10         2     K, channels kept per block in zigzag order (1 .. n*n)
+    12         4     image height H
+    16         4     image width W
+    20         8     step (float64; 0 unless quantization is 1)
+    28         8     threshold T (float64)
+    36         8     data range low (float64)
+    44         8     data range high (float64; > low, both finite)
+    52         8     largest error promised, in pixel units (float64; -1 = no promise)
+    60         2     flags (uint16; 0, no flag is defined yet)
+    62         2     S, the number of sections (1 .. 16)
+    64         12*S  section table: per section its tag (4 ASCII bytes), its length in bytes
+                     (uint32) and the CRC-32 of its bytes (uint32, zlib.crc32)
+    64+12S     4     CRC-32 of bytes 0 .. 64+12S (the header and the table)
+    68+12S     ...   the sections, in table order, and nothing after them
+
+A tag appears at most once. The sections every quantized file has are ``MODL``
+(the model), ``WORD`` (the range-coded 32-bit words, little-endian) and ``RAWB``
+(raw bits; for quantization 2 the zlib-compressed float64 values of the K kept
+channels); their content is the one described below for versions 1 to 3. A reader
+refuses a tag it does not know. :func:`read_header` checks the magic, every field,
+the header's CRC, every section's length against the file's and every section's
+CRC before anything is decoded, so that a damaged file is named, never decoded.
+
+Versions 1 to 3 have a 48-byte header and no checksum::
 
     offset size  field
-    0      4     magic b"DCTZ"
-    4      1     format version (3; versions 1 and 2 are read too)
-    5      1     block size n (2 .. 64)
-    6      1     pixel mode: 0 "L" (uint8), 1 "I;16" (uint16), 2 "I" (int32), 3 "F" (float32)
-    7      1     quantization: 0 quality table, 1 flat step, 2 none (coefficients stored as float64)
-    8      1     quality (1 .. 100; 0 unless quantization is 0)
-    9      1     dead zone of the AC rounding, in 1/256 of a step (0 .. 127; 0 unless quantization is 0)
-    10     2     K, channels kept per block in zigzag order (1 .. n*n)
-    12     4     image height H
-    16     4     image width W
-    20     8     step (float64; 0 unless quantization is 1)
-    28     8     threshold T (float64)
+    0      36    as version 4 up to the threshold
     36     4     bytes of the model section
     40     4     32-bit words of the range-coded section
     44     4     bytes of the raw-bits section
@@ -43,6 +65,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,14 +75,32 @@ from ..kernels import blocks_shape
 from ..limits import DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 MAGIC = b"DCTZ"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Versions the reader takes: 1 stored every context's model as a table, 2 may give two
 #: parameters instead (:mod:`dctconv.codec._entropy`), 3 may range code the signs of the
-#: first row and column of AC frequencies; the rest of the layout is the same.
-READABLE_VERSIONS = (1, 2, 3)
+#: first row and column of AC frequencies; 4 adds the data range, the promised error,
+#: a table of tagged sections and CRC-32 checksums.
+READABLE_VERSIONS = (1, 2, 3, 4)
 _HEADER = struct.Struct("<4sBBBBBBHIIddIII")
-#: Size of the header in bytes.
+#: Size of the header of versions 1 to 3 in bytes.
 HEADER_SIZE = _HEADER.size
+_HEADER_V4 = struct.Struct("<4sBBBBBBHIIdddddHH")
+_ENTRY = struct.Struct("<4sII")
+_CRC = struct.Struct("<I")
+#: Size of the fixed part of a version 4 header in bytes (the section table follows).
+HEADER_V4_SIZE = _HEADER_V4.size
+#: The most sections a version 4 file may have.
+MAX_SECTIONS = 16
+#: Section tags this reader knows, with what each holds (docs/formats.md).
+SECTION_TAGS = {
+    "MODL": "the model",
+    "WORD": "the range-coded levels",
+    "RAWB": "the raw bits",
+}
+#: The sections of versions 1 to 3, in file order.
+_CLASSIC_TAGS = ("MODL", "WORD", "RAWB")
+#: The data range quality steps were scaled to before version 4: the container's.
+CONTAINER_RANGES = {"L": (0.0, 255.0), "I;16": (0.0, 65535.0), "I": (0.0, float(2**32 - 1)), "F": (0.0, 1.0)}
 
 #: Pixel modes in the order of their code in the header, with their numpy dtype.
 MODES = {"L": np.uint8, "I;16": np.uint16, "I": np.int32, "F": np.float32}
@@ -90,6 +131,18 @@ class CodecHeader:
     word_count: int = 0
     raw_bytes: int = 0
     format_version: int = FORMAT_VERSION
+    data_range: tuple[float, float] | None = None
+    """(low, high) of the data the quality steps are scaled to and decoded pixels are
+    clipped to; None: the container's range of :attr:`mode` (versions 1 to 3)."""
+    max_error: float | None = None
+    """The largest error promised for every pixel, in pixel units; None: no promise."""
+    section_table: tuple[tuple[str, int, int], ...] = ()
+    """(tag, length, CRC-32) of each section in file order (version 4; empty before)."""
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """(low, high): :attr:`data_range`, or the container's range of :attr:`mode`."""
+        return self.data_range if self.data_range is not None else CONTAINER_RANGES[self.mode]
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -102,15 +155,43 @@ class CodecHeader:
         return np.dtype(MODES[self.mode])
 
     @property
+    def header_size(self) -> int:
+        """Bytes before the first section."""
+        if self.format_version < 4:
+            return HEADER_SIZE
+        return HEADER_V4_SIZE + _ENTRY.size * len(self.section_table) + _CRC.size
+
+    @property
     def size(self) -> int:
         """Bytes of the whole file: header and sections."""
-        return HEADER_SIZE + self.model_bytes + 4 * self.word_count + self.raw_bytes
+        if self.format_version < 4:
+            return HEADER_SIZE + self.model_bytes + 4 * self.word_count + self.raw_bytes
+        return self.header_size + sum(length for _, length, _ in self.section_table)
+
+    def section_offsets(self) -> dict[str, tuple[int, int]]:
+        """{tag: (start, end)} of each section in the file."""
+        if self.format_version < 4:
+            table = zip(_CLASSIC_TAGS, (self.model_bytes, 4 * self.word_count, self.raw_bytes))
+        else:
+            table = ((tag, length) for tag, length, _ in self.section_table)
+        offsets, start = {}, self.header_size
+        for tag, length in table:
+            offsets[tag] = (start, start + length)
+            start += length
+        return offsets
 
 
-def pack(header: CodecHeader, model: bytes, words: np.ndarray, raw: bytes) -> bytes:
-    """The file's bytes: ``header`` (its section sizes taken from the sections) and the sections."""
-    words = np.asarray(words, dtype="<u4")
-    head = _HEADER.pack(
+def pack(header: CodecHeader, sections: dict[str, bytes]) -> bytes:
+    """The bytes of a version 4 file: ``header``'s settings and ``sections`` ({tag: bytes}, in order).
+
+    The section table, its lengths and every CRC-32 are computed here; the header's
+    own section fields are ignored.
+    """
+    unknown = set(sections) - set(SECTION_TAGS)
+    if unknown or not 1 <= len(sections) <= MAX_SECTIONS:
+        raise ValueError(f"sections {sorted(sections)}: 1 to {MAX_SECTIONS} of {sorted(SECTION_TAGS)}")
+    low, high = header.value_range
+    head = _HEADER_V4.pack(
         MAGIC,
         FORMAT_VERSION,
         header.block_size,
@@ -123,11 +204,24 @@ def pack(header: CodecHeader, model: bytes, words: np.ndarray, raw: bytes) -> by
         header.image_shape[1],
         float(header.step or 0.0),
         float(header.threshold),
-        len(model),
-        words.size,
-        len(raw),
+        float(low),
+        float(high),
+        -1.0 if header.max_error is None else float(header.max_error),
+        0,
+        len(sections),
     )
-    return head + bytes(model) + words.tobytes() + bytes(raw)
+    payloads = [bytes(payload) for payload in sections.values()]
+    table = b"".join(
+        _ENTRY.pack(tag.encode("ascii"), len(payload), zlib.crc32(payload))
+        for tag, payload in zip(sections, payloads)
+    )
+    head += table
+    return b"".join([head, _CRC.pack(zlib.crc32(head)), *payloads])
+
+
+def classic_sections(model: bytes, words: np.ndarray, raw: bytes) -> dict[str, bytes]:
+    """The MODL, WORD and RAWB sections of a file, as :func:`pack` takes them."""
+    return {"MODL": bytes(model), "WORD": np.asarray(words, dtype="<u4").tobytes(), "RAWB": bytes(raw)}
 
 
 def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHeader:
@@ -163,12 +257,34 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
     data = memoryview(data).cast("B")
     if len(data) < len(MAGIC) or bytes(data[: len(MAGIC)]) != MAGIC:
         raise CodecFileError("not a dctconv compressed file (wrong magic bytes)")
-    if len(data) < HEADER_SIZE:
-        raise CodecFileError(f"file is truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
-    (_, version, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
-     model_bytes, word_count, raw_bytes) = _HEADER.unpack_from(data)
-    if version not in READABLE_VERSIONS:
-        raise CodecFileError(f"unknown format version {version} (this dctconv reads versions 1 to 3)")
+    version = data[4] if len(data) > 4 else None
+    if version is not None and version not in READABLE_VERSIONS:
+        raise CodecFileError(
+            f"unknown format version {version} (this dctconv reads versions 1 to {FORMAT_VERSION}; "
+            "a newer dctconv may read it)"
+        )
+    fixed = HEADER_V4_SIZE if version == 4 else HEADER_SIZE
+    if len(data) < fixed:
+        raise CodecFileError(f"file is truncated: {len(data)} bytes, shorter than the {fixed}-byte header")
+    extra = {}
+    if version < 4:
+        (_, _, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
+         model_bytes, word_count, raw_bytes) = _HEADER.unpack_from(data)
+    else:
+        (_, _, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
+         low, high, max_error, flags, count) = _HEADER_V4.unpack_from(data)
+        table, model_bytes, word_count, raw_bytes = _read_table(data, count)
+        if flags:
+            raise CodecFileError(f"header sets flags {flags:#06x}, which this dctconv does not know")
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise CodecFileError(f"header gives data range {low!r} .. {high!r}, not two finite numbers low < high")
+        if not (max_error == -1 or (math.isfinite(max_error) and max_error >= 0)):
+            raise CodecFileError(f"header gives largest error {max_error!r}, not a finite number >= 0 (or -1)")
+        extra = dict(
+            data_range=(low + 0.0, high + 0.0),
+            max_error=None if max_error == -1 else max_error + 0.0,
+            section_table=table,
+        )
     if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
         raise CodecFileError(f"header gives block size {n}, not from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}")
     if mode >= len(_MODE_CODES):
@@ -205,25 +321,62 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         word_count=word_count,
         raw_bytes=raw_bytes,
         format_version=version,
+        **extra,
     )
     if header.size != len(data):
         what = "truncated" if header.size > len(data) else f"followed by {len(data) - header.size:,} extra bytes"
         raise CodecFileError(
             f"file is {what}: its header describes {header.size:,} bytes, the file has {len(data):,}"
         )
+    if version == 4:
+        _check_sections(data, header)
     return header
+
+
+def _read_table(data, count: int):
+    """The section table of a version 4 file, checked: ((tag, length, crc), ...) and the classic sizes."""
+    if not 1 <= count <= MAX_SECTIONS:
+        raise CodecFileError(f"header gives {count} sections, not from 1 to {MAX_SECTIONS}")
+    end = HEADER_V4_SIZE + _ENTRY.size * count
+    if len(data) < end + _CRC.size:
+        raise CodecFileError(f"file is truncated: {len(data)} bytes, shorter than its {end + _CRC.size}-byte header")
+    (stored,) = _CRC.unpack_from(data, end)
+    if zlib.crc32(data[:end]) != stored:
+        raise CodecFileError("the header is damaged (its CRC-32 does not match)")
+    table = []
+    for k in range(count):
+        raw_tag, length, crc = _ENTRY.unpack_from(data, HEADER_V4_SIZE + _ENTRY.size * k)
+        tag = raw_tag.decode("ascii", "replace")
+        if tag not in SECTION_TAGS:
+            raise CodecFileError(f"unknown section {tag!r} (this dctconv knows {', '.join(SECTION_TAGS)})")
+        if any(tag == seen for seen, _, _ in table):
+            raise CodecFileError(f"section {tag} appears twice")
+        table.append((tag, length, crc))
+    lengths = {tag: length for tag, length, _ in table}
+    if lengths.get("WORD", 0) % 4:
+        raise CodecFileError(f"section WORD has {lengths['WORD']} bytes, not a whole number of 32-bit words")
+    return tuple(table), lengths.get("MODL", 0), lengths.get("WORD", 0) // 4, lengths.get("RAWB", 0)
+
+
+def _check_sections(data, header: CodecHeader) -> None:
+    """Every section's CRC-32 against the table (the lengths were checked against the file)."""
+    offsets = header.section_offsets()
+    for tag, _, crc in header.section_table:
+        start, end = offsets[tag]
+        if zlib.crc32(data[start:end]) != crc:
+            raise CodecFileError(f"section {tag} ({SECTION_TAGS[tag]}) is damaged (its CRC-32 does not match)")
 
 
 def sections(data, header: CodecHeader) -> tuple[bytes, np.ndarray, bytes]:
     """The model bytes, the uint32 words and the raw bytes of a file whose header was read."""
-    data = memoryview(data).cast("B")
-    start = HEADER_SIZE
-    model = bytes(data[start : start + header.model_bytes])
-    start += header.model_bytes
-    words = np.frombuffer(data, dtype="<u4", count=header.word_count, offset=start).astype(np.uint32)
-    start += 4 * header.word_count
-    raw = bytes(data[start : start + header.raw_bytes])
-    return model, words, raw
+    model, words, raw = (section(data, header, tag) for tag in _CLASSIC_TAGS)
+    return model, np.frombuffer(words, dtype="<u4").astype(np.uint32), raw
+
+
+def section(data, header: CodecHeader, tag: str) -> bytes:
+    """The bytes of section ``tag`` of a file whose header was read (empty if it has none)."""
+    start, end = header.section_offsets().get(tag, (0, 0))
+    return bytes(memoryview(data).cast("B")[start:end])
 
 
 #: Suffix of the files ``dctconv compress`` writes in this format.

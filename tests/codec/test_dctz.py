@@ -16,6 +16,7 @@ from dctconv.codec._core import decode_levels, offsets_size
 from dctconv.codec._dctz import HEADER_SIZE, read_header
 from dctconv.errors import CodecFileError, CodecTooLargeError
 from dctconv.io._images import read_image
+from hostile import dctz_sections, reseal
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -52,9 +53,10 @@ def test_header_is_small_and_holds_the_settings():
 
 
 def patched(offset: int, fmt: str, value) -> bytes:
+    """VALID with one field changed and its checksums recomputed: the field's own check answers."""
     data = bytearray(VALID)
     struct.pack_into(fmt, data, offset, value)
-    return bytes(data)
+    return reseal(bytes(data))
 
 
 @pytest.mark.parametrize(
@@ -62,9 +64,9 @@ def patched(offset: int, fmt: str, value) -> bytes:
     [
         (b"", "not a dctconv compressed file (wrong magic bytes)"),
         (b"PK\x03\x04" + VALID[4:], "not a dctconv compressed file (wrong magic bytes)"),
-        (VALID[:30], "file is truncated: 30 bytes, shorter than the 48-byte header"),
-        (patched(4, "<B", 4), "unknown format version 4 (this dctconv reads versions 1 to 3)"),
-        (patched(4, "<B", 0), "unknown format version 0 (this dctconv reads versions 1 to 3)"),
+        (VALID[:30], "file is truncated: 30 bytes, shorter than the 64-byte header"),
+        (patched(4, "<B", 5), "unknown format version 5 (this dctconv reads versions 1 to 4; a newer dctconv may read it)"),
+        (patched(4, "<B", 0), "unknown format version 0 (this dctconv reads versions 1 to 4; a newer dctconv may read it)"),
         (patched(5, "<B", 65), "header gives block size 65, not from 2 to 64"),
         (patched(6, "<B", 4), "header gives unknown pixel mode 4"),
         (patched(7, "<B", 3), "header gives unknown quantization 3"),
@@ -75,6 +77,18 @@ def patched(offset: int, fmt: str, value) -> bytes:
         (patched(28, "<d", float("nan")), "header gives threshold nan, not a finite number >= 0"),
         (VALID[:-1], f"file is truncated: its header describes {len(VALID):,} bytes, the file has {len(VALID) - 1:,}"),
         (VALID + b"junk", f"file is followed by 4 extra bytes: its header describes {len(VALID):,} bytes, the file has {len(VALID) + 4:,}"),
+        # Version 4's own fields: the data range, the promised error, the flags, the table.
+        (patched(36, "<d", float("nan")), "header gives data range nan .. 255.0, not two finite numbers low < high"),
+        (patched(44, "<d", 0.0), "header gives data range 0.0 .. 0.0, not two finite numbers low < high"),
+        (patched(52, "<d", -2.0), "header gives largest error -2.0, not a finite number >= 0 (or -1)"),
+        (patched(60, "<H", 1), "header sets flags 0x0001, which this dctconv does not know"),
+        (patched(62, "<H", 0), "header gives 0 sections, not from 1 to 16"),
+        (patched(62, "<H", 17), "header gives 17 sections, not from 1 to 16"),
+        (patched(64, "<4s", b"JUNK"), "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB)"),
+        (patched(76, "<4s", b"MODL"), "section MODL appears twice"),
+        # Checksums: a change that is not resealed is named before anything is decoded.
+        (VALID[:5] + b"\x08" + VALID[6:], "the header is damaged (its CRC-32 does not match)"),
+        (VALID[:-1] + bytes([VALID[-1] ^ 1]), "section RAWB (the raw bits) is damaged (its CRC-32 does not match)"),
     ],
 )
 def test_hostile_headers_raise_one_line_errors(data, message):
@@ -89,7 +103,7 @@ def test_lying_sizes_are_refused_before_allocation():
     tracemalloc.start()
     try:
         with pytest.raises(CodecTooLargeError) as info:
-            dctconv.decode(bytes(data), max_pixels=1_000_000)
+            dctconv.decode(reseal(bytes(data)), max_pixels=1_000_000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -99,18 +113,19 @@ def test_lying_sizes_are_refused_before_allocation():
         read_header(VALID, max_pixels=500)
     # Sections that claim more than the file holds: a size check, not an allocation.
     data = bytearray(VALID)
-    struct.pack_into("<I", data, 40, 2**32 - 1)
+    struct.pack_into("<I", data, 64 + 12 + 4, 2**32 - 4)  # WORD's length
     with pytest.raises(CodecFileError, match="file is truncated: its header describes"):
-        dctconv.decode(bytes(data))
+        dctconv.decode(reseal(bytes(data)))
 
 
 def test_garbage_sections_after_a_valid_header():
     rng = np.random.default_rng(3)
     header = read_header(VALID)
+    start, _ = dctz_sections(VALID)
     for _ in range(20):
-        body = rng.integers(0, 256, len(VALID) - HEADER_SIZE, dtype=np.uint8).tobytes()
+        body = rng.integers(0, 256, len(VALID) - start, dtype=np.uint8).tobytes()
         try:
-            pixels = dctconv.decode(VALID[:HEADER_SIZE] + body)
+            pixels = dctconv.decode(reseal(VALID[:start] + body))
         except CodecFileError as exc:
             one_line(exc)
         else:
@@ -127,6 +142,8 @@ def test_fuzzed_files_decode_or_raise_codec_file_error(data):
         mutated[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(HEADER_SIZE - 2, len(mutated) + 3))
     mutated = bytes(mutated[:cut]) + bytes(max(0, cut - len(mutated)))
+    if data.draw(st.booleans()):
+        mutated = reseal(mutated)  # past the checksums, into the decoder
     try:
         pixels = dctconv.decode(mutated, max_pixels=4000)
     except CodecFileError as exc:
@@ -139,25 +156,26 @@ def test_decode_levels_of_a_damaged_model_section():
     header = read_header(VALID)
     offsets = offsets_size(header)
     assert offsets == 14 and header.model_bytes > offsets  # n = 4: 7 classes, two offsets each
+    model, _ = dctz_sections(VALID)  # MODL is the first section
     data = bytearray(VALID)
-    data[HEADER_SIZE] = 128  # an offset of half a step or more
+    data[model] = 128  # an offset of half a step or more
     with pytest.raises(CodecFileError, match="reconstruction offsets beyond half a step"):
-        decode_levels(bytes(data))
+        decode_levels(reseal(bytes(data)))
     data = bytearray(VALID)
-    data[HEADER_SIZE + offsets : HEADER_SIZE + offsets + 2] = b"\xff\xff"  # kind 3 (a table) of 127 tokens
+    data[model + offsets : model + offsets + 2] = b"\xff\xff"  # kind 3 (a table) of 127 tokens
     with pytest.raises(CodecFileError, match="model section gives a table of 127 tokens, not from 1 to 73"):
-        decode_levels(bytes(data))
+        decode_levels(reseal(bytes(data)))
     old = bytearray((DATA / "codec_v1_n4_q75.dctz").read_bytes())
     old[HEADER_SIZE + offsets] = 200  # version 1: a context's alphabet larger than any token
     with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
         decode_levels(bytes(old))
 
 
-@pytest.mark.parametrize("name", ["v1_n8_q50", "v1_n4_q75", "v1_n4_keep6_step1", "v2_n8_q50"])
+@pytest.mark.parametrize("name", ["v1_n8_q50", "v1_n4_q75", "v1_n4_keep6_step1", "v2_n8_q50", "v3_n8_q50", "v3_n4_q75"])
 def test_older_versions_still_decode(name):
-    # Written by dctconv before format version 2 (commit 73f8d9d) and before version 3
-    # (commit 13ae4e7), with the pixels its decoder gave them: the crop of camera.png in
-    # codec_v1_source.png at n = 8 quality 50, n = 4 quality 75, n = 4 --keep 6 --step 1.
+    # Written by dctconv before format version 2 (commit 73f8d9d), before version 3
+    # (commit 13ae4e7) and before version 4 (commit 36d2045), with the pixels its decoder
+    # gave them: the crop of camera.png in codec_v1_source.png at n = 8 quality 50, n = 4 quality 75, n = 4 --keep 6 --step 1.
     data = (DATA / f"codec_{name}.dctz").read_bytes()
     assert read_header(data).format_version == int(name[1])
     assert np.array_equal(dctconv.decode(data), read_image(DATA / f"codec_{name}.png")[0])
@@ -165,4 +183,8 @@ def test_older_versions_still_decode(name):
     settings = {"n8_q50": {"block_size": 8, "quality": 50}, "n4_q75": {"block_size": 4, "quality": 75},
                 "n4_keep6_step1": {"block_size": 4, "step": 1.0, "keep": 6}}[name[3:]]
     new = dctconv.encode(source, **settings)
-    assert read_header(new).format_version == 3 and len(new) <= len(data)
+    # Version 4's header (64 bytes, a 12-byte entry per section, a CRC) is larger; the coded
+    # sections are no larger than those of the older file.
+    old_header, new_header = read_header(data), read_header(new)
+    assert new_header.format_version == 4
+    assert len(new) - new_header.header_size <= len(data) - old_header.header_size

@@ -127,3 +127,7 @@ class ClusterError(DctconvError):
 
 class WorkerLostError(DctconvError):
     """A worker process of ``--jobs`` ended abruptly (out of memory, a crash) with the item unfinished."""
+
+
+class WorkerStartError(DctconvError):
+    """The worker processes of ``--jobs`` cannot start (they cannot import dctconv or its libraries)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import OutputCollisionError, WorkerLostError
+from ..errors import OutputCollisionError, WorkerLostError, WorkerStartError
 
 
 def default_jobs() -> int:
@@ -102,13 +102,16 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
     from a server process (Linux), that process imports them once and every worker
     starts with them loaded; otherwise each worker imports what it needs itself.
 
-    Worker processes never write to this process's stdout or stderr (theirs are
-    /dev/null): what goes wrong in them comes back as the item's exception, so no
-    traceback of theirs reaches the user, and a caller reading this process's
-    pipes sees them close when it ends. A worker that dies (the system's out-of-
-    memory killer, a crash) fails its items with :class:`WorkerLostError`. Workers
-    and the fork server exit within seconds when this process is gone, even
-    after a SIGKILL.
+    The workers import from this process's ``sys.path``, whatever the current folder.
+    They never write to this process's stdout or stderr (their stdout is /dev/null,
+    their stderr an unlinked temporary file): what goes wrong in them comes back as
+    the item's exception, so no traceback of theirs reaches the user, and a caller
+    reading this process's pipes sees them close when it ends. A worker that dies
+    fails its items with :class:`WorkerLostError`, which gives the last words it
+    wrote (a fatal error) or, when there are none (the system's out-of-memory
+    killer), says memory; workers that cannot start raise :class:`WorkerStartError`
+    before any item. Workers and the fork server exit within seconds when this
+    process is gone, even after a SIGKILL.
     """
     if jobs <= 1 or len(items) <= 1:
         for index, item in enumerate(items):
@@ -130,11 +133,12 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         _start_forkserver(context, preload)
+    said = _worker_stderr.tell() if _worker_stderr is not None else 0
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(items)),
         mp_context=context,
         initializer=_start_worker,
-        initargs=(min(jobs, len(items)),),
+        initargs=(min(jobs, len(items)), {name: os.environ.get(name) for name in _PATH_VARIABLES}),
     )
     # SIGTERM stops the run as Ctrl-C does: the files in progress are finished, the rest
     # cancelled, and the workers exit. Left to Python's default, the process would die
@@ -147,10 +151,7 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise exc
                 if isinstance(exc, BrokenProcessPool):
-                    exc = WorkerLostError(
-                        "not enough memory to process it, or its worker process crashed (it ended "
-                        "abruptly); retry with fewer --jobs"
-                    )
+                    exc = WorkerLostError(_why_lost(said))
                 yield futures[future], (None if exc else future.result()), exc
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -192,6 +193,31 @@ def _nothing() -> None:
 _FORKSERVER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+#: Set for the fork server so that it imports from where this process did (below).
+_PATH_VARIABLES = ("PYTHONSAFEPATH", "PYTHONPATH")
+
+
+def _forkserver_environment() -> dict[str, str]:
+    """The environment variables the fork server starts with: :data:`_FORKSERVER_ENVIRONMENT`, and
+    this process's ``sys.path``.
+
+    The fork server is a fresh ``python -c`` whose ``sys.path`` starts with its current
+    folder, and Python does not give it this process's ``sys.path`` (it passes it, and
+    the fork server ignores it). From the folder that holds a clone named ``dctconv``,
+    that folder's ``dctconv/`` is a namespace package that hides an editable install (whose
+    finder comes after the current folder), and every worker failed. PYTHONSAFEPATH
+    (Python 3.11 and later) keeps the current folder out; PYTHONPATH puts this process's
+    ``sys.path`` first, so that the workers import every module from where this process did.
+    """
+    path = [entry or os.getcwd() for entry in sys.path]
+    return {**_FORKSERVER_ENVIRONMENT, "PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(path)}
+
+
+#: The file the fork server's and the workers' stderr goes to (unlinked, read back by
+#: :func:`_why_lost`), once the fork server is started.
+_worker_stderr = None
+
+
 def _start_forkserver(context, preload) -> None:
     """Start the fork server (if not yet running) with ``preload`` imported in it.
 
@@ -200,14 +226,19 @@ def _start_forkserver(context, preload) -> None:
     the workers are forked from, each worker's first file of ``compress`` finished
     about a second sooner on a 2-core machine. A module that fails to import there is
     skipped (multiprocessing says nothing) and imported by the workers when needed.
+
+    A worker is then started and waited for: if it cannot start (the fork server
+    failed, the workers cannot import dctconv), :class:`WorkerStartError` says why,
+    once, before any file.
     """
     from multiprocessing import forkserver
 
     context.set_forkserver_preload(["__main__", *preload])
-    saved = {name: os.environ.get(name) for name in _FORKSERVER_ENVIRONMENT}
-    os.environ.update(_FORKSERVER_ENVIRONMENT)
+    environment = _forkserver_environment()
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
-        with _standard_streams_to_null():
+        with _standard_streams_to_log():
             forkserver.ensure_running()
     finally:
         for name, value in saved.items():
@@ -218,31 +249,83 @@ def _start_forkserver(context, preload) -> None:
     # Wait here until the imports are done. A pool whose workers wait for the server
     # instead, stopped by Ctrl-C in those seconds, left a half-started worker that
     # printed a traceback; a process that does nothing can be abandoned safely.
-    waiter = context.Process(target=_nothing, daemon=True)
-    waiter.start()
-    waiter.join()
+    said = _worker_stderr.tell() if _worker_stderr is not None else 0
+    try:
+        waiter = context.Process(target=_nothing, daemon=True)
+        waiter.start()
+        waiter.join()
+    except (OSError, EOFError) as exc:  # the fork server is gone
+        raise WorkerStartError(_cannot_start(said, exc)) from None
+    if waiter.exitcode != 0:
+        raise WorkerStartError(_cannot_start(said, f"exit status {waiter.exitcode}"))
+
+
+def _cannot_start(said: int, fallback) -> str:
+    cause = _last_error(said) or str(fallback) or type(fallback).__name__
+    return f"worker processes for --jobs cannot start ({cause}); --jobs 1 runs the files in this process"
+
+
+def _why_lost(said: int) -> str:
+    """Why a worker ended abruptly: the error it printed, else it was killed (most often for memory)."""
+    cause = _last_error(said)
+    if cause is None:
+        return ("not enough memory to process it, or its worker process crashed (it ended "
+                "abruptly); retry with fewer --jobs")
+    return f"its worker process failed ({cause}); --jobs 1 runs the files in this process"
+
+
+def _worker_output(said: int) -> str:
+    """What the fork server and the workers wrote to stderr since offset ``said``."""
+    if _worker_stderr is None:
+        return ""
+    _worker_stderr.flush()
+    return os.pread(_worker_stderr.fileno(), 1 << 20, said).decode(errors="replace")
+
+
+def _last_error(said: int) -> str | None:
+    """The last line of the first traceback (or fatal error) the workers wrote since ``said``, if any.
+
+    Workers stopped on purpose (Ctrl-C, SIGTERM: ``KeyboardInterrupt``) do not count.
+    """
+    for block in _worker_output(said).split("Traceback (most recent call last):")[1:]:
+        # The exception is the first line after the frames, which are indented.
+        error = next((line.strip() for line in block.splitlines() if line.strip() and not line[0].isspace()), None)
+        if error is not None and not error.startswith("KeyboardInterrupt"):
+            return error
+    for line in _worker_output(said).splitlines():
+        if line.startswith("Fatal Python error"):
+            return line.strip()
+    return None
 
 
 @contextlib.contextmanager
-def _standard_streams_to_null():
-    """Point file descriptors 1 and 2 at /dev/null for the block: for processes started in it.
+def _standard_streams_to_log():
+    """Point file descriptor 1 at /dev/null and 2 at :data:`_worker_stderr` for the block:
+    for processes started in it.
 
     The fork server (and the resource tracker it starts) would otherwise inherit this
     process's stdout and stderr, and so would every worker forked from it: a
     KeyboardInterrupt or MemoryError while the server imports, or while a worker
     starts, printed a traceback to the user; and after a SIGKILL of this process
-    those processes kept a calling script's pipes open, so that it hung.
+    those processes kept a calling script's pipes open, so that it hung. Their stderr
+    is an unlinked temporary file instead, which this process reads back to say why
+    a worker failed (:func:`_why_lost`).
     """
+    import tempfile
+
+    global _worker_stderr
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
+    if _worker_stderr is None:
+        _worker_stderr = tempfile.TemporaryFile(prefix="dctconv-workers-")
     null = os.open(os.devnull, os.O_WRONLY)
     saved = [os.dup(fd) for fd in (1, 2)]
     try:
-        for fd in (1, 2):
-            os.dup2(null, fd)
+        os.dup2(null, 1)
+        os.dup2(_worker_stderr.fileno(), 2)
         yield
     finally:
         for fd, copy in zip((1, 2), saved):
@@ -251,7 +334,7 @@ def _standard_streams_to_null():
         os.close(null)
 
 
-def _start_worker(jobs: int) -> None:
+def _start_worker(jobs: int, environment: dict[str, str | None]) -> None:
     """Worker-process initializer: signals as the main process has them, an exit when it is gone.
 
     SIGTERM (sent to the whole group by a service manager) interrupts the file in
@@ -261,10 +344,21 @@ def _start_worker(jobs: int) -> None:
     grace period, exits: a worker would otherwise wait forever for work from a
     process that was SIGKILLed.
     """
+    import faulthandler
     import signal
     import threading
 
     signal.signal(signal.SIGTERM, _interrupt)
+    # The fork server's search path (:data:`_PATH_VARIABLES`) is not for the programs
+    # the workers start: they see this process's.
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    # A crash (a segmentation fault in a compiled library) then leaves its cause in
+    # the workers' log for :func:`_why_lost`, where it would otherwise say nothing.
+    faulthandler.enable()
     threading.Thread(target=_exit_with_parent, name="dctconv-parent-watch", daemon=True).start()
     _share_cores(jobs)
 

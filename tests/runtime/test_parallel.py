@@ -145,3 +145,24 @@ def test_worker_processes_share_the_cores_through_the_transform_setter(monkeypat
     assert transform.default_workers() == max(1, cores // 2)
     transform.set_default_workers(None)
     assert transform.default_workers() == cores
+
+
+def test_a_worker_that_crashes_says_why_and_one_that_is_killed_blames_memory():
+    """Issue 17: only a worker that was killed (the out-of-memory killer's SIGKILL) is reported
+    as out of memory; one that crashed gives its own last words."""
+    import ctypes
+    import signal
+
+    from dctconv.errors import WorkerLostError
+
+    outcomes = list(map_in_processes([1, 1], ctypes.string_at, jobs=2))  # reads address 1
+    assert len(outcomes) == 2
+    for _, result, exc in outcomes:
+        assert result is None and isinstance(exc, WorkerLostError)
+        assert str(exc) == ("its worker process failed (Fatal Python error: Segmentation fault); "
+                            "--jobs 1 runs the files in this process")
+
+    outcomes = list(map_in_processes([signal.SIGKILL] * 2, signal.raise_signal, jobs=2))
+    assert [str(exc) for _, _, exc in outcomes] == [
+        "not enough memory to process it, or its worker process crashed (it ended abruptly); "
+        "retry with fewer --jobs"] * 2

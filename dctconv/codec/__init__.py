@@ -2,8 +2,9 @@
 
 :func:`encode` turns a grayscale image into the bytes of a ``.dctz`` file, :func:`decode`
 turns them back into pixels. The modules beside this one are its parts: ``_quantize``
-(the steps), ``_zonal`` (zigzag order and the kept channels), ``_entropy`` (the model and
-the range coder) and ``_dctz`` (the file format, docs/formats.md).
+(the steps), ``_zigzag`` (zigzag order, the kept channels, the checks of keep, step and
+threshold), ``_entropy`` (the model and the range coder) and ``_dctz`` (the file format,
+docs/formats.md).
 
 The names are imported lazily so that asking for the format's header reader does not
 import the coder.

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, sections
-from ._zonal import check_keep, check_step, check_threshold, keep_mask, zigzag_order
+from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from ._entropy import MAX_BITS, CodedLevels, channel_classes, encode_levels
 from ._entropy import decode_levels as _decode_coded
 from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError
@@ -120,7 +120,7 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
     orthonormal DCT coefficient ``x`` (``forward(image, n)`` in float64) is zeroed
     if ``|x| < T`` (except DC) and then quantized with the step ``s = step[c]``:
 
-    * flat ``step``: ``q = rint(x / s)`` (ties to even), as zonal compress always did;
+    * flat ``step``: ``q = rint(x / s)`` (ties to even), as in the old zonal ``_compressed.npz`` files;
     * ``quality``: DC as above; AC with a dead zone ``z = dead_zone / 256``:
       :math:`q = \mathrm{sign}(x) \lfloor |x|/s + 1/2 - z \rfloor`. Rounding small
       values towards zero saves more bits than it costs in error;

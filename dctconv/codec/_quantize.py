@@ -5,7 +5,7 @@ libjpeg does for JPEG: a base table scaled by a percentage that depends on the
 quality, rounded and clamped to 1 .. 255. For 8 x 8 blocks the base table is JPEG's
 luminance table, so the steps are exactly the ones libjpeg (and Pillow) write into a
 JPEG of the same quality. A flat ``step`` gives every frequency the same step, as the
-zonal ``compress`` always did.
+old zonal ``_compressed.npz`` files have it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 A coefficient file is an ``.npz`` archive (numpy's zip of ``.npy`` arrays) that is
 always read with ``allow_pickle=False``, so loading one never runs code.
+
+Two kinds are read: "transform" (every coefficient map, what ``dctconv transform``
+writes) and "compressed", the zonal ``_compressed.npz`` files that ``compress`` wrote
+before the codec's ``.dctz``. Those are read only: they keep decoding and verifying,
+and nothing writes them any more (docs/formats.md describes them).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class CoefficientHeader:
     source: str = ""
     """File name of the source image, for the record."""
     kind: str = "transform"
-    """"transform" (all coefficients, float) or "compressed" (kept channels, quantized)."""
+    """"transform" (all coefficients, float) or "compressed" (kept channels, quantized; read only)."""
     step: float = 0.0
     """Quantization step of a compressed file; 0 means the values are stored unquantized."""
     threshold: float = 0.0
@@ -52,18 +57,6 @@ def save_coefficients(file, coefficients, header: CoefficientHeader) -> None:
     """Write all coefficient maps (kind "transform") to ``file`` (a path or a binary file)."""
     arrays = {"coefficients": np.asarray(coefficients)}
     np.savez(file, **_header_arrays(dataclasses.replace(header, kind="transform")), **arrays)
-
-
-def save_compressed(file, kept, channel_mask, header: CoefficientHeader) -> None:
-    """Write only the kept channels (kind "compressed") with ``np.savez_compressed``.
-
-    ``kept`` is (K, rows, columns): quantization levels (integers) when ``header.step``
-    is positive, the raw float coefficients when it is 0. ``channel_mask`` is the
-    boolean (n*n,) mask of the K kept channels.
-    """
-    arrays = {"kept": np.asarray(kept), "channel_mask": np.asarray(channel_mask, dtype=bool)}
-    header = dataclasses.replace(header, kind="compressed")
-    np.savez_compressed(file, **_header_arrays(header), **arrays)
 
 
 def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:

@@ -40,7 +40,7 @@ def save_summary(path, original, reconstruction, **options) -> None:
 
 
 def _zigzag_ranks(block_size: int) -> np.ndarray:
-    from ..codec._zonal import zigzag_order
+    from ..codec._zigzag import zigzag_order
 
     ranks = np.empty(block_size * block_size, dtype=np.int64)
     ranks[zigzag_order(block_size)] = np.arange(block_size * block_size)

@@ -23,7 +23,7 @@ TRANSFORM_IMPORTS = (
 #: The same for :func:`compress_file` without its pictures (``pictures=False``):
 #: most of its start-up is scipy, through scikit-image's metrics.
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
-    "dctconv.codec._core", "dctconv.codec._zonal", "dctconv.measure._metrics",
+    "dctconv.codec._core", "dctconv.codec._zigzag", "dctconv.measure._metrics",
     "skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics",
 )
 #: The same for :func:`compress_file` with its pictures: matplotlib too.
@@ -236,7 +236,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
     import numpy as np
 
     from ..codec._core import encode_image, reconstruct
-    from ..codec._zonal import keep_mask
+    from ..codec._zigzag import keep_mask
     from ..io._images import image_bytes, image_suffix, read_image, to_pixels
     from ..measure._metrics import measure
 

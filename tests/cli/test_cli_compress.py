@@ -108,7 +108,7 @@ def test_n8_quality_quantizes_with_jpegs_steps(tmp_path, small_camera, quality):
                      steps=pillow_table(quality))
 
 
-def test_keep_6_step_1_is_the_zonal_compress_of_before(tmp_path, small_camera):
+def test_keep_6_step_1_keeps_the_six_lowest_zigzag_frequencies(tmp_path, small_camera):
     out = tmp_path / "out"
     assert run("compress", small_camera, "-o", out, "--keep", 6, "--step", 1).exit_code == 0
     check_compressed(out / "cam_compressed.dctz", pixels(out / "cam_reconstruction.png"), pixels(small_camera),

@@ -185,15 +185,15 @@ def test_file_fails_when_one_4x4_block_changed(camera_file, tmp_path):
 
 def test_compressed_file(tmp_path):
     """A compressed file as issue 3 specifies it (6 kept channels, levels rint(c / step))."""
-    from dctconv.io._npz import CoefficientHeader, save_compressed
+    from _helpers import write_legacy_compressed
 
     image = np.asarray(Image.open(SAMPLES / "coins.png"))
     c = reference_blockwise_dct(image, 4)
     mask = np.zeros(16, bool)
     mask[[0, 1, 4, 8, 5, 2]] = True  # the first 6 in zigzag order
     path = tmp_path / "coins_compressed.npz"
-    save_compressed(path, np.rint(c[mask] / 2.0).astype(np.int16), mask,
-                    CoefficientHeader(4, image.shape, "L", step=2.0))
+    write_legacy_compressed(path, np.rint(c[mask] / 2.0).astype(np.int16), mask, block_size=4,
+                            image_shape=image.shape, image_mode="L", step=2.0)
     result = run("verify", path, SAMPLES / "coins.png")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

@@ -179,7 +179,7 @@ def test_edge_predictions_equal_the_boundary_rule_computed_from_pixels(n, grid, 
 def test_coded_edge_signs_cost_fewer_bits_than_raw_ones_on_a_photo():
     from references import SAMPLES
     from dctconv.codec._core import quantize_image, settings_header
-    from dctconv.codec._zonal import zigzag_order
+    from dctconv.codec._zigzag import zigzag_order
     from dctconv.io._images import read_image
 
     image = read_image(SAMPLES / "camera.png")[0][:256, 128:384]

@@ -1,6 +1,3 @@
-import dataclasses
-import io
-
 import numpy as np
 import pytest
 
@@ -10,9 +7,9 @@ from dctconv.io._npz import (
     load_coefficients,
     read_coefficient_file,
     save_coefficients,
-    save_compressed,
 )
 from dctconv.errors import CoefficientFileError
+from _helpers import write_legacy_compressed
 
 HEADER = CoefficientHeader(block_size=4, image_shape=(7, 9), image_mode="L", source="x.png")
 
@@ -52,10 +49,8 @@ def test_compressed_file_decodes_kept_channels_times_step(tmp_path, rng, step, k
     mask = np.zeros(16, bool)
     mask[[0, 1, 4]] = True
     kept = (rng.standard_normal((3, 2, 3)) * 100).astype(kept_dtype)
-    buffer = io.BytesIO()
-    save_compressed(buffer, kept, mask, dataclasses.replace(HEADER, step=step))
-    path = tmp_path / "x_compressed.npz"
-    path.write_bytes(buffer.getvalue())
+    path = write_legacy_compressed(tmp_path / "x_compressed.npz", kept, mask, block_size=4, image_shape=(7, 9),
+                                   step=step, source="x.png")
     coefficients, header = load_coefficients(path)
     assert header.kind == "compressed" and header.step == step
     expected = np.zeros((16, 2, 3))
@@ -133,7 +128,7 @@ def test_read_coefficient_file_gives_the_stored_channels(tmp_path, rng):
     mask = np.zeros(16, bool)
     mask[[0, 1, 4]] = True
     kept = rng.integers(-50, 50, (3, 2, 3)).astype(np.int16)
-    save_compressed(tmp_path / "k.npz", kept, mask, dataclasses.replace(HEADER, step=2.0))
+    write_legacy_compressed(tmp_path / "k.npz", kept, mask, block_size=4, image_shape=(7, 9), step=2.0)
     read = read_coefficient_file(tmp_path / "k.npz")
     np.testing.assert_array_equal(read.channel_mask, mask)
     np.testing.assert_array_equal(read.coefficients[mask], 2.0 * kept)

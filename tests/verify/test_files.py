@@ -8,7 +8,8 @@ import pytest
 from references import reference_blockwise_dct, tolerance
 
 from dctconv.verify import _files as v
-from dctconv.io._npz import CoefficientHeader, save_coefficients, save_compressed
+from _helpers import write_legacy_compressed
+from dctconv.io._npz import CoefficientHeader, save_coefficients
 from dctconv.errors import CoefficientFileError, ImageMismatchError
 from dctconv.transform import forward
 
@@ -47,8 +48,8 @@ def test_verify_file_of_a_float32_image_in_float64(tmp_path, rng, kind):
         mask = np.zeros(16, bool)
         mask[[0, 1, 4]] = True
         # A step far below float32's precision: only a float64 reference is within step/2.
-        save_compressed(path, np.rint(exact[mask] / 1e-9).astype(np.int64), mask,
-                        CoefficientHeader(4, image.shape, "F", step=1e-9))
+        write_legacy_compressed(path, np.rint(exact[mask] / 1e-9).astype(np.int64), mask, block_size=4,
+                                image_shape=image.shape, image_mode="F", step=1e-9)
     found = v.verify_file(path, image)
     assert found.check.passed, found.reason
     step = 1e-9 if kind == "compressed" else 0.0
@@ -98,7 +99,8 @@ def compressed_file(tmp_path, image, *, n=4, step=2.0, keep=6, threshold=0.0):
     kept = np.where(small, 0, kept)
     levels = np.rint(kept / step).astype(np.int32)
     path = tmp_path / "c_compressed.npz"
-    save_compressed(path, levels, mask, CoefficientHeader(n, image.shape, "F", step=step, threshold=threshold))
+    write_legacy_compressed(path, levels, mask, block_size=n, image_shape=image.shape, image_mode="F", step=step,
+                            threshold=threshold)
     return path
 
 

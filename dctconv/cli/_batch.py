@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import DctconvError
+from ..runtime._parallel import Interrupted
 from ..runtime._parallel import run_each as _run_each_here
 from ._report import error_line, one_line
 
@@ -70,6 +71,33 @@ def run_each(ctx, items, work, *, label: str, cluster: bool = False, **options):
     on that dask cluster (:mod:`dctconv.runtime._cluster`); the connection is made, or
     refused in one line, before the first file.
     """
+    try:
+        return _run_each(ctx, items, work, label=label, cluster=cluster, **options)
+    except Interrupted as stop:
+        if stop.total > 1:
+            click.echo(interrupted_line(stop), err=True)
+        raise
+
+
+#: How many finished files the line after an interrupt names.
+_NAMED = 10
+
+
+def interrupted_line(stop: Interrupted) -> str:
+    """The line that says which files a run finished before Ctrl-C or SIGTERM stopped it."""
+    done = len(stop.finished)
+    if not done:
+        return f"Note: interrupted before any of the {stop.total} files finished; none left outputs"
+    names = ", ".join(str(item) for item in stop.finished[:_NAMED])
+    if done > _NAMED:
+        names += f" and {done - _NAMED} more"
+    return one_line(
+        f"Note: interrupted; {done} of {stop.total} files finished, their outputs complete: {names}; "
+        "the others left none (--skip-existing resumes the run)"
+    )
+
+
+def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options):
     report = functools.partial(report_failure, debug=bool(ctx.obj["debug"]))
     place = ctx.meta.get("dctconv.place", {})
     if not (cluster and ("scheduler" in place or "scheduler_file" in place)):

@@ -59,16 +59,44 @@ def run_each(items, work, *, label: str, on_failure, jobs: int | None = 1, outpu
         click.progressbar(length=len(items), label=f"{label} {len(items)} files", file=sys.stderr)
         if len(items) > 1 else contextlib.nullcontext()
     )
+    def take(outcome):
+        nonlocal failed
+        index, result, exc = outcome
+        if exc is None:
+            if index in results:  # handed back again after Ctrl-C (map_in_processes)
+                return
+            results[index] = result
+        else:
+            failed = True
+            on_failure(items[index], exc)
+        if len(items) > 1:
+            bar.update(1)
+
+    outcomes = backend(items, work, jobs=jobs, preload=preload)
     with bar:
-        for index, result, exc in backend(items, work, jobs=jobs, preload=preload):
-            if exc is None:
-                results[index] = result
-            else:
-                failed = True
-                on_failure(items[index], exc)
-            if len(items) > 1:
-                bar.update(1)
+        try:
+            for outcome in outcomes:
+                take(outcome)
+        except KeyboardInterrupt:
+            # The backend stops what runs and starts nothing more; it may still hand
+            # back items that finished meanwhile, which count as done.
+            with contextlib.suppress(KeyboardInterrupt, StopIteration):
+                outcome = outcomes.throw(KeyboardInterrupt())
+                while True:
+                    take(outcome)
+                    outcome = next(outcomes)
+            raise Interrupted([items[index] for index in sorted(results)], len(items)) from None
     return [results[index] for index in sorted(results)], failed
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped :func:`run_each`: ``finished`` lists the items whose work was done
+    (their outputs complete), in input order, out of ``total``."""
+
+    def __init__(self, finished, total: int):
+        super().__init__()
+        self.finished = finished
+        self.total = total
 
 
 def refuse_same_output_names(items, output_name):
@@ -124,7 +152,7 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
         return
 
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     # A fresh interpreter per worker (forkserver, or spawn where there is none): no
@@ -144,15 +172,50 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
     # cancelled, and the workers exit. Left to Python's default, the process would die
     # at once and leave its workers waiting.
     with sigterm_as_ctrl_c():
+        # Items are handed to the pool one per free worker, not all at once: the pool
+        # queues what it is given ahead of its workers, beyond the reach of a cancel,
+        # and after Ctrl-C its workers went on to start those files.
+        waiting = iter(enumerate(items))
+        running, unstarted = {}, []
+        broken = None
+
+        def start_next() -> None:
+            for index, item in waiting:
+                try:
+                    running[pool.submit(_call_in_worker, work, item)] = index
+                except BrokenProcessPool:  # a worker died; its future says so soon
+                    unstarted.append(index)
+                return
+
         try:
-            futures = {pool.submit(work, item): index for index, item in enumerate(items)}
-            for future in as_completed(futures):
-                exc = future.exception()
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise exc
-                if isinstance(exc, BrokenProcessPool):
-                    exc = WorkerLostError(_why_lost(said))
-                yield futures[future], (None if exc else future.result()), exc
+            for _ in range(min(jobs, len(items))):
+                start_next()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = running[future]
+                    exc = future.exception()
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise exc
+                    if isinstance(exc, BrokenProcessPool):
+                        exc = broken = broken or WorkerLostError(_why_lost(said))
+                    yield index, (None if exc else future.result()), exc
+                    # Only now: Ctrl-C while the caller took it hands it back again below.
+                    del running[future]
+                    if broken is None:
+                        start_next()
+            # A broken pool runs nothing more: the items it did not start fail with its loss.
+            for index in [*unstarted, *(index for index, _ in waiting)]:
+                yield index, None, broken or WorkerLostError(_why_lost(said))
+        except (KeyboardInterrupt, GeneratorExit):
+            pool.shutdown(wait=True, cancel_futures=True)
+            finished = [(index, future.result()) for future, index in running.items()
+                        if future.done() and not future.cancelled() and future.exception() is None]
+            running.clear()
+            if not isinstance(sys.exc_info()[1], GeneratorExit):
+                for index, result in sorted(finished):  # finished while the others stopped
+                    yield index, result, None
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -338,7 +401,10 @@ def _start_worker(jobs: int, environment: dict[str, str | None]) -> None:
     """Worker-process initializer: signals as the main process has them, an exit when it is gone.
 
     SIGTERM (sent to the whole group by a service manager) interrupts the file in
-    progress as Ctrl-C does, so that its temporaries are removed. A thread waits on
+    progress as Ctrl-C does, so that its temporaries are removed; either signal that
+    arrives between files (while a result goes back, or while the worker waits for
+    the next file) is kept, and the worker starts no file after it
+    (:func:`_call_in_worker`). A thread waits on
     the main process's sentinel (multiprocessing closes it when that process ends,
     however it ends), then interrupts this one and, if it is still there after a
     grace period, exits: a worker would otherwise wait forever for work from a
@@ -348,7 +414,8 @@ def _start_worker(jobs: int, environment: dict[str, str | None]) -> None:
     import signal
     import threading
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt_work)
+    signal.signal(signal.SIGINT, _interrupt_work)
     # The fork server's search path (:data:`_PATH_VARIABLES`) is not for the programs
     # the workers start: they see this process's.
     for name, value in environment.items():
@@ -361,6 +428,37 @@ def _start_worker(jobs: int, environment: dict[str, str | None]) -> None:
     faulthandler.enable()
     threading.Thread(target=_exit_with_parent, name="dctconv-parent-watch", daemon=True).start()
     _share_cores(jobs)
+
+
+#: In a worker process: whether a file is being processed, and whether Ctrl-C or SIGTERM
+#: came while none was.
+_working = False
+_stopped = False
+
+
+def _interrupt_work(signum, frame):
+    """A worker's handler of SIGINT and SIGTERM: interrupt the file in progress, else remember."""
+    global _stopped
+    _stopped = True
+    if _working:
+        raise KeyboardInterrupt
+
+
+def _call_in_worker(work, item):
+    """``work(item)`` in a worker process, unless Ctrl-C or SIGTERM came first.
+
+    Outside this call a signal only stops the worker from starting another file: raised
+    there, it would have killed the worker while it sent back the result of a file whose
+    outputs were complete, and the main process could not have listed that file as done.
+    """
+    global _working
+    if _stopped:
+        raise KeyboardInterrupt
+    _working = True
+    try:
+        return work(item)
+    finally:
+        _working = False
 
 
 #: Seconds a worker whose main process is gone has to remove its temporaries.

@@ -124,7 +124,9 @@ def test_ctrl_c_at_any_moment_of_a_jobs_run_prints_no_traceback(moment, tmp_path
         process.kill()
     assert process.returncode == 1
     assert "Traceback" not in stderr
-    assert [line for line in stderr.splitlines() if line and line != "compress 3 files"] == ["Aborted!"]
+    lines = [line for line in stderr.splitlines() if line and line != "compress 3 files"]
+    assert lines[-1] == "Aborted!" and len(lines) == 2, stderr
+    assert lines[0].startswith("Note: interrupted")  # which files finished, if any
     wait_for(lambda: not any(alive(pid) for pid in started), timeout=30, what="the workers to exit")
     assert temporaries(out) == []
 
@@ -164,3 +166,42 @@ def test_sigkill_of_the_main_process_leaves_no_orphans(tmp_path):
     finally:
         process.kill()
     wait_for(lambda: not any(alive(pid) for pid in started), timeout=20, what="the orphans to exit")
+
+
+COMPRESS_OUTPUTS = ("compressed.dctz", "error.png", "maps.png", "metrics.json", "reconstruction.png", "summary.png")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_starts_no_file_and_lists_the_finished_ones(signum, tmp_path):
+    """Issue 17: Ctrl-C (or SIGTERM) to the process group of `compress` of 8 images with --jobs 2.
+    The workers had files queued and went on with them after the interrupt (photo5 and photo6
+    done, photo3 and photo4 missing), and nothing said which files had finished."""
+    out = tmp_path / "out"
+    names = [f"photo{k}" for k in range(8)]
+    process = start(["compress", photos(tmp_path / "in", count=8), "-o", out, "--jobs", "2"],
+                    start_new_session=True)
+    try:
+        wait_for(lambda: any(out.glob("*_metrics.json")), timeout=120, what="the first finished file")
+        os.killpg(process.pid, signum)
+        finished_then = {path.name.removesuffix("_metrics.json") for path in out.glob("*_metrics.json")}
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    assert "Traceback" not in stderr
+    done = sorted({path.name.split("_")[0] for path in out.iterdir()})
+    # Each file's outputs are complete, or absent; nothing half-written.
+    assert temporaries(out) == []
+    for name in done:
+        assert sorted(p.name.removeprefix(f"{name}_") for p in out.glob(f"{name}_*")) == list(COMPRESS_OUTPUTS)
+    # Files are started in input order, at most one per worker ahead of those finished:
+    # none past that was started after the interrupt.
+    assert set(done) <= set(names[:len(finished_then) + 2]), (done, finished_then)
+    assert set(finished_then) <= set(done)
+    listed = [line for line in stderr.splitlines() if line.startswith("Note: interrupted")]
+    assert listed == [
+        f"Note: interrupted; {len(done)} of 8 files finished, their outputs complete: "
+        f"{', '.join(str(tmp_path / 'in' / f'{name}.png') for name in done)}; the others left none "
+        "(--skip-existing resumes the run)"
+    ], stderr
+    assert stderr.splitlines()[-1] == "Aborted!"

@@ -273,12 +273,27 @@ def _smallest_default_step(dtype) -> float:
     return float(step_table(4, quality=75, dtype=dtype).min())
 
 
-def default_steps(n: int, dtype) -> np.ndarray:
+def default_steps(n: int, dtype, data_range=None) -> np.ndarray:
     """The steps of compress's default, quality 75, for pixels of ``dtype``: the documented table
-    (tested against Pillow's JPEG tables and the written rule in test_quantization.py)."""
+    (tested against Pillow's JPEG tables and the written rule in test_quantization.py) times
+    the width of the data range over 255 (the container's range when none is given)."""
     from dctconv.codec._quantize import step_table
 
-    return step_table(n, quality=75, dtype=dtype)
+    if data_range is None:
+        return step_table(n, quality=75, dtype=dtype)
+    return step_table(n, quality=75) * (data_range[1] - data_range[0]) / 255
+
+
+def default_data_range(pixels: np.ndarray) -> tuple[float, float]:
+    """The documented default data range: 0 .. 255 for 8-bit, else the smallest and largest
+    value (NaN left out), ``low .. low + 1`` for a constant image."""
+    if pixels.dtype == np.uint8:
+        return 0.0, 255.0
+    values = pixels[~np.isnan(pixels)] if pixels.dtype.kind == "f" else pixels
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    return low, (high if high > low else low + 1.0)
 
 
 def compressed_levels(path: Path) -> tuple:
@@ -358,14 +373,18 @@ def check_compress_output(src: Path, out: Path, result=None) -> None:
     """compress with its defaults (n = 4, quality 75, all frequencies): the file, the pixels, the numbers.
 
     The file holds the levels of scipy's dctn per block divided by the documented steps
-    and rounded (check_compressed); the reconstruction is scipy's idctn of them, rounded
-    and clipped to the source's pixels; the metrics are scikit-image's on the written files.
+    (scaled to the data range) and rounded (check_compressed). For 8-bit images the
+    reconstruction is scipy's idctn of them, rounded and clipped; for the others the
+    default bound holds on every pixel (1 % of the data range, floor of it for integers),
+    checked here, NaN pixels decoding as NaN. The metrics are scikit-image's on the
+    written files over the data range.
     """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     n = 4
     pixels = decode_gray(src)
     mode = gray_mode(pixels)
+    low, high = default_data_range(pixels)
     image = pixels.astype(np.float64)
     stem = src.stem
     metrics = read_json(out / f"{stem}_metrics.json")
@@ -373,24 +392,39 @@ def check_compress_output(src: Path, out: Path, result=None) -> None:
             metrics["threshold"]) == (n, 75, None, n * n, 0.0)
     assert (metrics["image_mode"], metrics["height"], metrics["width"]) == (mode, *image.shape)
     assert metrics["source"] == str(src)
+    assert metrics["data_range"] == [low, high]
 
     compressed = out / f"{stem}_compressed.dctz"
     assert metrics["compressed_bytes"] == compressed.stat().st_size
     suffix = ".png" if mode in ("L", "I;16") else ".tif"
     with Image.open(out / f"{stem}_reconstruction{suffix}") as im:
         written = np.asarray(im)
-    check_compressed(compressed, written, pixels, mode, steps=default_steps(n, pixels.dtype))
+    nan = np.isnan(image)
+    if mode == "L":
+        check_compressed(compressed, written, pixels, mode, steps=default_steps(n, pixels.dtype, (low, high)))
+        assert metrics["max_error_bound"] is None
+    else:
+        bound = 0.01 * (high - low)
+        if mode == "F":
+            bound = max(bound, 2 * float(np.spacing(np.float32(max(abs(low), abs(high))))))
+        assert math.isclose(metrics["max_error_bound"], bound, rel_tol=1e-12)
+        limit = bound if mode == "F" else math.floor(bound)
+        assert np.array_equal(np.isnan(written.astype(np.float64)), nan)
+        assert np.all(np.abs(written.astype(np.float64)[~nan] - image[~nan]) <= limit)
+    assert metrics["nan_pixels"] == int(nan.sum())
 
-    original, restored = image, written.astype(np.float64)
+    original, restored = np.where(nan, low, image), np.where(nan, low, written.astype(np.float64))
     difference = original - restored
-    data_range = DATA_RANGE[mode]
-    assert metrics["data_range"] == data_range
-    assert math.isclose(metrics["mse"], float(np.mean(difference**2)), rel_tol=1e-12)
+    data_range = high - low
+    valid = ~nan
+    assert math.isclose(metrics["mse"], float(np.mean(difference[valid] ** 2)) if valid.any() else 0.0,
+                        rel_tol=1e-12, abs_tol=1e-300)
+    assert math.isclose(metrics["rmse"], math.sqrt(metrics["mse"]), rel_tol=1e-12)
     assert metrics["max_abs_error"] == float(np.abs(difference).max())
     if not difference.any():
         assert metrics["psnr_db"] is None
     else:
-        expected = peak_signal_noise_ratio(original, restored, data_range=data_range)
+        expected = peak_signal_noise_ratio(original[valid], restored[valid], data_range=data_range)
         assert math.isclose(metrics["psnr_db"], expected, rel_tol=1e-9), (metrics["psnr_db"], expected)
     window = ssim_window(image.shape)
     if window is None:

@@ -246,7 +246,11 @@ def test_float_tiff_with_nan_or_infinity_is_refused(command, bad, tmp_path):
     path = tmp_path / "float.tif"
     Image.fromarray(image).save(path)
     out = tmp_path / "out"
-    assert_fails(run(command.argv([path], out)), path, "float image contains NaN or infinity")
+    if command.id == "compress" and np.isnan(bad):
+        return  # compress keeps NaN pixels (tests/codec/test_science.py)
+    expected = ("float image contains 1 infinite value; replace them with NaN (no data) or with finite values"
+                if command.id == "compress" else "float image contains NaN or infinity")
+    assert_fails(run(command.argv([path], out)), path, expected)
     assert files_in(out) == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 
 import click
@@ -38,9 +39,21 @@ def _quantization_text(report) -> str:
     return "none" if report.step == 0 else f"step {report.step:g}"
 
 
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
 def _compress_table(reports) -> str:
+    """One row per image; images other than 8-bit add their data range, largest error, RMSE and bound."""
+    science = any(r.image_mode != "L" for r in reports)
     rows = [("file", "n", "steps", "K", "nonzero", "PSNR dB", "SSIM", "bpp", "bytes")]
+    if science:
+        rows[0] += ("data range", "max error", "RMSE", "bound")
     for r in reports:
+        extra = ()
+        if science:
+            extra = (f"{r.data_range[0]:.6g}..{r.data_range[1]:.6g}", _number(r.max_abs_error), _number(r.rmse),
+                     _number(r.max_error_bound))
         rows.append((
             _report.one_line(r.source),
             str(r.block_size),
@@ -51,8 +64,12 @@ def _compress_table(reports) -> str:
             "-" if r.ssim is None else f"{r.ssim:.4f}",
             f"{r.bits_per_pixel:.3f}",
             f"{r.compressed_bytes:,}",
-        ))
-    return "\n".join(_report.table(rows, align="lrrrrrrrr"))
+        ) + extra)
+    align = "lrrrrrrrr" + ("rrrr" if science else "")
+    table = "\n".join(_report.table(rows, align=align))
+    if science:
+        table += "\nPSNR and SSIM over each image's data range; max error and RMSE in its own units"
+    return table
 
 
 #: How the printed BD-rates name the curves.
@@ -72,6 +89,21 @@ def _bd_rate_table(reports) -> str:
                          percent(rates["ssim_percent"])))
     return ("BD-rates of dctconv (quality 5 .. 95): how many percent more bits it needs than the other "
             "curve for the same quality (negative: fewer)\n" + "\n".join(_report.table(rows, align="llrr")))
+
+
+def _data_range(ctx, param, value):
+    """--data-range LOW:HIGH: two finite numbers, LOW < HIGH."""
+    if value is None:
+        return None
+    parts = value.split(":")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not LOW:HIGH (two numbers, such as 0:4095).", ctx=ctx,
+                                 param=param) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise click.BadParameter(f"{value!r} is not two finite numbers with LOW < HIGH.", ctx=ctx, param=param)
+    return low, high
 
 
 def _one_quantization(ctx, param, value):
@@ -107,6 +139,16 @@ def _one_quantization(ctx, param, value):
 @click.option("--threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,
               callback=finite,
               help="Also zero AC coefficients with |c| below this, before quantization (DC always kept).")
+@click.option("--data-range", metavar="LOW:HIGH", default=None, callback=_data_range,
+              help="The range of the data: quality steps are scaled to it, decoded pixels clipped to it, "
+                   "PSNR and SSIM computed over it (a detector's range, the same for a whole series). It "
+                   "must contain every value of the image.  [default: 0:255 for 8-bit images, the image's "
+                   "smallest and largest value for the others]")
+@click.option("--max-error", type=click.FloatRange(min=0), default=None, callback=finite, metavar="E",
+              help="Every decoded pixel within E of the original, in the data's units (integers: floor(E); "
+                   "0 is lossless), checked before the file is written. Alone, the steps are chosen for "
+                   "the smallest file.  [default for images other than 8-bit: 1 % of the data range, "
+                   "with --quality 75]")
 @click.option("--sweep", is_flag=True,
               help="Also write <stem>_sweep.csv, .json and .png: PSNR and SSIM against bits per pixel for "
                    "dctconv at quality 5 .. 95, for K = 1 .. n*n, and for Pillow's JPEG, WebP and AVIF; "
@@ -118,8 +160,8 @@ def _one_quantization(ctx, param, value):
 @cluster_options
 @json_option
 @click.pass_context
-def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold, sweep, no_pictures,
-             skip_existing, max_pixels, jobs, as_json):
+def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold, data_range, max_error, sweep,
+             no_pictures, skip_existing, max_pixels, jobs, as_json):
     """Compress images with dctconv's codec, and measure what is lost.
 
     Every n x n block is transformed; each frequency is divided by its step
@@ -145,6 +187,8 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
         dctconv compress photos/ -o out --block-size 8 --quality 50
         dctconv compress photo.png -o out --keep 6 --step 1
         dctconv compress photo.png -o out --sweep
+        dctconv compress slice16.png -o out --max-error 0
+        dctconv compress dem.tif -o out --max-error 0.5 --data-range 0:2000
         dctconv transform --inverse out/photo_compressed.dctz -o decoded
     """
     from ..io._atomic import InputPaths
@@ -162,7 +206,8 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
 
     work = functools.partial(
         compress_file, out_dir=output_dir, block_size=n, quality=quality, step=step, keep=keep,
-        threshold=threshold, sweep=sweep, max_pixels=max_pixels, protected=InputPaths(files),
+        threshold=threshold, data_range=data_range, max_error=max_error, sweep=sweep, max_pixels=max_pixels,
+        protected=InputPaths(files),
         pictures=not no_pictures,
     )
     if skip_existing:

@@ -45,8 +45,11 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     from ..runtime._jobs import image_notes
     from ..verify._files import verify_file
 
-    images, failed = _batch.run_each(ctx, [image_path], functools.partial(read_image, max_pixels=max_pixels),
-                                     label="read")
+    from ..codec._dctz import is_codec_file
+
+    # A compressed file may keep NaN pixels (no data); a transform's coefficients cannot.
+    images, failed = _batch.run_each(ctx, [image_path], functools.partial(
+        read_image, max_pixels=max_pixels, allow_nan=is_codec_file(coefficient_path)), label="read")
     if failed:
         ctx.exit(1)
     image, info = images[0]
@@ -75,11 +78,13 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
     else:
         _report.echo(f"file:      {coefficient_path} ({found.kind}, block size {check.block_size})")
         _report.echo(f"image:     {image_path}")
-        compared = f"{found.compared:,} coefficients compared"
+        compared = f"{found.compared:,} {found.unit} compared"
         if found.skipped:
             compared += f", {found.skipped:,} {found.skipped_what}"
         click.echo(f"compared:  {compared}")
         where = f" at {found.location}" if found.location else " (every coefficient identical)"
+        if found.unit != "coefficients":
+            where = " (pixel values)"
         click.echo(f"largest:   {check.max_error:.3g}{where}")
         click.echo(f"tolerance: {check.tolerance:.3g}")
         click.echo(f"trusted:   {_trusted_text(found.trusted)} (as the file records them)")

@@ -8,15 +8,18 @@ in three modules: :mod:`dctconv.codec._quantize` (the steps), :mod:`dctconv.code
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, sections
+from ._bound import (apply_residual, check_max_error, decode_mask, encode_mask, fill_nans, float32_spacing,
+                     quantize_residual, TRIAL_QUALITIES, trial_crop, trial_steps)
+from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, section, sections
 from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
-from ._entropy import MAX_BITS, CodedLevels, channel_classes, encode_levels
+from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map, encode_integer_map, encode_levels
 from ._entropy import decode_levels as _decode_coded
 from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError
 from ..io._images import to_pixels
@@ -26,6 +29,9 @@ from ..transform import forward, inverse
 from .._validation import check_block_size, check_image
 
 _DTYPE_MODES = {np.dtype(dtype): mode for mode, dtype in MODES.items()}
+#: Share of the data range kept as the bound when an image other than 8-bit is
+#: compressed with no quality, step or bound (:func:`default_max_error`).
+DEFAULT_ERROR_SHARE = 0.01
 #: Levels must stay below this in magnitude (the DC residual of four of them fits the coder).
 LEVEL_LIMIT = 2 ** (MAX_BITS - 2)
 
@@ -74,13 +80,72 @@ def _check_pixels(image) -> tuple[np.ndarray, str]:
         raise InvalidImageError(
             f"image pixels must be uint8, uint16, int32 or float32 (the modes L, I;16, I, F), got {image.dtype}"
         )
-    if mode == "F" and not np.isfinite(image).all():
-        raise InvalidImageError("image contains NaN or infinity")
+    if mode == "F":
+        infinite = int(np.count_nonzero(np.isinf(image)))
+        if infinite:
+            raise InvalidImageError(
+                f"image contains {infinite:,} infinite value{'s' if infinite > 1 else ''}; "
+                "replace them with NaN (no data) or with finite values"
+            )
     return image, mode
 
 
+def value_extremes(image) -> tuple[float, float]:
+    """(smallest, largest) value of an image, NaN pixels left out (NaN, NaN if every one is)."""
+    if image.dtype.kind == "f":
+        finite = image[~np.isnan(image)] if np.isnan(image).any() else image
+        if finite.size == 0:
+            return math.nan, math.nan
+        return float(finite.min()), float(finite.max())
+    return float(image.min()), float(image.max())
+
+
+def check_data_range(image, mode: str, data_range=None) -> tuple[float, float]:
+    """The data range (low, high) :func:`encode` scales its quality steps to and clips decoded pixels to.
+
+    8-bit images (mode L) keep 0 .. 255: a photo's black is 0 whatever it contains.
+    Other images take the range of their own values (NaN left out); a constant image
+    gets ``low .. low + 1``. A given ``data_range`` must hold two finite numbers
+    ``low < high`` that contain every value of the image.
+
+    Raises
+    ------
+    InvalidCompressionError
+        If ``data_range`` is not two finite numbers low < high, or does not contain the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.codec._core import check_data_range
+    >>> check_data_range(np.array([[3, 215]], np.uint16), "I;16")
+    (3.0, 215.0)
+    >>> check_data_range(np.array([[3, 215]], np.uint8), "L")
+    (0.0, 255.0)
+    """
+    smallest, largest = value_extremes(image)
+    if data_range is None:
+        if mode == "L":
+            return 0.0, 255.0
+        if math.isnan(smallest):
+            return 0.0, 1.0
+        return smallest, largest if largest > smallest else smallest + 1.0
+    try:
+        low, high = (float(value) for value in data_range)
+    except (TypeError, ValueError):
+        raise InvalidCompressionError(f"data range must be two numbers (low, high), got {data_range!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InvalidCompressionError(f"data range {low:g}:{high:g} is not two finite numbers with low < high")
+    if not math.isnan(smallest) and (smallest < low or largest > high):
+        raise InvalidCompressionError(
+            f"data range {low:g}:{high:g} does not contain the image's values ({smallest:g} .. {largest:g}); "
+            "give a range that contains them"
+        )
+    return low, high
+
+
 def settings_header(
-    image_shape, mode: str, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0
+    image_shape, mode: str, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0,
+    data_range=None, max_error=None,
 ) -> CodecHeader:
     """Check the settings of :func:`encode` and return them as a header (without section sizes)."""
     n = check_block_size(block_size)
@@ -103,13 +168,16 @@ def settings_header(
         keep=keep,
         threshold=check_threshold(threshold),
         dead_zone=DEAD_ZONE if kind == "quality" else 0,
+        data_range=data_range,
+        max_error=max_error,
     )
 
 
 def channel_steps(header: CodecHeader) -> np.ndarray:
     """(n*n,) steps of a header's quantization (zeros for "none")."""
     if header.quantization == "quality":
-        return step_table(header.block_size, quality=header.quality, dtype=header.dtype)
+        # Files before version 4 record no range: theirs was the container's (value_range).
+        return step_table(header.block_size, quality=header.quality, data_range=header.value_range)
     return step_table(header.block_size, step=header.step)
 
 
@@ -215,7 +283,8 @@ def offsets_size(header: CodecHeader) -> int:
     return 2 * (int(channel_classes(header.block_size).max()) + 1)
 
 
-def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0) -> bytes:
+def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0,
+           data_range=None, max_error=None) -> bytes:
     r"""Compress a grayscale image into the bytes of a dctconv compressed file.
 
     1. The image is cut into n x n blocks (edge-padded) and each block transformed by
@@ -224,21 +293,27 @@ def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, kee
        coefficients below the threshold T are zeroed.
     3. Each coefficient is divided by the step of its frequency and rounded to the
        nearest integer (ties to even): :func:`quantize_image`. ``quality`` uses
-       libjpeg's scaled tables (:mod:`dctconv.codec._quantize`), ``step`` one step for
-       every frequency.
+       libjpeg's scaled tables (:mod:`dctconv.codec._quantize`) scaled to the data
+       range, ``step`` one step for every frequency.
     4. The levels are entropy coded channel by channel (:mod:`dctconv.codec._entropy`)
-       and written after a 48-byte header (:mod:`dctconv.codec._dctz`).
+       and written in sections after a header (:mod:`dctconv.codec._dctz`).
+    5. With ``max_error``, the residual of every pixel against the decoded image is
+       quantized so that each decoded pixel is within ``max_error`` of the original
+       and coded too (:mod:`dctconv.codec._bound`); the encoder decodes the bytes it
+       made and checks every pixel before returning them.
 
     Parameters
     ----------
     image : array_like, shape (H, W)
-        uint8, uint16, int32 or float32 pixels (the modes L, I;16, I, F). The dtype
-        sets the data range the quality steps are scaled to (255, 65535, 2**32 - 1,
-        1.0) and the dtype :func:`decode` returns.
+        uint8, uint16, int32 or float32 pixels (the modes L, I;16, I, F), the dtype
+        :func:`decode` returns. Float images may hold NaN (no data): they decode as
+        NaN. Infinities are refused.
     block_size : int, optional
         n, from 2 to 64. Default 4.
     quality : int, optional
-        1 to 100; 75 when neither ``quality`` nor ``step`` is given.
+        1 to 100. With no ``quality``, ``step`` or ``max_error``: 75 for 8-bit images;
+        other images are kept within 1 % of their data range instead
+        (:func:`default_max_error`).
     step : float, optional
         One step for every frequency, in coefficient units (not scaled by the data
         range); 0 stores the coefficients unquantized (float64, deflated).
@@ -246,6 +321,17 @@ def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, kee
         K, 1 to n*n: keep the K lowest zigzag frequencies. Default all.
     threshold : float, optional
         T >= 0: AC coefficients with ``|c| < T`` become 0. Default 0.
+    data_range : (float, float), optional
+        (low, high): the range the quality steps are scaled to (a quality means the
+        same share of it for every image) and decoded pixels are clipped to. Default:
+        0 .. 255 for 8-bit images, the smallest and largest value for the others
+        (:func:`check_data_range`); a given range must contain every value.
+    max_error : float, optional
+        E >= 0: every decoded pixel is within E of the original, in pixel units (for
+        integer images ``floor(E)``; 0 is lossless). Alone (no ``quality`` or
+        ``step``), the DCT's steps are chosen among a few qualities and flat steps
+        (multiples of E) as the ones giving the smallest file on a central crop
+        (:data:`dctconv.codec._bound.TRIAL_QUALITIES`, ``STEP_FACTORS``).
 
     Returns
     -------
@@ -254,7 +340,8 @@ def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, kee
     Raises
     ------
     InvalidImageError, InvalidBlockSizeError, InvalidCompressionError
-        For a bad image, block size or setting, or levels beyond 2**59.
+        For a bad image (infinities: how many), block size or setting (a data range
+        that does not contain the image, a negative bound), or levels beyond 2**59.
 
     References
     ----------
@@ -269,27 +356,110 @@ def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, kee
     >>> decoded = dctconv.decode(data)
     >>> decoded.dtype, decoded.shape, int(np.abs(decoded.astype(int) - image).max()) <= 3
     (dtype('uint8'), (32, 32), True)
+    >>> exact = dctconv.decode(dctconv.encode(image, max_error=0))
+    >>> bool((exact == image).all())
+    True
     """
-    data, _ = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold)
+    data, _ = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold,
+                           data_range=data_range, max_error=max_error)
     return data
 
 
-def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0):
+def encode_image(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0,
+                 data_range=None, max_error=None):
     """:func:`encode`, also returning the :class:`Levels` it coded (which decode to the same maps)."""
     image, mode = _check_pixels(image)
-    header = settings_header(
-        image.shape, mode, block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold
-    )
-    levels = quantize_image(image, header)
+    low_high = check_data_range(image, mode, data_range)
+    if mode != "L" and quality is None and step is None and max_error is None:
+        quality, max_error = DEFAULT_QUALITY, default_max_error(mode, low_high)
+    max_error = check_max_error(max_error, mode, low_high)
+    nan = np.isnan(image) if mode == "F" else None
+    if nan is not None and nan.any():
+        source = fill_nans(image, nan)
+    else:
+        source, nan = image, None
+    settings = dict(block_size=block_size, quality=quality, step=step, keep=keep, threshold=threshold,
+                    data_range=low_high, max_error=max_error)
+    if max_error is not None and quality is None and step is None:
+        settings.update(_chosen_step(image, source, nan, settings))
+    return _encode_settings(image, source, nan, mode, settings)
+
+
+def default_max_error(mode: str, data_range) -> float:
+    """The bound of an image other than 8-bit compressed with no setting: :data:`DEFAULT_ERROR_SHARE` of its range.
+
+    Scientific data is compared in its own units: by default the steps of quality 75
+    (over the data range) are used and every pixel is kept within 1 % of the data
+    range (for integers ``floor`` of it: lossless below a range of 100). For floats the
+    bound is at least twice the float32 spacing of the data (:func:`float32_spacing`).
+    """
+    low, high = data_range
+    bound = DEFAULT_ERROR_SHARE * (high - low)
+    if mode == "F":
+        bound = max(bound, 2 * float32_spacing(data_range))
+    return bound
+
+
+def _chosen_step(image, source, nan, settings) -> dict:
+    """The steps giving the smallest file under the bound, tried on a central crop:
+    qualities :data:`TRIAL_QUALITIES` and flat steps :data:`STEP_FACTORS` times E."""
+    crop, crop_source = trial_crop(image), trial_crop(source)
+    crop_nan = None if nan is None else trial_crop(nan)
+    if crop_nan is not None and not crop_nan.any():
+        crop_nan = None
+    mode = _DTYPE_MODES[image.dtype]
+    candidates = [{"quality": q} for q in TRIAL_QUALITIES]
+    candidates += [{"step": s} for s in trial_steps(settings["max_error"], mode)]
+    sizes = []
+    for candidate in candidates:
+        trial = dict(settings, **candidate)
+        sizes.append(len(_encode_settings(crop, crop_source, crop_nan, mode, trial, check=False)[0]))
+    return candidates[int(np.argmin(sizes))]
+
+
+def _encode_settings(image, source, nan, mode, settings, *, check=True):
+    header = settings_header(image.shape, mode, **settings)
+    levels = quantize_image(source, header)
     n = header.block_size
     if header.quantization == "none":
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
-        return pack(header, classic_sections(b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6))), levels
-    coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps, version=FORMAT_VERSION)
-    offsets = b""
-    if levels.offsets is not None:
-        offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
-    return pack(header, classic_sections(offsets + coded.model, coded.words, coded.raw_bits)), levels
+        parts = classic_sections(b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6))
+    else:
+        coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps,
+                              version=FORMAT_VERSION)
+        offsets = b""
+        if levels.offsets is not None:
+            offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
+        parts = classic_sections(offsets + coded.model, coded.words, coded.raw_bits)
+    if header.max_error is not None:
+        q = quantize_residual(image, prediction_pixels(levels), header.max_error, mode, header.value_range)
+        if q.any():
+            parts["RESD"] = encode_integer_map(q[None])
+    if nan is not None:
+        parts["NANM"] = encode_mask(nan)
+    data = pack(header, parts)
+    if check and header.max_error is not None:
+        # The promise is checked on what a decoder makes of these very bytes.
+        decoded = decode(data, max_pixels=None)
+        largest = _largest_error(image, decoded)
+        if not largest <= header.max_error:
+            raise InvalidCompressionError(
+                f"internal error: decoded pixels are {largest:g} from the original, beyond the bound "
+                f"{header.max_error:g}; nothing was written"
+            )
+    return data, levels
+
+
+def _largest_error(image, decoded) -> float:
+    """Largest |image - decoded| over the pixels that are not NaN in both; inf if NaN moved."""
+    if image.dtype.kind == "f":
+        nan = np.isnan(image)
+        if not np.array_equal(nan, np.isnan(decoded)):
+            return math.inf
+        if nan.all():
+            return 0.0
+        return float(np.max(np.abs(image[~nan].astype(np.float64) - decoded[~nan])))
+    return float(np.max(np.abs(image.astype(np.int64) - decoded.astype(np.int64))))
 
 
 def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Levels:
@@ -338,7 +508,8 @@ def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
     The decoded coefficient maps (level times step) go through :func:`dctconv.inverse`,
     are cropped to the image size, then rounded and clipped to the source's pixel
-    type (float32 images are only clipped to float32's range).
+    type and (format version 4) to the file's data range; a bound's residual is
+    added and NaN pixels are put back (:func:`decoded_pixels`).
 
     Parameters
     ----------
@@ -364,9 +535,47 @@ def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     >>> image = np.full((6, 9), 1000, np.uint16)
     >>> dctconv.decode(dctconv.encode(image, block_size=2, step=1.0))[0, :3]
     array([1000, 1000, 1000], dtype=uint16)
+    >>> field = np.array([[1.5, np.nan], [2.0, 2.5]], np.float32)
+    >>> dctconv.decode(dctconv.encode(field, block_size=2, max_error=0.01))
+    array([[1.5, nan],
+           [2. , 2.5]], dtype=float32)
     """
     levels = decode_levels(data, max_pixels=max_pixels)
-    return to_pixels(reconstruct(levels), levels.header.mode)
+    return decoded_pixels(data, levels)
+
+
+def prediction_pixels(levels: Levels) -> np.ndarray:
+    """The pixels of decoded levels: the reconstruction rounded to the mode's type and, from
+    version 4, clipped to the file's data range (before any residual or NaN mask)."""
+    header = levels.header
+    pixels = to_pixels(reconstruct(levels), header.mode)
+    if header.data_range is None:
+        return pixels
+    low, high = header.data_range
+    if header.dtype.kind == "f":
+        return np.clip(pixels, np.float32(low), np.float32(high))
+    return np.clip(pixels, math.ceil(low), math.floor(high))
+
+
+def decoded_pixels(data, levels: Levels) -> np.ndarray:
+    """What :func:`decode` gives for a file and its decoded levels: the prediction, the
+    residual of a bound (RESD) added, the NaN pixels (NANM) put back."""
+    pixels = prediction_pixels(levels)
+    # The file's own header: the one of encode's Levels has no section table.
+    header = levels.header if levels.header.section_table else read_header(data, max_pixels=None)
+    residual = section(data, header, "RESD")
+    if residual:
+        if header.max_error is None:
+            raise CodecFileError("the file holds a residual (RESD) but promises no largest error")
+        q = decode_integer_map(residual, (1, *header.image_shape))[0]
+        pixels = apply_residual(pixels, q, header.max_error, header.mode, header.value_range)
+    mask = section(data, header, "NANM")
+    if mask:
+        if header.mode != "F":
+            raise CodecFileError(f"the file holds a NaN mask (NANM) but its pixels are {header.mode}, not float")
+        pixels = np.array(pixels, copy=True)
+        pixels[decode_mask(mask, header.image_shape)] = np.nan
+    return pixels
 
 
 def reconstruct(levels: Levels) -> np.ndarray:

@@ -33,6 +33,20 @@ refuses a tag it does not know. :func:`read_header` checks the magic, every fiel
 the header's CRC, every section's length against the file's and every section's
 CRC before anything is decoded, so that a damaged file is named, never decoded.
 
+The data range (low, high) is the one the quality steps are scaled to (the quality
+table times ``(high - low) / 255``; versions 1 to 3 used the container's range: 255,
+65535, 2**32 - 1, 1.0) and decoded pixels are clipped to. Two optional sections
+(``dctconv.codec._bound``): ``RESD``, the bounded residual of a file that promises a
+largest error E (the header's field): the map q (H x W) of the quantized residual
+against the pixels the levels decode to, coded by
+``dctconv.codec._entropy.encode_integer_map``; a pixel decodes to ``P + q (2 floor(E) + 1)``
+for integer modes, ``float32(P + q 2 (E - u))`` for float ones (u the float32 spacing at
+the larger magnitude of the data range), clipped to the data range; absent when every
+q is 0. ``NANM``, the NaN mask of a float image: a kind byte, then for kind 0 the
+lengths of the runs of equal mask values, row after row, as LEB128 varints,
+zlib-compressed (the first run is of non-NaN pixels, possibly empty), for kind 1 the
+mask as ``encode_integer_map`` codes it; those pixels decode as NaN.
+
 Versions 1 to 3 have a 48-byte header and no checksum::
 
     offset size  field
@@ -96,6 +110,8 @@ SECTION_TAGS = {
     "MODL": "the model",
     "WORD": "the range-coded levels",
     "RAWB": "the raw bits",
+    "RESD": "the bounded residual",
+    "NANM": "the NaN mask",
 }
 #: The sections of versions 1 to 3, in file order.
 _CLASSIC_TAGS = ("MODL", "WORD", "RAWB")

@@ -168,11 +168,14 @@ def range_factor(dtype) -> float:
     return ranges[dtype] / REFERENCE_RANGE
 
 
-def step_table(block_size: int, *, quality: int | None = None, step: float | None = None, dtype=np.uint8) -> np.ndarray:
+def step_table(block_size: int, *, quality: int | None = None, step: float | None = None, dtype=np.uint8,
+               data_range=None) -> np.ndarray:
     """Steps of the n*n channels (channel ``x*n + y`` is frequency (x, y)), as float64.
 
     Exactly one of ``quality`` and ``step`` is given. ``quality``:
-    ``scale_table(base_table(n), quality) * range_factor(dtype)``; ``step``: the same
+    ``scale_table(base_table(n), quality) * factor`` where ``factor`` is
+    ``(high - low) / 255`` for a ``data_range`` (low, high), else ``range_factor(dtype)``
+    (the container's range: files before version 4); ``step``: the same
     step for every channel, in coefficient units whatever the dtype (``step == 0``
     means no quantization; the table is then all zeros).
 
@@ -186,6 +189,8 @@ def step_table(block_size: int, *, quality: int | None = None, step: float | Non
     np.float64(2056.0)
     >>> step_table(2, step=3.0).tolist()
     [3.0, 3.0, 3.0, 3.0]
+    >>> step_table(8, quality=75, data_range=(0, 510))[0]
+    np.float64(16.0)
     """
     n = check_block_size(block_size)
     if (quality is None) == (step is None):
@@ -193,4 +198,7 @@ def step_table(block_size: int, *, quality: int | None = None, step: float | Non
     if step is not None:
         return np.full(n * n, float(step))
     table = scale_table(base_table(n), check_quality(quality)).astype(np.float64)
+    if data_range is not None:
+        low, high = data_range
+        return table.reshape(-1) * ((float(high) - float(low)) / REFERENCE_RANGE)
     return table.reshape(-1) * range_factor(dtype)

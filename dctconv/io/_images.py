@@ -58,7 +58,8 @@ class ImageInfo:
         return {"L": 255.0, "I;16": 65535.0, "I": float(2**32 - 1), "F": 1.0}[self.mode]
 
 
-def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, allow_nan: bool = False
+               ) -> tuple[np.ndarray, ImageInfo]:
     """Read the first frame of an image file as a 2-D gray array at full precision.
 
     8-bit gray (L) gives uint8, 16-bit gray (I;16 and its byte orders) uint16, 32-bit
@@ -76,6 +77,9 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
     max_pixels : int or None, optional
         Refuse images with more pixels than this, before decoding them (Pillow's
         decompression-bomb guard). None lifts the limit.
+    allow_nan : bool, optional
+        Accept NaN pixels in a float image (no data: ``compress`` keeps them).
+        Infinities are always refused, with their count.
 
     Returns
     -------
@@ -125,7 +129,14 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     if info.mode == "F" and not np.isfinite(array).all():
-        raise ImageReadError("float image contains NaN or infinity")
+        if not allow_nan:
+            raise ImageReadError("float image contains NaN or infinity")
+        infinite = int(np.count_nonzero(np.isinf(array)))
+        if infinite:
+            raise ImageReadError(
+                f"float image contains {infinite:,} infinite value{'s' if infinite > 1 else ''}; "
+                "replace them with NaN (no data) or with finite values"
+            )
     return array, info
 
 

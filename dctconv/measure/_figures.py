@@ -116,7 +116,8 @@ def summary_picture(
         (:func:`dctconv.measure._metrics.error_picture`); the error panel uses the same
         white point, 255 / error_scale, and has a colorbar in pixel units.
     value_range : (float, float)
-        Pixel values drawn black and white in the two image panels.
+        Pixel values drawn black and white in the two image panels (the data range),
+        written under their titles.
     title, subtitle : str
         First and second line of the figure title: the key numbers.
     channel_share : array_like of float, shape (n*n,), optional
@@ -160,9 +161,10 @@ def summary_picture(
     low, high = value_range
     show = dict(cmap="gray", vmin=low, vmax=high, interpolation="antialiased")
     white = 255.0 / error_scale if error_scale > 0 else 1.0
+    window = f"\n(black {low:.6g}, white {high:.6g})"
     panels = [
-        (mean_pool(original, factor), show, "original"),
-        (mean_pool(reconstruction, factor), show, "reconstruction"),
+        (mean_pool(original, factor), show, "original" + window),
+        (mean_pool(reconstruction, factor), show, "reconstruction" + window),
         (error, dict(cmap="inferno", vmin=0, vmax=white, interpolation="antialiased"),
          "|original − reconstruction|"),
     ]
@@ -349,13 +351,14 @@ def sweep_title(name: str, header) -> str:
 
 
 def summary_titles(name: str, header, quality, *, compressed_bytes: int, bits_per_pixel: float,
-                   error_scale: float, nonzero_fraction: float) -> tuple[str, str]:
+                   error_scale: float, nonzero_fraction: float, data_range=None) -> tuple[str, str]:
     """The summary figure's two title lines: the key numbers, then the settings.
 
     ``header`` is the :class:`dctconv.codec._dctz.CodecHeader` of the compressed file,
     ``quality`` the :class:`dctconv.measure._metrics.Quality` of its reconstruction,
     ``error_scale`` the gray values per unit of error of the error picture and
-    ``nonzero_fraction`` the share of coefficients stored as nonzero levels.
+    ``nonzero_fraction`` the share of coefficients stored as nonzero levels and
+    ``data_range`` (low, high) the range PSNR is computed over, named in the title.
     """
     n = header.block_size
     psnr_text = "identical (PSNR ∞)" if quality.psnr_db is None else f"PSNR {quality.psnr_db:.2f} dB"
@@ -363,9 +366,12 @@ def summary_titles(name: str, header, quality, *, compressed_bytes: int, bits_pe
     threshold_text = f", threshold {header.threshold:g}" if header.threshold > 0 else ""
     keep_text = ("all frequencies" if header.keep == n * n
                  else f"the {header.keep} of {n * n} lowest zigzag frequencies")
-    title = (f"{name}: {psnr_text}{ssim_text}   {bits_per_pixel:.3f} bits/pixel "
+    range_text = "" if data_range is None else f" over {data_range[0]:.6g} .. {data_range[1]:.6g}"
+    bound = getattr(header, "max_error", None)
+    bound_text = "" if bound is None else f" (bound {bound:.6g})"
+    title = (f"{name}: {psnr_text}{range_text}{ssim_text}   {bits_per_pixel:.3f} bits/pixel "
              f"({_format_bytes(compressed_bytes)})")
     subtitle = (f"{n}×{n} blocks, {_settings_text(header)}, {keep_text}{threshold_text}, "
                 f"{100 * nonzero_fraction:.1f} % nonzero;  "
-                f"largest error {quality.max_abs_error:g}, error map white = {255 / error_scale:.3g}")
+                f"largest error {quality.max_abs_error:g}{bound_text}, error map white = {255 / error_scale:.3g}")
     return title, subtitle

@@ -1,10 +1,11 @@
 """How far a reconstruction is from its original: PSNR, SSIM, MSE, largest error, error picture.
 
 PSNR and SSIM are scikit-image's. Compare the original with the reconstruction as it
-is written to disk (rounded and clipped by :func:`dctconv.io._images.to_pixels`), and
-pass the full range of the source's bit depth as ``data_range`` (255 for 8-bit,
-65535 for 16-bit: :attr:`dctconv.io._images.ImageInfo.data_range`), not the range
-the image happens to use.
+is written to disk (as :func:`dctconv.decode` gives it), and pass the width of the
+compressed file's data range as ``data_range``: 255 for 8-bit images, ``high - low``
+of the image's own values (or of ``--data-range``) for the others, the range the
+codec scales its steps to. :func:`loss_notes` says when a reconstruction lost the
+image, whatever its PSNR.
 """
 
 from __future__ import annotations
@@ -318,3 +319,70 @@ def _error_picture(errors: _Errors) -> tuple[np.ndarray, float]:
         np.minimum(np.rint(shown, out=shown), 255, out=shown)
         picture[top:bottom] = shown
     return picture, scale
+
+
+#: A reconstruction that keeps fewer distinct values than this share of the original's
+#: (when the original has at least :data:`DISTINCT_MINIMUM`) gets a note: it lost the
+#: image's levels (a 16-bit slice decoded to one or three values).
+LOST_DISTINCT_SHARE = 0.25
+DISTINCT_MINIMUM = 16
+#: A largest error above this share of the data range gets a note. JPEG-like quality 25
+#: to 95 keeps 8-bit photos under it (their largest errors are 5 to 19 % of 255); the
+#: reconstructions that lost the image reach 48 % and more.
+LARGE_ERROR_SHARE = 0.25
+
+
+def distinct_values(image) -> int:
+    """Number of distinct values of an image (NaN left out); a count of each value for 8- and 16-bit."""
+    image = np.asarray(image)
+    if image.dtype in (np.uint8, np.uint16):
+        return int(np.count_nonzero(np.bincount(image.reshape(-1), minlength=1)))
+    values = image.reshape(-1)
+    if values.dtype.kind == "f":
+        values = values[~np.isnan(values)]
+    return int(np.unique(values).size)
+
+
+def loss_notes(original, reconstruction, *, data_range, largest_error: float) -> list[str]:
+    """``Note:`` lines for a reconstruction that lost the image, whatever its PSNR.
+
+    Two signs, with the thresholds above: the reconstruction keeps far fewer distinct
+    values than the original (:data:`LOST_DISTINCT_SHARE`), or its largest error is a
+    large share of the data range (:data:`LARGE_ERROR_SHARE`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.measure._metrics import loss_notes
+    >>> image = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    >>> for note in loss_notes(image, np.zeros_like(image), data_range=(0, 255), largest_error=255):
+    ...     print(note)
+    the reconstruction keeps 1 distinct value of the original's 256: it lost the image's levels, whatever its PSNR says
+    the largest error, 255, is 100 % of the data range 0 .. 255
+    """
+    low, high = data_range
+    notes = []
+    before, after = distinct_values(original), distinct_values(reconstruction)
+    if before >= DISTINCT_MINIMUM and after < LOST_DISTINCT_SHARE * before:
+        notes.append(f"the reconstruction keeps {after:,} distinct value{'s' if after != 1 else ''} of the "
+                     f"original's {before:,}: it lost the image's levels, whatever its PSNR says")
+    share = largest_error / (high - low)
+    if share > LARGE_ERROR_SHARE:
+        notes.append(f"the largest error, {largest_error:.6g}, is {100 * share:.0f} % of the data range "
+                     f"{low:.6g} .. {high:.6g}")
+    return notes
+
+
+def over_valid(quality: Quality, original, reconstruction, valid, *, data_range: float) -> Quality:
+    """``quality`` with PSNR and MSE computed over the ``valid`` pixels only (NaN left out).
+
+    PSNR is scikit-image's over those pixels, with the same ``data_range``.
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    a = np.asarray(original)[valid].astype(np.float64)
+    b = np.asarray(reconstruction)[valid].astype(np.float64)
+    if a.size == 0 or np.array_equal(a, b):
+        return Quality(None, quality.ssim, 0.0, quality.max_abs_error)
+    psnr_db = float(peak_signal_noise_ratio(a, b, data_range=data_range))
+    return Quality(psnr_db, quality.ssim, float(np.mean((a - b) ** 2)), quality.max_abs_error)

@@ -39,7 +39,7 @@ def _hatch(rows: int, cols: int) -> np.ndarray:
     return np.where(dark, HATCH_GRAYS[1], HATCH_GRAYS[0]).astype(np.uint8)
 
 
-def _mosaic(coefficients, mask):
+def _mosaic(coefficients, mask, dc_range=None):
     """The raw mosaic, and the numbers its caption names: the DC range and the largest AC magnitude."""
     from skimage.util import montage
 
@@ -52,7 +52,7 @@ def _mosaic(coefficients, mask):
         default=0.0,
     )
     ac_scale = 255.0 / np.log1p(ac_peak) if ac_peak > 0 else 0.0
-    dc_range = None
+    window, dc_range = dc_range, None
     hatch = None  # one pattern for every dropped map
     tiles = np.empty((channels, rows, cols), np.uint8)
     for channel in range(channels):
@@ -62,9 +62,13 @@ def _mosaic(coefficients, mask):
             continue
         if channel == 0:
             shown = np.array(coefficients[0], dtype=np.float64)
-            low = shown.min()
+            if window is None:
+                low = shown.min()
+                peak = shown.max() - low
+            else:
+                low, peak = window[0], window[1] - window[0]
+                np.clip(shown, window[0], window[1], out=shown)
             shown -= low
-            peak = shown.max()
             dc_range = (float(low), float(low + peak))
             scale = 255.0 / peak if peak > 0 else 0.0
         else:
@@ -218,7 +222,7 @@ def _framed(raw, *, row_centers, col_centers, caption, font_size=None):
     return canvas, (top, left)
 
 
-def maps_picture(coefficients, *, mask=None) -> np.ndarray:
+def maps_picture(coefficients, *, mask=None, dc_range=None) -> np.ndarray:
     """:func:`maps_mosaic` with its labels: what ``<stem>_maps.png`` holds.
 
     Above the mosaic, each tile column's frequency y; left of it, each tile row's
@@ -233,6 +237,9 @@ def maps_picture(coefficients, *, mask=None) -> np.ndarray:
     coefficients : ndarray, shape (n*n, rows, columns)
     mask : array_like of bool, shape (n*n,), optional
         As for :func:`maps_mosaic`.
+    dc_range : (float, float), optional
+        DC values drawn black and white (``compress``: n times the data range, the DC
+        of blocks at its low and high ends); default the DC map's minimum and maximum.
 
     Returns
     -------
@@ -246,12 +253,12 @@ def maps_picture(coefficients, *, mask=None) -> np.ndarray:
     >>> picture.dtype, picture.shape[0] > 133, picture.shape[1] > 133
     (dtype('uint8'), True, True)
     """
-    return _labeled_maps(coefficients, mask)[0]
+    return _labeled_maps(coefficients, mask, dc_range)[0]
 
 
-def _labeled_maps(coefficients, mask):
+def _labeled_maps(coefficients, mask, dc_range=None):
     """:func:`maps_picture`'s picture, the (top, left) corner of the mosaic in it, and its caption lines."""
-    picture, dc_range, ac_peak = _mosaic(coefficients, mask)
+    picture, dc_range, ac_peak = _mosaic(coefficients, mask, dc_range)
     channels, rows, cols = coefficients.shape
     n = math.isqrt(channels)
     line = _grid_line(min(rows, cols))
@@ -333,7 +340,7 @@ def _nice_ticks(top: float) -> list[float]:
     return [i * step for i in range(int(top / step + 1e-9) + 1)]
 
 
-def error_picture_with_legend(picture, error_scale: float, *, largest_error: float) -> np.ndarray:
+def error_picture_with_legend(picture, error_scale: float, *, largest_error: float, data_range=None) -> np.ndarray:
     """The error picture with a legend strip below it that turns gray levels back into errors.
 
     The strip holds a gray ramp from 0 to 255 with ticks at round error values
@@ -349,6 +356,9 @@ def error_picture_with_legend(picture, error_scale: float, *, largest_error: flo
         Gray values per unit of error, from the same call.
     largest_error : float
         The largest |error|, named in the legend (the ramp ends at 255 / error_scale).
+    data_range : (float, float), optional
+        The data range (low, high), named in the legend with the white point and the
+        largest error as shares of it.
 
     Returns
     -------
@@ -374,6 +384,11 @@ def error_picture_with_legend(picture, error_scale: float, *, largest_error: flo
         f"white: {at_least}{_number(white)}" + (" (the top 1 % of errors)" if at_least else "")
         + f"; largest error {_number(largest_error)}",
     ]
+    if data_range is not None:
+        width_of_range = float(data_range[1]) - float(data_range[0])
+        texts.append(f"data range {_number(data_range[0])} .. {_number(data_range[1])}: white is "
+                     f"{100 * white / width_of_range:.3g} % of it, the largest error "
+                     f"{100 * largest_error / width_of_range:.3g} %")
     ramp_width = max(width - 2 * gap, 20 * line)
     total_width = max(width, 2 * gap + ramp_width, 2 * gap + max(_text_width(font, t) for t in texts))
     ramp_width = total_width - 2 * gap

@@ -180,6 +180,8 @@ def compress_file(
     step: float | None = None,
     keep: int | None = None,
     threshold: float = 0.0,
+    data_range=None,
+    max_error: float | None = None,
     sweep: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     protected=(),
@@ -196,10 +198,14 @@ def compress_file(
     metrics (and the sweep's CSV and JSON), and matplotlib is not imported. The
     metrics compare the original with the reconstruction as written, and
     ``compressed_bytes`` is the size of the compressed file on disk. ``quality``,
-    ``step``, ``keep`` and ``threshold`` are those of :func:`dctconv.encode` (quality
-    75 when neither quality nor step is given). Returns the numbers in
-    ``FileResult.report``. A compressed file larger than the raw pixels
-    (``image.nbytes``) gets a note.
+    ``step``, ``keep``, ``threshold``, ``data_range`` and ``max_error`` are those of
+    :func:`dctconv.encode` (with none of quality, step and max_error: quality 75, and
+    for images other than 8-bit a bound of 1 % of the data range). The metrics are
+    computed over the data range (PSNR and SSIM with ``data_range = high - low``);
+    float images may hold NaN (kept exactly; PSNR, MSE and RMSE are computed over the
+    other pixels). Returns the numbers in ``FileResult.report``. Notes: a compressed
+    file larger than the raw pixels (``image.nbytes``), and a reconstruction that lost
+    the image (:func:`dctconv.measure._metrics.loss_notes`).
     """
     path, out_dir = Path(path), Path(out_dir)
     with Background() as background:
@@ -209,7 +215,8 @@ def compress_file(
         # threads never import the same module at once.
         background.submit(_import_all, _LATER_IMPORTS + (_PICTURE_IMPORTS if pictures else ()))
         return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
-                              keep=keep, threshold=threshold, sweep=sweep, max_pixels=max_pixels,
+                              keep=keep, threshold=threshold, data_range=data_range, max_error=max_error,
+                              sweep=sweep, max_pixels=max_pixels,
                               protected=protected, pictures=pictures)
 
 
@@ -229,25 +236,34 @@ def _import_all(names) -> None:
 
 
 def _compress_file(path: Path, out_dir: Path, background: Background, *, block_size, quality, step, keep,
-                   threshold, sweep, max_pixels, protected, pictures) -> FileResult:
+                   threshold, data_range, max_error, sweep, max_pixels, protected, pictures) -> FileResult:
     import json
     import os
 
     import numpy as np
 
-    from ..codec._core import encode_image, reconstruct
+    from ..codec._core import decoded_pixels, encode_image
     from ..codec._zigzag import keep_mask
-    from ..io._images import image_bytes, image_suffix, read_image, to_pixels
-    from ..measure._metrics import measure
+    from ..io._images import image_bytes, image_suffix, read_image
+    from ..measure._metrics import loss_notes, measure, over_valid
 
-    image, info = read_image(path, max_pixels=max_pixels)
+    image, info = read_image(path, max_pixels=max_pixels, allow_nan=True)
     notes = image_notes(info)
     data, levels = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep,
-                                threshold=threshold)
+                                threshold=threshold, data_range=data_range, max_error=max_error)
     header = levels.header
-    # What decode gives (the same levels, through the same function): transform
-    # --inverse of the file writes these pixels exactly.
-    pixels = to_pixels(reconstruct(levels), info.mode)
+    low, high = header.value_range
+    # What decode gives (the same levels and sections, through the same function):
+    # transform --inverse of the file writes these pixels exactly.
+    pixels = decoded_pixels(data, levels)
+    nan = np.isnan(image) if info.mode == "F" else None
+    nan_pixels = 0 if nan is None else int(np.count_nonzero(nan))
+    measured_image, measured_pixels = image, pixels
+    if nan_pixels:
+        # NaN pixels decode as NaN exactly: the SSIM and the pictures see them as the
+        # same value in both images, and PSNR, MSE and RMSE leave them out (over_valid).
+        measured_image = np.where(nan, np.float32(low), image)
+        measured_pixels = np.where(nan, np.float32(low), pixels)
     n = header.block_size
     nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
     blocks = levels.levels[0].size
@@ -269,17 +285,23 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
 
             def encode_pictures(picture, scale, largest):
                 encoded["error"] = background.submit(
-                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest)))
+                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest,
+                                                                    data_range=(low, high))))
                 encoded["maps"] = background.submit(
-                    lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask)))
-        quality_numbers, _, error_scale = measure(image, pixels, data_range=info.data_range,
+                    lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask,
+                                                       dc_range=(n * low, n * high))))
+        quality_numbers, _, error_scale = measure(measured_image, measured_pixels, data_range=high - low,
                                                   on_error_picture=encode_pictures if pictures else None,
                                                   submit=background.submit)
+        if nan_pixels:
+            quality_numbers = over_valid(quality_numbers, image, pixels, ~nan, data_range=high - low)
+        notes += loss_notes(measured_image, measured_pixels, data_range=(low, high),
+                            largest_error=quality_numbers.max_abs_error)
         found = None
         if sweep:
             from ..measure._sweep import NAMES, sweep as run_sweep
 
-            found = run_sweep(image, data_range=info.data_range, block_size=n, quality=header.quality,
+            found = run_sweep(image, data_range=high - low, block_size=n, quality=header.quality,
                               step=header.step, threshold=header.threshold)
             for why in dict.fromkeys(found.left_out.values()):
                 left_out = [NAMES[m] for m, reason in found.left_out.items() if reason == why]
@@ -302,8 +324,11 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
             nonzero_fraction=int(nonzero.sum()) / levels.levels.size,
             compressed_bytes=compressed_bytes,
             bits_per_pixel=8 * compressed_bytes / image.size,
-            data_range=info.data_range,
+            data_range=[low, high],
             **quality_numbers.as_dict(),
+            rmse=float(np.sqrt(quality_numbers.mse)),
+            max_error_bound=header.max_error,
+            nan_pixels=nan_pixels,
             error_scale=error_scale,
             files=dict(names),
             bd_rates=None if found is None else {
@@ -313,14 +338,12 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         if pictures:
             from ..measure._figures import summary_picture, summary_titles
 
-            low, high = ((0.0, info.data_range) if info.mode != "F"
-                         else (float(image.min()), float(image.max())))
             title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
                                              bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,
-                                             nonzero_fraction=report.nonzero_fraction)
+                                             nonzero_fraction=report.nonzero_fraction, data_range=(low, high))
             # Drawn while the other thread finishes the pictures, written after them.
             summary = summary_picture(
-                image, pixels, channel_mask=mask, error_scale=error_scale, value_range=(low, high),
+                measured_image, measured_pixels, channel_mask=mask, error_scale=error_scale, value_range=(low, high),
                 channel_share=nonzero / blocks, title=title, subtitle=subtitle,
             )
         _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
@@ -335,7 +358,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                 write_csv(f, found.points)
             with open(outputs.path(out_dir / names["sweep_json"]), "w") as f:
                 json.dump({"source": str(path), "image_mode": info.mode, "width": width, "height": height,
-                           "data_range": info.data_range, **found.as_dict()}, f, indent=2, allow_nan=False)
+                           "data_range": [low, high], **found.as_dict()}, f, indent=2, allow_nan=False)
                 f.write("\n")
             if pictures:
                 from ..measure._figures import save_sweep, sweep_title

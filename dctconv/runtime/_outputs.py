@@ -92,12 +92,23 @@ class CompressionReport:
     """Size of the compressed file on disk."""
     bits_per_pixel: float
     """8 * compressed_bytes / pixels."""
-    data_range: float
+    data_range: list[float]
+    """[low, high]: the range PSNR and SSIM are computed over (``high - low``), the
+    compressed file's: 0 .. 255 for 8-bit images, the image's own (or ``--data-range``)
+    for the others."""
     psnr_db: float | None
     """None when the reconstruction is identical (infinite PSNR)."""
     ssim: float | None
     mse: float
+    """Mean squared error, in squared pixel units."""
     max_abs_error: float
+    """The largest |error|, in pixel units."""
+    rmse: float
+    """Root mean squared error, in pixel units."""
+    max_error_bound: float | None
+    """The largest error the file promises (``--max-error``, or the default bound), None: no promise."""
+    nan_pixels: int
+    """NaN (no-data) pixels of a float image; they decode as NaN and are left out of PSNR, MSE and RMSE."""
     error_scale: float
     """Gray values of the error picture per unit of error."""
     files: dict[str, str]

@@ -83,6 +83,8 @@ class FileVerification:
     """One line saying what was found."""
     skipped_what: str = "zeros of kept channels not compared (below the file's --threshold)"
     """What the ``skipped`` coefficients are, after their count."""
+    unit: str = "coefficients"
+    """What ``compared`` counts: "coefficients", or "decoded pixels" for a file with a bound."""
     trusted: dict = field(default_factory=dict)
     """The settings taken from the file as it records them, which the image cannot confirm
     (the block size; for a compressed file, what it kept and how it quantized): the
@@ -246,6 +248,47 @@ def _largest(difference, n: int):
     return location, error
 
 
+def _verify_bound(path: Path, data, stored, image, nan, image_name: str) -> FileVerification:
+    """A file with a promised largest error: decode it and check every pixel against the image.
+
+    The promise is what such a file is for, and what this checks: the decoded pixels
+    (:func:`dctconv.decode`) are within the bound of the image's, ``floor`` of it for
+    integer pixels, and NaN exactly where the image has NaN. The levels are not compared
+    (the residual makes up for any level a different machine's rounding moved).
+    """
+    from ..codec._core import decoded_pixels
+
+    header = stored.header
+    bound = header.max_error if header.mode == "F" else float(math.floor(header.max_error))
+    decoded = decoded_pixels(data, stored)
+    name, n = str(path), header.block_size
+    moved = nan != (np.isnan(decoded) if decoded.dtype.kind == "f" else np.zeros(nan.shape, bool))
+    error = np.abs(decoded.astype(np.float64) - image.astype(np.float64))
+    error[nan] = 0.0
+    error[moved] = math.inf
+    largest = float(error.max())
+    wrong = int(np.count_nonzero(error > bound))
+    passed = wrong == 0
+    what = f"the compression of {image_name} ({_settings_text(header)}, every pixel within {header.max_error:g})"
+    if passed:
+        reason = (f"{name} holds {what}: every decoded pixel is within {bound:g} of the image's "
+                  f"(largest error {largest:g}" + (f", {int(nan.sum()):,} NaN pixels in place)" if nan.any() else ")"))
+    elif moved.any():
+        reason = f"{name} does not hold {what}: {int(moved.sum()):,} pixels are NaN in one and not the other"
+    else:
+        reason = (f"{name} does not hold {what}: {wrong:,} of {error.size:,} decoded pixels are more than "
+                  f"{bound:g} from the image's, the largest by {largest:g}")
+    check = CheckResult(FILE_MATCHES_IMAGE, passed, largest, bound, n, f"{name} vs {image_name}")
+    trusted = {"block_size": n, "quantization": header.quantization}
+    if header.quality is not None:
+        trusted["quality"] = header.quality
+    if header.step is not None:
+        trusted["step"] = header.step
+    trusted.update(kept_channels=header.keep, threshold=header.threshold)
+    return FileVerification(check, "compressed", None, error.size, 0, reason,
+                            skipped_what="pixels not compared", unit="decoded pixels", trusted=trusted)
+
+
 def _settings_text(header) -> str:
     """The quantization settings of a compressed file's header, in words."""
     n = header.block_size
@@ -313,17 +356,19 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
     >>> print(verify_compressed_file(path, image).location)
     block row 2, block column 0, frequency (0, 0)
     """
+    from ..codec._bound import fill_nans
     from ..codec._core import decode_levels, quantize_image
     from ..codec._dctz import read_file
     from ..io._images import read_image
 
     path = Path(path)
     max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-    stored = decode_levels(read_file(path), max_pixels=max_pixels)
+    data = read_file(path)
+    stored = decode_levels(data, max_pixels=max_pixels)
     header = stored.header
     if isinstance(image, (str, os.PathLike)):
         image_name = image_name or Path(image).name
-        image, _ = read_image(image, max_pixels=max_pixels)
+        image, _ = read_image(image, max_pixels=max_pixels, allow_nan=True)
     image_name = image_name or "the image"
     image = check_image(image)
     height, width = header.image_shape
@@ -338,6 +383,12 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
             f"of {header.dtype} pixels (mode {header.mode})"
         )
     n = header.block_size
+    nan = np.isnan(image) if image.dtype.kind == "f" else np.zeros(image.shape, bool)
+    if header.max_error is not None:
+        return _verify_bound(path, data, stored, image, nan, image_name)
+    if nan.any():
+        # The encoder filled the NaN pixels before the transform (dctconv.codec._bound.fill_nans).
+        image = fill_nans(image, nan)
     coefficients = np.asarray(_transform.forward(image, n, dtype=np.float64))
     expected = quantize_image(image, header, coefficients=coefficients)
     magnitude = n * float(np.max(np.abs(image.astype(np.float64))))

@@ -84,7 +84,7 @@ def patched(offset: int, fmt: str, value) -> bytes:
         (patched(60, "<H", 1), "header sets flags 0x0001, which this dctconv does not know"),
         (patched(62, "<H", 0), "header gives 0 sections, not from 1 to 16"),
         (patched(62, "<H", 17), "header gives 17 sections, not from 1 to 16"),
-        (patched(64, "<4s", b"JUNK"), "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB)"),
+        (patched(64, "<4s", b"JUNK"), "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB, RESD, NANM)"),
         (patched(76, "<4s", b"MODL"), "section MODL appears twice"),
         # Checksums: a change that is not resealed is named before anything is decoded.
         (VALID[:5] + b"\x08" + VALID[6:], "the header is damaged (its CRC-32 does not match)"),

@@ -1,0 +1,208 @@
+"""What ``encode(..., max_error=E)`` and NaN pixels add to the codec: a bounded residual and a mask.
+
+The bound (section RESD of format version 4, docs/formats.md): after the DCT levels are
+decoded into the prediction ``P`` (the pixels :func:`dctconv.decode` would give
+without the residual), each pixel's residual ``r = x - P`` is quantized so that the
+decoded pixel is within E of ``x``:
+
+* integer pixels (L, I;16, I), with ``e = floor(E)`` as JPEG-LS's NEAR [1]_:
+  ``q = sign(r) floor((|r| + e) / (2e + 1))``, decoded as ``P + q (2e + 1)``;
+  ``|x - decoded| <= e``, and ``e = 0`` is lossless;
+* float pixels (F): ``q = rint(r / d)`` with ``d = 2 (E - u)``, where ``u`` is the
+  spacing of float32 numbers at the larger magnitude of the data range, decoded as
+  ``float32(P + q d)``: the rounding to float32 adds at most ``u / 2``, so
+  ``|x - decoded| <= E - u / 2``. A bound below ``u`` cannot be kept and is refused.
+
+``q`` is 0 wherever the prediction is already within the bound; the map of ``q`` is
+coded by :func:`dctconv.codec._entropy.encode_integer_map`. Decoded pixels are then
+clipped to the data range, which contains ``x``, so clipping never moves a pixel away
+from it.
+
+NaN pixels (float rasters' no-data, section NANM) are replaced before the DCT by a
+smooth fill of their surroundings (:func:`fill_nans`), so that they cost no
+coefficients, and their mask is stored on its own (:func:`encode_mask`).
+
+References
+----------
+.. [1] ITU-T T.87 (JPEG-LS), 1998, A.4.4: near-lossless quantization of the prediction error.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from ..errors import CodecFileError, InvalidCompressionError
+
+
+def check_max_error(max_error, mode: str, data_range) -> float | None:
+    """``max_error`` as a float >= 0 (None: no bound), or InvalidCompressionError."""
+    if max_error is None:
+        return None
+    try:
+        value = float(max_error)
+    except (TypeError, ValueError):
+        raise InvalidCompressionError(f"max error must be a number >= 0, got {max_error!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise InvalidCompressionError(f"max error must be a finite number >= 0, got {max_error!r}")
+    if mode == "F" and value <= float32_spacing(data_range):
+        raise InvalidCompressionError(
+            f"max error {value:g} is below the resolution of float32 values up to "
+            f"{max(abs(data_range[0]), abs(data_range[1])):g} ({float32_spacing(data_range):.3g}); "
+            "give a larger bound"
+        )
+    return value
+
+
+def float32_spacing(data_range) -> float:
+    """Spacing of float32 numbers at the larger magnitude of ``data_range`` (u above)."""
+    top = max(abs(float(data_range[0])), abs(float(data_range[1])))
+    return float(np.spacing(np.float32(top)))
+
+
+def residual_step(max_error: float, mode: str, data_range) -> float:
+    """The residual's quantization step: ``2 floor(E) + 1`` for integers, ``2 (E - u)`` for floats."""
+    if mode == "F":
+        return 2.0 * (max_error - float32_spacing(data_range))
+    return float(2 * math.floor(max_error) + 1)
+
+
+def quantize_residual(image, prediction, max_error: float, mode: str, data_range) -> np.ndarray:
+    """The int64 map q of the residual ``image - prediction`` (0 at NaN pixels)."""
+    step = residual_step(max_error, mode, data_range)
+    residual = image.astype(np.float64) - prediction.astype(np.float64)
+    if mode == "F":
+        q = np.rint(residual / step)
+    else:
+        near = math.floor(max_error)
+        q = np.sign(residual) * np.floor((np.abs(residual) + near) / step)
+    q[np.isnan(q)] = 0
+    return q.astype(np.int64)
+
+
+def apply_residual(prediction, q, max_error: float, mode: str, data_range) -> np.ndarray:
+    """The decoded pixels: ``prediction + q * step`` in the prediction's dtype, clipped to the data range."""
+    step = residual_step(max_error, mode, data_range)
+    low, high = data_range
+    if mode == "F":
+        values = prediction.astype(np.float64) + q * step
+        return np.clip(values, low, high).astype(np.float32)
+    values = prediction.astype(np.int64) + q * int(step)
+    return np.clip(values, math.ceil(low), math.floor(high)).astype(prediction.dtype)
+
+
+def fill_nans(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` (float32) with its NaN pixels (``mask``) replaced by a smooth fill of the pixels around them.
+
+    Each NaN pixel first takes its nearest pixel's value
+    (``scipy.ndimage.distance_transform_edt``), then the holes are smoothed by a few
+    rounds of a 5 x 5 mean in which the known pixels stay fixed: the blocks under a
+    hole then hold few and small coefficients.
+    """
+    from scipy import ndimage
+
+    if mask.all():
+        return np.zeros(image.shape, np.float32)
+    index = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    filled = image[tuple(index)].astype(np.float64)
+    for _ in range(8):
+        smooth = ndimage.uniform_filter(filled, 5, mode="nearest")
+        filled[mask] = smooth[mask]
+    return filled.astype(np.float32)
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """The NANM section: one kind byte, then the mask as the smaller of two codings.
+
+    Kind 0: the lengths of the runs of equal values along the rows (the first run of
+    zeros, then alternating; row after row as one sequence), as LEB128 varints,
+    zlib-compressed. Kind 1: :func:`encode_integer_map` of the mask (0 or 1).
+    """
+    from ._entropy import encode_integer_map
+
+    flat = mask.reshape(-1).astype(np.int8)
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], edges, [flat.size]])
+    runs = np.diff(bounds)
+    if flat[0]:
+        runs = np.concatenate([[0], runs])
+    kinds = [b"\x00" + zlib.compress(_varints(runs), 9), b"\x01" + encode_integer_map(mask[None].astype(np.int64))]
+    return min(kinds, key=len)
+
+
+def decode_mask(data: bytes, shape) -> np.ndarray:
+    """The bool mask of ``shape`` :func:`encode_mask` wrote; CodecFileError if it does not fit."""
+    from ._entropy import decode_integer_map
+
+    if not data:
+        raise CodecFileError("section NANM is empty")
+    size = int(shape[0]) * int(shape[1])
+    if data[0] == 1:
+        values = decode_integer_map(data[1:], (1, *shape))[0]
+        if not np.isin(values, (0, 1)).all():
+            raise CodecFileError("section NANM holds values other than 0 and 1")
+        return values.astype(bool)
+    if data[0] != 0:
+        raise CodecFileError(f"section NANM has unknown kind {data[0]}")
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data[1:], 10 * size + 16)
+    except zlib.error as exc:
+        raise CodecFileError(f"section NANM damaged: {exc}") from None
+    runs = _from_varints(raw)
+    if runs.sum() != size:
+        raise CodecFileError("section NANM's runs do not cover the image exactly")
+    values = np.zeros(len(runs), bool)
+    values[1::2] = True
+    return np.repeat(values, runs).reshape(shape)
+
+
+def _varints(values: np.ndarray) -> bytes:
+    out = bytearray()
+    for value in values.tolist():
+        while value >= 0x80:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
+
+
+def _from_varints(data: bytes) -> np.ndarray:
+    values, value, shift = [], 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+            if shift > 63:
+                raise CodecFileError("section NANM holds a run longer than any image")
+        else:
+            values.append(value)
+            value, shift = 0, 0
+    if shift:
+        raise CodecFileError("section NANM ends inside a run length")
+    return np.array(values, np.int64)
+
+
+#: Qualities tried by ``encode(..., max_error=E)`` without ``quality`` or ``step``.
+TRIAL_QUALITIES = (50, 75, 90, 95)
+#: Flat DCT steps tried by ``encode(..., max_error=E)`` without ``quality`` or ``step``,
+#: as multiples of ``max(E, 1/2)`` for integers and of E for floats; the candidate giving
+#: the smallest file is kept (docs/science.md).
+STEP_FACTORS = (1.0, 2.0, 4.0)
+#: Side of the central crop the candidate steps are tried on for larger images.
+TRIAL_SIDE = 384
+
+
+def trial_steps(max_error: float, mode: str) -> list[float]:
+    """The candidate flat steps for a bound E."""
+    unit = max(max_error, 0.5) if mode != "F" else max_error
+    return [unit * factor for factor in STEP_FACTORS]
+
+
+def trial_crop(image: np.ndarray) -> np.ndarray:
+    """The central TRIAL_SIDE x TRIAL_SIDE crop of ``image`` (all of it if smaller)."""
+    height, width = image.shape
+    top, left = max(0, (height - TRIAL_SIDE) // 2), max(0, (width - TRIAL_SIDE) // 2)
+    return image[top : top + TRIAL_SIDE, left : left + TRIAL_SIDE]

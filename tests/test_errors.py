@@ -110,7 +110,7 @@ def test_folder_without_images_is_an_error(command, tmp_path):
     out = tmp_path / "out"
     assert_fails(
         run(command.argv([folder], out)), folder,
-        "folder holds no image file (no name ending in the suffix of a format dctconv reads, such as .png, .jpg, .tif)",
+        "folder holds no image file in a format dctconv reads (PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP)",
     )
     assert files_in(out) == []
 
@@ -503,6 +503,11 @@ def test_bad_coefficient_file(command, case, tmp_path):
 @pytest.mark.parametrize("case", list(RAW_FILE_CASES))
 def test_file_that_is_not_a_coefficient_file(command, case, tmp_path):
     content, message = RAW_FILE_CASES[case]
+    if case == "png":  # told by its content (dctconv.io._kinds), with what to do instead
+        message = "is an image, not a coefficient file (.npz) or a compressed file (.dctz); " + {
+            "transform-inverse": "use dctconv transform without --inverse (or dctconv compress)",
+            "verify-file": "give the coefficient file first, then its image: dctconv verify FILE IMAGE",
+        }[command.id]
     path = tmp_path / "x_coefficients.npz"
     path.write_bytes(content(tmp_path))
     out = tmp_path / "out"
@@ -721,8 +726,8 @@ def test_folder_name_with_a_newline_stays_on_one_line(tmp_path):
     result = run(["compress", folder, "-o", tmp_path / "out"])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {tmp_path}/two\\nlines: folder holds no image file (no name ending in the suffix of a "
-        "format dctconv reads, such as .png, .jpg, .tif)"
+        f"Error: {tmp_path}/two\\nlines: folder holds no image file in a format dctconv reads "
+        "(PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP)"
     ]
 
 
@@ -846,8 +851,8 @@ def test_script_compress_reports_bad_inputs_and_keeps_the_good_one(tmp_path):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "Error" in line]
     assert sorted(errors) == sorted([
-        f"Error: {empty}: folder holds no image file (no name ending in the suffix of a format dctconv reads, "
-        "such as .png, .jpg, .tif)",
+        f"Error: {empty}: folder holds no image file in a format dctconv reads "
+        "(PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP)",
         f"Error: {photos / 'truncated.png'}: cannot read image: image file is truncated",
         f"Error: {photos / 'bomb.png'}: image is 70000 x 70000 = 4,900,000,000 pixels, more than the "
         "limit of 89,478,485; rerun with --max-pixels 4900000000 to allow it",
@@ -928,7 +933,8 @@ def _codec_size() -> int:
 CODEC_FILE_CASES = {
     "empty": (lambda: b"", "not a dctconv compressed file (wrong magic bytes)"),
     "wrong magic": (lambda: b"DCTX" + _codec_file()[4:], "not a dctconv compressed file (wrong magic bytes)"),
-    "an npz named .dctz": (lambda: b"PK\x03\x04" + bytes(60), "not a dctconv compressed file (wrong magic bytes)"),
+    # The content decides (dctconv.io._kinds): a zip archive is read as one, whatever its name.
+    "an npz named .dctz": (lambda: b"PK\x03\x04" + bytes(60), "damaged .npz archive: File is not a zip file"),
     "truncated header": (lambda: _codec_file()[:20], "file is truncated: 20 bytes, shorter than the 64-byte header"),
     "unknown version": (
         lambda: _codec_file(version=9),

@@ -146,28 +146,27 @@ def input_files(paths, *, coefficient_files: bool = False) -> tuple[list[Path], 
     """The files to process: each folder replaced by its files, each file once.
 
     A folder stands for the files directly in it (sorted by name, not recursive,
-    hidden files skipped) whose suffix is that of an image format dctconv reads, or
-    ``.npz`` with ``coefficient_files``. A file given again (the same path, or
-    another name of it) is processed once, with a note.
+    hidden files skipped) that are images, or with ``coefficient_files`` coefficient
+    and compressed files, by their content (:func:`dctconv.io._kinds.kind_of`). A
+    file given again (the same path, or another name of it) is processed once, with a note.
 
     Returns the files, one error line (:func:`error_line`) per folder that holds
     none, and the note lines.
     """
-    files, errors, notes, seen, suffixes = [], [], [], set(), None
+    files, errors, notes, seen = [], [], [], set()
     for path in paths:
         if path.is_dir():
-            if suffixes is None:
-                from ..io._images import image_suffixes
+            from ..io import _kinds as kinds
 
-                suffixes = {".npz"} if coefficient_files else image_suffixes()
-            found = sorted(
-                p for p in path.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
-            )
+            wanted = kinds.COEFFICIENT_KINDS if coefficient_files else (kinds.IMAGE,)
+            found = kinds.files_in(path, wanted)
             if not found:
-                what = ("no coefficient file (no name ending in .npz)" if coefficient_files else
-                        "no image file (no name ending in the suffix of a format dctconv reads, "
-                        "such as .png, .jpg, .tif)")
+                if coefficient_files:
+                    what = "no coefficient file (.npz) or compressed file (.dctz)"
+                else:
+                    from ..io._images import FORMAT_NAMES
+
+                    what = f"no image file in a format dctconv reads ({FORMAT_NAMES})"
                 errors.append(error_line(path, f"folder holds {what}"))
         else:
             found = [path]

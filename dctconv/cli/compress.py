@@ -44,12 +44,17 @@ def _number(value) -> str:
 
 
 def _compress_table(reports) -> str:
-    """One row per image; images other than 8-bit add their data range, largest error, RMSE and bound."""
+    """One row per image (images other than 8-bit add their data range, largest error, RMSE and bound),
+    and a note for each number that is missing, saying why."""
     science = any(r.image_mode != "L" for r in reports)
     rows = [("file", "n", "steps", "K", "nonzero", "PSNR dB", "SSIM", "bpp", "bytes")]
     if science:
         rows[0] += ("data range", "max error", "RMSE", "bound")
+    notes = []
     for r in reports:
+        if r.ssim is None:
+            notes.append(f"Note: {_report.one_line(r.source)}: SSIM -: the image is {r.width} x {r.height} pixels; "
+                         "SSIM needs at least 3 on each side")
         extra = ()
         if science:
             extra = (f"{r.data_range[0]:.6g}..{r.data_range[1]:.6g}", _number(r.max_abs_error), _number(r.rmse),
@@ -66,10 +71,10 @@ def _compress_table(reports) -> str:
             f"{r.compressed_bytes:,}",
         ) + extra)
     align = "lrrrrrrrr" + ("rrrr" if science else "")
-    table = "\n".join(_report.table(rows, align=align))
+    lines = _report.table(rows, align=align)
     if science:
-        table += "\nPSNR and SSIM over each image's data range; max error and RMSE in its own units"
-    return table
+        lines.append("PSNR and SSIM over each image's data range; max error and RMSE in its own units")
+    return "\n".join(lines + notes)
 
 
 #: How the printed BD-rates name the curves.
@@ -79,16 +84,46 @@ _CURVE_NAMES = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVI
 def _bd_rate_table(reports) -> str:
     """The BD-rates of the sweep: one row per image and curve, percent bits at equal PSNR and SSIM."""
     rows = [("file", "against", "at equal PSNR", "at equal SSIM")]
+    missing = {}  # (file, measure, why) -> the curves
 
     def percent(value):
         return "n/a" if value is None else f"{value:+.1f} %"
 
     for r in reports:
         for curve, rates in (r.bd_rates or {}).items():
-            rows.append((r.source, _CURVE_NAMES.get(curve, curve), percent(rates["psnr_percent"]),
+            name = _CURVE_NAMES.get(curve, curve)
+            rows.append((_report.one_line(r.source), name, percent(rates["psnr_percent"]),
                          percent(rates["ssim_percent"])))
+            for measure in ("psnr", "ssim"):
+                if rates[f"{measure}_percent"] is None:
+                    why = _why_no_bd_rate(rates, measure, name)
+                    missing.setdefault((r.source, measure.upper(), why), []).append(name)
+    notes = [_report.one_line(f"Note: {source}: n/a against {_listed(curves)} at equal {measure}: {why}")
+             for (source, measure, why), curves in missing.items()]
     return ("BD-rates of dctconv (quality 5 .. 95): how many percent more bits it needs than the other "
-            "curve for the same quality (negative: fewer)\n" + "\n".join(_report.table(rows, align="llrr")))
+            "curve for the same quality (negative: fewer)\n"
+            + "\n".join(_report.table(rows, align="llrr") + notes))
+
+
+def _listed(names) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _why_no_bd_rate(rates: dict, measure: str, name: str) -> str:
+    """Why a BD-rate could not be computed (:func:`dctconv.measure._sweep.bd_rate` returned None)."""
+    ours, theirs = rates.get(f"{measure}_points", (2, 2))
+    label = measure.upper()
+    if min(ours, theirs) == 0:
+        curve = "dctconv's curve" if ours == 0 else f"the {name} curve"
+        lacking = ("an identical reconstruction has none" if measure == "psnr"
+                   else "an image under 3 pixels on a side has none")
+        return f"{curve} has no point with a{'n' if measure == 'ssim' else ''} {label} ({lacking})"
+    if min(ours, theirs) < 2:
+        curve = "dctconv's curve" if ours < 2 else f"the {name} curve"
+        return f"{curve} has 1 point whose {label} more bits improve; a BD-rate needs 2"
+    if rates.get(f"{measure}_overlap", 1.0) == 0:
+        return f"the two curves' {label} ranges do not overlap"
+    return "the integral is not finite"
 
 
 def _data_range(ctx, param, value):

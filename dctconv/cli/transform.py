@@ -64,7 +64,8 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, no_p
     32-bit and float sources) at the bit depth of the original image.
 
     A folder stands for the files directly in it (sorted by name): its images, or
-    with --inverse its .npz files. A file given twice is processed once.
+    with --inverse its .npz and .dctz files, each told by its content. A file given
+    twice is processed once.
 
     \b
     Examples:

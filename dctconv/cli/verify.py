@@ -93,12 +93,13 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
         ctx.exit(1)
 
 
-#: Suffixes of the files ``verify FILE IMAGE`` checks: transform's and compress's.
-COEFFICIENT_SUFFIXES = (".npz", ".dctz")
-
-
 def _is_file_argument(path: Path) -> bool:
-    return path.suffix.lower() in COEFFICIENT_SUFFIXES
+    """Whether ``path`` is meant as the FILE of ``verify FILE IMAGE`` (transform's or compress's):
+    by its content, or by its name (then the check says what it holds instead)."""
+    from ..io import _kinds as kinds
+
+    hinted = any(path.name.lower().endswith(kinds.suffixes(kind)) for kind in kinds.COEFFICIENT_KINDS)
+    return hinted or kinds.kind_of(path) in kinds.COEFFICIENT_KINDS
 
 
 @command

@@ -399,28 +399,6 @@ def section(data, header: CodecHeader, tag: str) -> bytes:
 SUFFIX = ".dctz"
 
 
-def is_codec_file(path) -> bool:
-    """Whether the file at ``path`` is one of this format: named ``.dctz``, or starting with its magic bytes.
-
-    The commands that take both kinds of file (``transform --inverse``, ``verify FILE
-    IMAGE``) tell a compressed file from an old ``.npz`` by its content, so a renamed
-    file still works; a ``.dctz`` file that does not start with the magic bytes is
-    one of this format that is damaged (:func:`read_header` says so). Only a regular
-    file is opened: reading a FIFO or a device could block.
-    """
-    import os
-
-    if str(path).lower().endswith(SUFFIX):
-        return True
-    if not os.path.isfile(path):
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
-
-
 def read_file(path) -> bytes:
     """The bytes of a compressed file, for :func:`read_header` and the decoder.
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io._atomic import atomic_outputs
-from ..errors import CoefficientFileError, InvalidImageError, printable
+from ..errors import CoefficientFileError, ImageReadError, InvalidImageError, printable
 from ..io._images import ImageInfo
 from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 from ._background import Background
@@ -64,6 +64,16 @@ def image_notes(info: ImageInfo) -> list[str]:
     return notes
 
 
+def _an_image(path: Path) -> Path:
+    """``path``, unless its content is of another kind: then the error names the command that reads it."""
+    from ..io import _kinds as kinds
+
+    problem = kinds.wrong_kind(kinds.kind_of(path), (kinds.IMAGE,))
+    if problem:
+        raise ImageReadError(problem)
+    return path
+
+
 def transform_file(
     path,
     out_dir,
@@ -82,7 +92,7 @@ def transform_file(
     from ..transform import forward
 
     path, out_dir = Path(path), Path(out_dir)
-    image, info = read_image(path, max_pixels=max_pixels)
+    image, info = read_image(_an_image(path), max_pixels=max_pixels)
     # The requested precision is passed to forward, which converts tile by tile: no
     # float copy of the image. (forward alone would keep a float32 (F) image in float32.)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -115,19 +125,25 @@ def invert_file(
 ) -> FileResult:
     """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit sources) from a coefficient file.
 
-    The file is a compressed file of :func:`dctconv.encode` (told by its magic bytes,
-    whatever its name), decoded to exactly the pixels ``compress`` wrote, or a
-    ``.npz`` of ``transform`` or of the older ``compress``.
+    The file is a compressed file of :func:`dctconv.encode`, decoded to exactly the
+    pixels ``compress`` wrote, or a ``.npz`` of ``transform`` or of the older
+    ``compress``: told by its content, whatever its name (:mod:`dctconv.io._kinds`).
+    An image is refused with the command that reads it.
     """
     import numpy as np
 
-    from ..codec._dctz import is_codec_file
+    from ..io import _kinds as kinds
     from ..io._npz import load_coefficients
     from ..io._images import image_suffix, save_image
     from ..transform import inverse
 
     path, out_dir = Path(path), Path(out_dir)
-    if is_codec_file(path):
+    kind = kinds.kind_of(path)
+    problem = kinds.wrong_kind(kind, kinds.COEFFICIENT_KINDS,
+                               image_fix="use dctconv transform without --inverse (or dctconv compress)")
+    if problem:
+        raise CoefficientFileError(problem)
+    if kind is kinds.COMPRESSED:
         return _decode_file(path, out_dir, max_pixels=max_pixels, protected=protected)
     coefficients, header = load_coefficients(path, max_pixels=max_pixels)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -247,7 +263,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
     from ..io._images import image_bytes, image_suffix, read_image
     from ..measure._metrics import loss_notes, measure, over_valid
 
-    image, info = read_image(path, max_pixels=max_pixels, allow_nan=True)
+    image, info = read_image(_an_image(path), max_pixels=max_pixels, allow_nan=True)
     notes = image_notes(info)
     data, levels = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep,
                                 threshold=threshold, data_range=data_range, max_error=max_error)
@@ -308,8 +324,16 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                 listed = left_out[0] if len(left_out) == 1 else ", ".join(left_out[:-1]) + " and " + left_out[-1]
                 notes.append(f"{listed} left out of the sweep: {why}")
         if compressed_bytes > image.nbytes:
-            notes.append(f"the compressed file ({compressed_bytes:,} bytes) is larger than the raw pixels "
-                         f"({image.nbytes:,} bytes); a lower --quality (or a larger --step) makes it smaller")
+            from ..codec._dctz import read_header
+
+            overhead = read_header(data, max_pixels=None).header_size
+            larger = (f"the compressed file ({compressed_bytes:,} bytes) is larger than the raw pixels "
+                      f"({image.nbytes:,} bytes)")
+            if overhead >= image.nbytes:  # no setting can help: the header alone is larger
+                notes.append(f"{larger}: its header alone is {overhead:,} bytes, so no --quality or --step "
+                             "makes it smaller")
+            else:
+                notes.append(f"{larger}; a lower --quality (or a larger --step) makes it smaller")
         report = CompressionReport(
             source=str(path),
             image_mode=info.mode,
@@ -332,7 +356,8 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
             error_scale=error_scale,
             files=dict(names),
             bd_rates=None if found is None else {
-                b.anchor: {"psnr_percent": b.psnr, "ssim_percent": b.ssim} for b in found.bd_rates
+                b.anchor: {key: value for key, value in b.as_dict().items() if key != "anchor"}
+                for b in found.bd_rates
             },
         )
         if pictures:

@@ -25,7 +25,7 @@ from ._checks import (
     product_terms,
     tolerance,
 )
-from ..errors import ImageMismatchError
+from ..errors import CoefficientFileError, ImageMismatchError
 from ..io._images import ImageInfo
 from ..limits import DEFAULT_MAX_PIXELS
 from ..transform import work_dtype
@@ -163,12 +163,17 @@ def verify_file(coefficient_path, image, *, max_pixels=None, image_name=None, im
     >>> print(verify_file(path, image).location)
     block row 1, block column 1, frequency (0, 0)
     """
-    from ..codec._dctz import is_codec_file
+    from ..io import _kinds as kinds
     from ..io._images import read_image
 
     coefficient_path = Path(coefficient_path)
     max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-    if is_codec_file(coefficient_path):
+    kind = kinds.kind_of(coefficient_path)
+    problem = kinds.wrong_kind(kind, kinds.COEFFICIENT_KINDS,
+                               image_fix="give the coefficient file first, then its image: dctconv verify FILE IMAGE")
+    if problem:
+        raise CoefficientFileError(problem)
+    if kind is kinds.COMPRESSED:
         return verify_compressed_file(coefficient_path, image, max_pixels=max_pixels, image_name=image_name)
     read = _coefficient_file.read_coefficient_file(coefficient_path, max_pixels=max_pixels)
     coefficients, header = read.coefficients, read.header

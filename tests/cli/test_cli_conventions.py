@@ -54,14 +54,14 @@ def test_a_folder_without_inputs_is_one_error_line(tmp_path, photos):
     result = run("transform", empty, photos / "a.png", "-o", tmp_path / "out")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {empty}: folder holds no image file (no name ending in the suffix of a format dctconv "
-        "reads, such as .png, .jpg, .tif)"
+        f"Error: {empty}: folder holds no image file in a format dctconv reads "
+        "(PNG, TIFF, JPEG, BMP, GIF, PPM/PGM/PBM or WebP)"
     ]
     assert (tmp_path / "out" / "a_maps.png").exists()  # the rest is done
     result = run("transform", "--inverse", photos, "-o", tmp_path / "back")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {photos}: folder holds no coefficient file (no name ending in .npz)"
+        f"Error: {photos}: folder holds no coefficient file (.npz) or compressed file (.dctz)"
     ]
 
 
@@ -154,14 +154,14 @@ def test_top_level_help_shows_each_summary_in_full():
 
 
 def test_a_compressed_file_larger_than_its_pixels_gets_a_note(tmp_path):
-    noise = np.random.default_rng(3).integers(0, 256, (8, 8), dtype=np.uint8)
+    noise = np.random.default_rng(3).integers(0, 256, (16, 16), dtype=np.uint8)  # header under 256 bytes
     Image.fromarray(noise).save(tmp_path / "tiny.png")
     result = run("compress", tmp_path / "tiny.png", "-o", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     size = (tmp_path / "out" / "tiny_compressed.dctz").stat().st_size
     assert size > noise.nbytes
     assert f"Note: {tmp_path / 'tiny.png'}: the compressed file ({size:,} bytes) is larger than the raw " \
-           f"pixels (64 bytes); a lower --quality (or a larger --step) makes it smaller" in result.stderr.splitlines()
+           f"pixels (256 bytes); a lower --quality (or a larger --step) makes it smaller" in result.stderr.splitlines()
     big = np.tile(np.arange(64, dtype=np.uint8), (64, 1))
     Image.fromarray(big).save(tmp_path / "ramp.png")
     result = run("compress", tmp_path / "ramp.png", "-o", tmp_path / "out")

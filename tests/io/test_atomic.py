@@ -225,7 +225,8 @@ def test_inverse_output_that_is_one_of_the_inputs_is_refused(tmp_path):
     # Without --jobs 1 the two run in parallel and are reported as they finish, in either order.
     assert sorted(line for line in result.stderr.splitlines() if "Error" in line) == sorted([
         f"Error: {coefficients}: output {clash} is also an input; choose another -o DIR",
-        f"Error: {clash}: is an image, not a coefficient file (.npz archive)",
+        f"Error: {clash}: is an image, not a coefficient file (.npz) or a compressed file (.dctz); "
+        "use dctconv transform without --inverse (or dctconv compress)",
     ])
     assert clash.read_bytes() == before
     assert not [name for name in files_in(out) if ".tmp" in name]

@@ -79,8 +79,9 @@ def test_a_folder_is_its_files_of_the_wanted_kinds(files, tmp_path):
 def test_a_file_of_the_wrong_kind_gets_the_command_that_reads_it():
     assert kinds.wrong_kind(kinds.COMPRESSED, (kinds.IMAGE,)) == (
         "is a compressed file (.dctz), not an image; decode it with dctconv transform --inverse")
-    assert kinds.wrong_kind(kinds.IMAGE, kinds.COEFFICIENT_KINDS) == (
-        "is an image, not a coefficient file (.npz) or a compressed file (.dctz); use dctconv transform "
-        "without --inverse (or dctconv compress)")
+    assert kinds.wrong_kind(kinds.IMAGE, kinds.COEFFICIENT_KINDS, image_fix="use dctconv compress") == (
+        "is an image, not a coefficient file (.npz) or a compressed file (.dctz); use dctconv compress")
+    assert kinds.wrong_kind(kinds.COEFFICIENTS, (kinds.IMAGE,)) == (
+        "is a coefficient file (.npz), not an image; reconstruct the image with dctconv transform --inverse")
     assert kinds.wrong_kind(kinds.ZONAL, kinds.COEFFICIENT_KINDS) is None
     assert kinds.wrong_kind(None, (kinds.IMAGE,)) is None

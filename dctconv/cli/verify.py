@@ -41,15 +41,15 @@ def _trusted_text(trusted: dict) -> str:
 
 
 def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_pixels: int, as_json: bool):
+    from ..io import _kinds as kinds
     from ..io._images import read_image
     from ..runtime._jobs import image_notes
     from ..verify._files import verify_file
 
-    from ..codec._dctz import is_codec_file
-
     # A compressed file may keep NaN pixels (no data); a transform's coefficients cannot.
+    compressed = kinds.kind_of(coefficient_path) is kinds.COMPRESSED
     images, failed = _batch.run_each(ctx, [image_path], functools.partial(
-        read_image, max_pixels=max_pixels, allow_nan=is_codec_file(coefficient_path)), label="read")
+        read_image, max_pixels=max_pixels, allow_nan=compressed), label="read")
     if failed:
         ctx.exit(1)
     image, info = images[0]

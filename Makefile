@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := demo_output
 
-.PHONY: install dev demo test bench docs clean
+.PHONY: install dev demo test test-torch bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ demo: install
 # Two processes (pytest-xdist): the suite takes about half as long on two cores.
 test: dev
 	$(BIN)/python -m pytest -n 2
+
+# The PyTorch tests (skipped by `make test`, where torch is not installed): the CPU build of
+# torch 2.13.0 and torch-dct, then the tests that use them.
+$(VENV)/.installed-torch: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,torch,distributed]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
+
+test-torch: $(VENV)/.installed-torch
+	$(BIN)/python -m pytest -n 2 tests/test_torch.py tests/test_layers_docs.py
 
 # Speed of the transform against scipy and x.copy(), then the command line end to end, then
 # batches of 1,000 small files (--jobs 2 and a local dask cluster).

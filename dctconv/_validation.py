@@ -117,3 +117,23 @@ def check_workers(workers, *, default) -> int:
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InvalidOptionError(f"workers must be a whole number >= 1, got {workers!r}")
     return int(workers)
+
+
+#: Where the n*n channels go: before the block grid (PyTorch's NCHW) or after it (TensorFlow's NHWC).
+LAYOUTS = ("channels_first", "channels_last")
+#: Which frequency each channel holds: x*n + y, or the JPEG zigzag order (lowest frequencies first).
+CHANNEL_ORDERS = ("frequency", "zigzag")
+
+
+def check_layout(layout) -> str:
+    """Return ``layout`` ("channels_first" or "channels_last"), or raise InvalidOptionError."""
+    if layout not in LAYOUTS:
+        raise InvalidOptionError(f"layout must be 'channels_first' or 'channels_last', got {layout!r}")
+    return layout
+
+
+def check_channel_order(channel_order) -> str:
+    """Return ``channel_order`` ("frequency" or "zigzag"), or raise InvalidOptionError."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise InvalidOptionError(f"channel_order must be 'frequency' or 'zigzag', got {channel_order!r}")
+    return channel_order

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .limits import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE  # noqa: F401 (re-exported)
-from ._validation import check_block_size
+from ._validation import check_block_size, check_channel_order
 
 
 def blocks_shape(image_shape, block_size: int) -> tuple[int, int]:
@@ -36,7 +36,7 @@ def dct_matrix(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     return scale * np.cos(np.pi * (i + 0.5) * k / n)
 
 
-def dct_kernels(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+def dct_kernels(block_size: int = DEFAULT_BLOCK_SIZE, *, like=None, channel_order: str = "frequency"):
     r"""Return the n*n convolution kernels of the orthonormal n x n block DCT-II.
 
     Kernel ``x*n + y`` is the basis image of frequency (row x, column y):
@@ -53,10 +53,18 @@ def dct_kernels(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     ----------
     block_size : int, optional
         n, the patch side, from 2 to 64. Default 4.
+    like : array, optional
+        An array whose library, device and floating dtype the kernels are made in
+        (a PyTorch tensor on a GPU gives the weights of a ``conv2d`` there): its
+        float32 or float64, else that library's default floating dtype. Default:
+        a float64 numpy array.
+    channel_order : {"frequency", "zigzag"}, optional
+        Kernel ``x*n + y`` in place ``x*n + y`` (the default), or the kernels in the
+        zigzag order of :func:`dctconv.forward`'s ``channel_order="zigzag"``.
 
     Returns
     -------
-    kernels : ndarray of float64, shape (n*n, n, n)
+    kernels : ndarray of float64, shape (n*n, n, n), or an array of ``like``'s library
         Orthonormal: ``kernels.reshape(n*n, n*n)`` is an orthogonal matrix, so the
         same kernels, transposed, give the inverse.
 
@@ -64,6 +72,8 @@ def dct_kernels(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     ------
     InvalidBlockSizeError
         If ``block_size`` is not an integer from 2 to 64.
+    InvalidOptionError
+        If ``channel_order`` is not "frequency" or "zigzag".
 
     References
     ----------
@@ -86,9 +96,22 @@ def dct_kernels(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     True
     """
     n = check_block_size(block_size)
+    channel_order = check_channel_order(channel_order)
+    if like is not None or channel_order != "frequency":
+        from . import _array_api
+
+        xp = None if like is None or isinstance(like, np.ndarray) else _array_api.namespace(like)
+        if xp is not None:
+            return _array_api.kernels(xp, like, n, channel_order)
+        dtype = np.float64 if like is None else _numpy_floating(np.asarray(like).dtype)
+        return _array_api.ordered_kernel_matrix(n, channel_order).astype(dtype).reshape(n * n, n, n)
     c = dct_matrix(n)
     # Outer product of the row and column basis vectors: K[x, y, i, j] = C[x, i] C[y, j].
     return np.einsum("xi,yj->xyij", c, c).reshape(n * n, n, n)
+
+
+def _numpy_floating(dtype) -> np.dtype:
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
 def kernel_matrix(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:

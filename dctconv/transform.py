@@ -11,7 +11,9 @@ import numpy as np
 from .errors import InvalidCoefficientsError
 from .kernels import blocks_shape, dct_matrix, kernel_matrix
 from .limits import DEFAULT_BLOCK_SIZE
-from ._validation import check_block_size, check_coefficient_stack, check_float_dtype, check_image_stack
+from . import _array_api
+from ._validation import check_block_size, check_channel_order, check_coefficient_stack, check_float_dtype
+from ._validation import check_image_stack, check_layout
 from ._validation import check_workers as _check_workers
 
 # Tuning constants of the tiling engine. Each was chosen by measurement
@@ -158,7 +160,8 @@ def _run_tiles(tiles, compute, buffer_size: int, dtype: np.dtype, workers: int) 
         helper.result()
 
 
-def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=None) -> np.ndarray:
+def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=None,
+            layout: str = "channels_first", channel_order: str = "frequency"):
     r"""Block DCT-II of an image (or a stack of images), as a stride-n convolution with n*n kernels.
 
     The image is cut into non-overlapping n x n patches. For the patch whose top-left
@@ -186,9 +189,18 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     each image is cut into the same tiles as when it is transformed alone, so
     ``forward(stack)[k]`` equals ``forward(stack[k])`` to the last bit.
 
+    An array of another library that follows the Python array API standard
+    (PyTorch, JAX, CuPy, dask.array, array-api-strict; through array-api-compat) is
+    transformed by that library itself, as reshapes and one product with the kernel
+    matrix: the coefficients are an array of the same library, on the same device,
+    and its autograd differentiates them (the vector-Jacobian product of ``forward``
+    is :func:`inverse`, docs/layers.md). Such an array may have any number of
+    leading (batch, channel) dimensions: (..., H, W) gives (..., n*n, ceil(H/n),
+    ceil(W/n)). numpy input keeps the tiled engine above, and its results.
+
     Parameters
     ----------
-    image : array_like, shape (H, W) or (N, H, W)
+    image : array_like, shape (H, W) or (N, H, W); or an array-API array, shape (..., H, W)
         Grayscale image, or a stack of N of them. Sides that are not multiples of n
         are first padded at the bottom and right by repeating the edge pixels, as
         JPEG encoders do.
@@ -198,15 +210,28 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
         Precision of the computation and of the coefficients. Default (None): float32
         for a float32 image, float64 for any other dtype. Asking float32 for an 8- or
         16-bit image converts it tile by tile instead of making a float copy first.
+        For another library's array, the default is its own float32 or float64, and
+        that library's default floating dtype for any other (float32 in PyTorch and JAX).
     workers : int, optional
         Number of threads. Default: :func:`default_workers` (the CPUs this process may
-        use, at most 8). The result is bitwise the same for every value.
+        use, at most 8). The result is bitwise the same for every value. numpy only:
+        another library schedules its own work.
+    layout : {"channels_first", "channels_last"}, optional
+        Where the n*n channels go: before the block grid, (..., n*n, rows, columns)
+        as PyTorch's NCHW (the default), or after it, (..., rows, columns, n*n) as
+        TensorFlow's NHWC and jpeg2dct.
+    channel_order : {"frequency", "zigzag"}, optional
+        Which frequency each channel holds: (x, y) in channel ``x*n + y`` (the
+        default), or the JPEG zigzag order, lowest frequencies first (channel k holds
+        frequency ``dctconv.codec._zonal.zigzag_order(n)[k]``).
 
     Returns
     -------
     coefficients : ndarray, shape (n*n, ceil(H/n), ceil(W/n)), or (N, n*n, ceil(H/n), ceil(W/n))
         Channel ``x*n + y`` is the map of frequency (row x, column y), of ``dtype``;
-        for a stack, ``coefficients[k]`` holds the maps of image k.
+        for a stack, ``coefficients[k]`` holds the maps of image k. With
+        ``layout="channels_last"`` the channel axis is the last one. An array-API
+        input gives an array of its library, (..., n*n, rows, columns).
         NaN or infinity in the image, or a float32 overflow, spreads to the
         coefficients of its patch, without a warning.
 
@@ -218,7 +243,8 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     InvalidBlockSizeError
         If ``block_size`` is not an integer from 2 to 64.
     InvalidOptionError
-        If ``dtype`` is not float32 or float64, or ``workers`` is not an integer >= 1.
+        If ``dtype`` is not float32 or float64, ``workers`` is not an integer >= 1, or
+        ``layout`` or ``channel_order`` is not one of its values.
 
     See Also
     --------
@@ -249,8 +275,14 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     >>> stack = np.stack([image, 2 * image, image.T])
     >>> forward(stack, block_size=4).shape
     (3, 16, 2, 2)
+    >>> forward(stack, block_size=4, layout="channels_last").shape
+    (3, 2, 2, 16)
     """
     n = check_block_size(block_size)
+    layout, channel_order = check_layout(layout), check_channel_order(channel_order)
+    if not isinstance(image, np.ndarray) and (xp := _array_api.namespace(image)) is not None:
+        check_workers(workers)
+        return _array_api.forward(xp, image, n, dtype=dtype, layout=layout, channel_order=channel_order)
     images, stacked = check_image_stack(image)
     dtype = work_dtype(images.dtype) if dtype is None else check_float_dtype(dtype)
     workers = check_workers(workers)
@@ -295,10 +327,15 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     # The separable form keeps the converted tile beside the half-transformed one.
     _run_tiles(_every_image(len(images), tiles), compute, 2 * buffer_size if separable else buffer_size,
                dtype, _threads(workers, out.size))
+    if channel_order == "zigzag":
+        out = np.take(out, _array_api.zigzag_order(n), axis=1)
+    if layout == "channels_last":
+        out = np.ascontiguousarray(np.moveaxis(out, 1, -1))
     return out if stacked else out[0]
 
 
-def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
+def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "channels_first",
+            channel_order: str = "frequency"):
     r"""Image (or a stack of images) from its block DCT coefficients: the transposed strided convolution.
 
     Each patch is the sum of the kernels weighted by its coefficients,
@@ -315,23 +352,35 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     A stack (N, n*n, rows, columns) gives N images in one call, each the same to the
     last bit as when inverted alone.
 
+    An array of another array-API library is inverted by that library, as in
+    :func:`forward`: (..., n*n, rows, columns) gives (..., H, W), an array of the
+    same library and device, differentiable by its autograd (the vector-Jacobian
+    product of ``inverse`` is :func:`forward`).
+
     Parameters
     ----------
-    coefficients : array_like, shape (n*n, rows, columns) or (N, n*n, rows, columns)
+    coefficients : array_like, shape (n*n, rows, columns) or (N, n*n, rows, columns); or an array-API array
         Coefficient maps as returned by :func:`forward`, or a stack of N such sets;
-        n is deduced from the number of channels.
+        n is deduced from the number of channels. An array-API array may have any
+        number of leading dimensions, (..., n*n, rows, columns).
     image_shape : tuple of int (H, W), optional
         Crop the result (every image of a stack) to this shape, undoing the edge padding of :func:`forward`.
         It must round up to the coefficient grid: ``ceil(H/n) == rows`` and
         ``ceil(W/n) == columns``. Default: the full ``(n*rows, n*columns)``.
     workers : int, optional
         Number of threads, as in :func:`forward`; the result is bitwise the same for
-        every value.
+        every value. numpy only.
+    layout : {"channels_first", "channels_last"}, optional
+        The layout :func:`forward` gave: (..., n*n, rows, columns) (the default) or
+        (..., rows, columns, n*n).
+    channel_order : {"frequency", "zigzag"}, optional
+        The channel order :func:`forward` gave: ``x*n + y`` (the default) or zigzag.
 
     Returns
     -------
     image : ndarray, shape image_shape, or (N, H, W) for a stack
-        float32 for float32 coefficients, float64 otherwise.
+        float32 for float32 coefficients, float64 otherwise (another library: its
+        float32 or float64, else its default floating dtype).
         ``inverse(forward(x), x.shape)`` returns ``x`` to within 1e-10 in float64.
 
     Raises
@@ -340,7 +389,8 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
         If the array is not (n*n, rows, columns) with n from 2 to 64, nor a non-empty
         stack of them, or ``image_shape`` does not fit the coefficient grid.
     InvalidOptionError
-        If ``workers`` is not an integer >= 1.
+        If ``workers`` is not an integer >= 1, or ``layout`` or ``channel_order`` is
+        not one of its values.
 
     Examples
     --------
@@ -352,8 +402,22 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     True
     >>> inverse(forward(np.stack([image, image])), image.shape).shape
     (2, 5, 7)
+    >>> zigzag = forward(image, layout="channels_last", channel_order="zigzag")
+    >>> bool(np.allclose(inverse(zigzag, image.shape, layout="channels_last", channel_order="zigzag"),
+    ...                  image, rtol=0, atol=1e-12))
+    True
     """
+    layout, channel_order = check_layout(layout), check_channel_order(channel_order)
+    if not isinstance(coefficients, np.ndarray) and (xp := _array_api.namespace(coefficients)) is not None:
+        check_workers(workers)
+        return _array_api.inverse(xp, coefficients, image_shape, layout=layout, channel_order=channel_order,
+                                  check_image_shape=_check_image_shape)
+    if layout == "channels_last":
+        coefficients = _channels_first(coefficients)
     coefficients, n, stacked = check_coefficient_stack(coefficients)
+    if channel_order == "zigzag":
+        # Channel k holds frequency order[k]: frequency f is channel argsort(order)[f].
+        coefficients = np.take(coefficients, np.argsort(_array_api.zigzag_order(n)), axis=1)
     workers = check_workers(workers)
     _, _, rows, cols = coefficients.shape
     if image_shape is None:
@@ -408,6 +472,17 @@ def inverse(coefficients, image_shape=None, *, workers=None) -> np.ndarray:
     _run_tiles(_every_image(len(coefficients), tiles), compute, buffer_size, dtype,
                _threads(workers, coefficients.size))
     return out if stacked else out[0]
+
+
+def _channels_first(coefficients) -> np.ndarray:
+    """A view of channels-last maps, (rows, columns, n*n) or (N, rows, columns, n*n), with the channels first."""
+    coefficients = np.asarray(coefficients)
+    if coefficients.ndim not in (3, 4):
+        raise InvalidCoefficientsError(
+            "channels-last coefficients must be 3-D (block rows, block columns, n*n) or a 4-D stack "
+            f"(images, block rows, block columns, n*n), got an array of shape {coefficients.shape}"
+        )
+    return np.moveaxis(coefficients, -1, -3)
 
 
 def _every_image(count: int, tiles):

@@ -313,6 +313,18 @@ WHY = {
     "pytest-xdist": "`make test` runs the suite in two processes, half the time on two cores",
     "threadpoolctl": "the benchmarks report which BLAS (and which CPU kernel of it) numpy runs",
     "dask": "`--scheduler`: each file a task on a dask.distributed cluster (`cluster.py`)",
+    "array-api-compat": "`forward`, `inverse` and `dct_kernels` on PyTorch, JAX, CuPy, dask and other "
+    "array-API arrays, computed by their own library (docs/layers.md); small, pure Python",
+    "array-api-strict": "the strict reference implementation of the array API: the tests show the "
+    "array-API path uses nothing outside the standard",
+    "jax": "the gradients of the array-API path checked with JAX's `grad` in CI (CPU build, about "
+    "380 MB installed)",
+    "jaxlib": "JAX's CPU backend (what `jax[cpu]` installs)",
+    "jpeglib": "`read_jpeg_coefficients` and `transform --from-jpeg`: the quantized DCT coefficients "
+    "straight from libjpeg's own decoder, in process (an extra: its wheel is 22 MB, several libjpeg builds)",
+    "torch": "`make test-torch` only: the PyTorch tests and `bench_layers.py` (the CPU build; CUDA "
+    "builds are gigabytes, so `make test` leaves it out)",
+    "torch-dct": "`bench_layers.py`: the FFT-based DCT PyTorch users reach for, compared over unfolded blocks",
 }
 
 

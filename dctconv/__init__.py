@@ -14,6 +14,7 @@ _PUBLIC = {
     "encode": "codec",
     "forward": "transform",
     "inverse": "transform",
+    "read_jpeg_coefficients": "io._jpeg",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

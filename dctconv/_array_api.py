@@ -56,7 +56,7 @@ def ordered_kernel_matrix(block_size: int, channel_order: str) -> np.ndarray:
 def zigzag_order(block_size: int) -> np.ndarray:
     """The codec's JPEG zigzag order of the n*n frequencies (channel k of "zigzag" holds frequency order[k])."""
     # Imported here: the codec sits above the transform core, and only this ordering is shared.
-    from .codec._zonal import zigzag_order as codec_zigzag_order
+    from .codec._zigzag import zigzag_order as codec_zigzag_order
 
     return codec_zigzag_order(block_size)
 

@@ -223,7 +223,7 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     channel_order : {"frequency", "zigzag"}, optional
         Which frequency each channel holds: (x, y) in channel ``x*n + y`` (the
         default), or the JPEG zigzag order, lowest frequencies first (channel k holds
-        frequency ``dctconv.codec._zonal.zigzag_order(n)[k]``).
+        frequency ``dctconv.codec._zigzag.zigzag_order(n)[k]``).
 
     Returns
     -------

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := demo_output
 
-.PHONY: install dev demo test test-torch bench docs clean
+.PHONY: install dev demo test test-torch bench bench-layers docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_batch.py
+
+# The transform as a PyTorch layer against conv2d and torch-dct, and JPEG coefficient reading
+# (needs the torch extra, as `make test-torch`). Results to benchmarks/results/bench_layers.md.
+bench-layers: $(VENV)/.installed-torch
+	$(BIN)/python benchmarks/bench_layers.py
 
 # Regenerates the listings, tables and pictures of README.md and docs/ from real runs of the
 # current code (docs/generate.py; benchmark tables from benchmarks/results/). Idempotent.

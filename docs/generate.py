@@ -362,12 +362,13 @@ PAGE_SUMMARIES = {
     "cli.md": "every option of every command, input images, `--version`, shell completion",
     "compress.md": "quantization (quality, step, keep, threshold), the metrics, the sweep and its BD-rates",
     "codec.md": "how the codec works: quantization tables, the entropy model, its numbers",
-    "verify.md": "the nine checks, their tolerances and why every check can fail",
+    "verify.md": "the ten checks, their tolerances and why every check can fail",
     "formats.md": "every file dctconv writes, key by key, with a decoder in a few lines of numpy and scipy",
     "errors.md": "exit codes, error messages, what a failed run leaves",
     "performance.md": "benchmarks against scipy and `x.copy()`, the machine",
     "scale.md": "running on many machines with dask",
     "development.md": "tests, layout, dependencies and why, how the numbers in these pages are generated",
+    "layers.md": "the transform on PyTorch, JAX and other array libraries, layouts, gradients, JPEG coefficients",
 }
 
 
@@ -548,6 +549,12 @@ def _bench_transform() -> str:
 def _bench_cli() -> str:
     text = _results("bench_cli.md")
     # The file's own title line would repeat the page's heading.
+    return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
+
+
+@block("bench-layers")
+def _bench_layers() -> str:
+    text = _results("bench_layers.md")
     return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
 
 

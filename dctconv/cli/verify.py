@@ -116,12 +116,13 @@ def _is_file_argument(path: Path) -> bool:
 def verify(ctx, inputs, block_size, max_pixels, as_json):
     """Prove numerically that the convolutional DCT is right, or check a coefficient file.
 
-    Runs nine checks, each against an independent reference and a tolerance
+    Runs ten checks, each against an independent reference and a tolerance
     justified from the float precision (see docs/verify.md): orthonormal kernels; the
     forward equals the literal strided correlation (scipy.signal) and scipy.fft.dctn
     on every block; inverse(forward(x)) = x; Parseval; the inverse is the adjoint;
     zeroing coefficients costs exactly their energy; the n = 4 scale 4 d(x) d(y); a
-    coefficient file reads back identically. Prints one row per check, then a summary
+    coefficient file reads back identically; every term of the chain rule of a
+    residual block x + inverse(shrink(forward(x))) matches central differences. Prints one row per check, then a summary
     line; exits 1 if any check fails.
 
     Without IMAGE the checks run on images made here (random in float64 and float32,

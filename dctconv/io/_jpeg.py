@@ -170,26 +170,31 @@ def read_jpeg_coefficients(
     for index, name in enumerate(_NAMES[: jpeg.num_components]):
         blocks = np.asarray(getattr(jpeg, name))  # (rows, columns, 8, 8): levels in natural (x, y) order
         rows, cols = blocks.shape[:2]
-        levels = blocks.reshape(rows, cols, 64)[..., order]
-        steps = tables[table_of[index]][order].astype(np.uint16)
+        levels = blocks.reshape(rows, cols, 64)
+        steps = tables[table_of[index]].astype(np.uint16)
+        if order is not None:
+            levels, steps = np.take(levels, order, axis=-1), steps[order]
         v, h = (int(f) for f in factors[index])
         shape = (-(-height * v // int(top[0])), -(-width * h // int(top[1])))
         if layout == "channels_first":
-            levels = np.ascontiguousarray(np.moveaxis(levels, -1, 0))
-            coefficients = levels.astype(dtype) * steps.astype(dtype)[:, None, None]
+            levels = np.ascontiguousarray(np.moveaxis(levels, -1, 0), dtype=np.int16)
+            coefficients = levels.astype(dtype)
+            coefficients *= steps.astype(dtype)[:, None, None]
         else:
-            levels = np.ascontiguousarray(levels)
-            coefficients = levels.astype(dtype) * steps.astype(dtype)
-        components.append(JpegComponent(name, coefficients, levels.astype(np.int16, copy=False), steps, (v, h), shape))
+            levels = np.ascontiguousarray(levels, dtype=np.int16)
+            coefficients = levels.astype(dtype)
+            coefficients *= steps.astype(dtype)
+        components.append(JpegComponent(name, coefficients, levels, steps, (v, h), shape))
     return JpegCoefficients((height, width), tuple(components), progressive, layout, channel_order)
 
 
-def _channel_order(channel_order: str) -> np.ndarray:
+def _channel_order(channel_order: str) -> np.ndarray | None:
+    """The zigzag permutation of the 64 channels, or None for the file's natural x*8 + y order."""
     if channel_order == "zigzag":
         from ..codec._zigzag import zigzag_order
 
         return zigzag_order(JPEG_BLOCK_SIZE)
-    return np.arange(JPEG_BLOCK_SIZE**2)
+    return None
 
 
 def _check_format(path: Path) -> bool:

@@ -1,4 +1,4 @@
-r"""The nine numerical checks that the convolutional block DCT is what it claims to be.
+r"""The ten numerical checks that the convolutional block DCT is what it claims to be.
 
 Each ``check_*`` function computes one claim against an independent reference and
 returns a :class:`CheckResult`; none raises on a failed claim. The thing under test
@@ -84,7 +84,7 @@ CORRELATION_BUDGET = 20_000_000
 #: Largest side of the region the literal correlation runs on.
 CORRELATION_MAX_SIDE = 128
 
-# Stable names of the nine checks, as printed and as the "name" of the JSON output.
+# Stable names of the ten checks, as printed and as the "name" of the JSON output.
 KERNELS_ORTHONORMAL = "kernels-orthonormal"
 FORWARD_IS_CORRELATION = "forward=correlate2d"
 FORWARD_IS_DCTN = "forward=dctn-per-block"
@@ -95,6 +95,7 @@ ZEROING_ENERGY = "zeroing-costs-energy"
 SCALE_N4 = "n4-scale=4d(x)d(y)"
 FILE_ROUND_TRIP = "file-round-trip"
 FILE_MATCHES_IMAGE = "file-matches-image"
+RESIDUAL_GRADIENT = "residual-block-chain-rule"
 
 
 @dataclass(frozen=True)
@@ -454,6 +455,119 @@ def check_file_round_trip(
     return _result(FILE_ROUND_TRIP, error, 0.0, n, label)
 
 
+# ---------------------------------------------------------------- 10. a residual block's chain rule
+
+
+def soft_shrink(coefficients: np.ndarray, threshold: float) -> np.ndarray:
+    """S_t(c) = sign(c) max(|c| - t, 0): soft shrinkage, the inner path of a DCT-domain denoiser."""
+    return np.sign(coefficients) * np.maximum(np.abs(coefficients) - threshold, 0.0)
+
+
+def _jacobian_by_differences(function, point: np.ndarray, step: float) -> np.ndarray:
+    """(outputs, inputs) Jacobian of ``function`` at ``point`` by central differences.
+
+    ``function`` maps a stack of inputs to the stack of their outputs (as forward and
+    inverse do), so all the shifted points go through it in two calls.
+    """
+    shifts = (step * np.eye(point.size)).reshape(point.size, *point.shape)
+    ahead = np.asarray(function(point + shifts), np.float64).reshape(point.size, -1)
+    behind = np.asarray(function(point - shifts), np.float64).reshape(point.size, -1)
+    return ((ahead - behind) / (2 * step)).T
+
+
+def _jacobian_from_vjps(vjp, output_shape, size: int) -> np.ndarray:
+    """(outputs, inputs) Jacobian whose row k is ``vjp`` of the k-th unit cotangent (all of them as one stack)."""
+    units = np.eye(size).reshape(size, *output_shape)
+    return np.asarray(vjp(units), np.float64).reshape(size, -1)
+
+
+def check_residual_gradient(
+    block_size: int, *, grid: tuple[int, int] | None = None, seed: int = 0, step: float = 2.0**-20,
+    forward=_transform.forward, inverse=_transform.inverse,
+) -> CheckResult:
+    r"""Check 10: every term of the chain rule of a residual block on the transform, by central differences.
+
+    The block is :math:`G(x) = F^T\,(y + S_\theta(y))`, :math:`y = F x`: the skip path
+    :math:`y` plus the soft shrinkage :math:`S_\theta` of the coefficients, mapped back by
+    the inverse :math:`F^T` (so :math:`G(x) = x + F^T S_\theta(F x)`, the image-domain
+    residual form, since :math:`F^T F = I`). Its Jacobian, assembled from the stated
+    vector-Jacobian products (forward's is the inverse, the inverse's the forward), is
+
+    .. math::
+
+        \frac{\partial G}{\partial x} = F^T F + F^T D F, \qquad
+        \frac{\partial G}{\partial \theta} = -F^T\,(\operatorname{sign}(y) \odot m),
+
+    with :math:`D = \operatorname{diag}(m)`, :math:`m = [|y| > \theta]`. Each term is
+    compared with central differences (step h) of the function it differentiates:
+    forward's Jacobian with the rows ``inverse(e_k)``, the inverse's with ``forward(e_p)``,
+    the shrinkage's with D, the skip path :math:`F^T F` with the identity, G's whole
+    Jacobian and its derivative in :math:`\theta` with the assembled ones, and, at a
+    :math:`\theta` above every :math:`|y|` (where the inner path's gradient vanishes),
+    G's Jacobian with the identity alone: the skip path's term that survives.
+
+    ``x`` is standard normal (``default_rng(seed)``) on ``grid`` blocks of n x n (default
+    2 x 2, and 1 x 2 from n = 9 on, where the Jacobians grow as n**4), in
+    float64; :math:`\theta` is the median of :math:`|y|`, so half the coefficients are
+    shrunk to zero; no :math:`|y|` lies within 8 h of :math:`\theta`, where the
+    shrinkage has its kinks. Every map here is piecewise linear, so a central
+    difference has no truncation error: each quotient is off only by the rounding of
+    its two evaluations over 2h. Tolerance: ``EPSILON[float64] * (2 (n*n + 3) + 2) * M / h``
+    with M the largest :math:`|G|` (two n*n-term products and the shrinkage's two roundings).
+    """
+    n = check_block_size(block_size)
+    rng = np.random.default_rng(seed)
+    rows, cols = grid or ((2, 2) if n <= 8 else (1, 2))
+    x = rng.standard_normal((rows * n, cols * n))
+    label = f"residual x + F^T S(F x) ({rows * n}x{cols * n}) float64"
+    y = np.asarray(forward(x, n), np.float64)
+    magnitudes = np.sort(np.abs(y).reshape(-1))
+    threshold = float(np.median(magnitudes))
+    # Move the threshold into the widest gap between magnitudes near the median, away from the kinks.
+    middle = magnitudes.size // 2
+    near = magnitudes[max(0, middle - 4) : middle + 5]
+    widest = int(np.argmax(np.diff(near)))
+    threshold = float(near[widest] + near[widest + 1]) / 2
+
+    def block(image, theta=threshold):
+        coefficients = np.asarray(forward(image, n), np.float64)
+        return np.asarray(inverse(coefficients + soft_shrink(coefficients, theta)), np.float64)
+
+    magnitude = max(1.0, float(np.max(np.abs(block(x)))), float(np.max(np.abs(y))))
+    tol = EPSILON[np.dtype(np.float64)] * (2 * product_terms(n) + 2) * magnitude / step
+    if y.shape != (n * n, rows, cols):
+        return _unmatched(RESIDUAL_GRADIENT, n, label, tol, f"forward gave {y.shape}, expected {(n * n, rows, cols)}")
+    if np.min(np.abs(np.abs(y) - threshold)) <= 8 * step:
+        return _unmatched(RESIDUAL_GRADIENT, n, label, tol, "a coefficient lies on the shrinkage's kink")
+    size = x.size
+    mask = (np.abs(y) > threshold).astype(np.float64)
+    # The stated VJPs: forward's Jacobian has rows inverse(e_k), the inverse's has rows forward(e_p).
+    forward_jacobian = _jacobian_from_vjps(inverse, y.shape, size)
+    inverse_jacobian = _jacobian_from_vjps(lambda image: forward(image, n), x.shape, size)
+    shrink_jacobian = np.diag(mask.reshape(-1))
+    skip = inverse_jacobian @ forward_jacobian
+    assembled = skip + inverse_jacobian @ shrink_jacobian @ forward_jacobian
+    assembled_theta = inverse_jacobian @ (-np.sign(y) * mask).reshape(-1)
+    quiet = float(magnitudes[-1]) + 1.0  # above every |y|: the inner path's gradient is zero
+    terms = {
+        "dF/dx": (_jacobian_by_differences(lambda image: forward(image, n), x, step), forward_jacobian),
+        "dF^T/dc": (_jacobian_by_differences(inverse, y, step), inverse_jacobian),
+        "dS/dy": (_jacobian_by_differences(lambda c: soft_shrink(c, threshold), y, step), shrink_jacobian),
+        "skip F^T F": (_jacobian_by_differences(lambda image: inverse(forward(image, n)), x, step), np.eye(size)),
+        "dG/dx": (_jacobian_by_differences(block, x, step), assembled),
+        "dG/dtheta": ((block(x, threshold + step) - block(x, threshold - step)).reshape(-1) / (2 * step),
+                      assembled_theta),
+        "dG/dx, S' = 0": (_jacobian_by_differences(lambda image: block(image, quiet), x, step), np.eye(size)),
+    }
+    errors = {name: float(np.max(np.abs(numeric - stated))) for name, (numeric, stated) in terms.items()}
+    worst = max(errors, key=errors.get)
+    result = _result(RESIDUAL_GRADIENT, errors[worst], tol, n, label)
+    if not result.passed:
+        detail = ", ".join(f"{name} {error:.1e}" for name, error in errors.items())
+        return CheckResult(result.name, False, result.max_error, result.tolerance, n, label, f"off by: {detail}")
+    return result
+
+
 # ---------------------------------------------------------------- running them
 
 
@@ -480,7 +594,7 @@ def builtin_images(seed: int = 0) -> list[tuple[str, np.ndarray]]:
 
 
 def kernel_checks(block_sizes=DEFAULT_BLOCK_SIZES) -> list[CheckResult]:
-    """Checks that need no image (1, 6 and, for n = 4, 8), in float64 and float32."""
+    """Checks that need no image (1, 6 and, for n = 4, 8, in float64 and float32; 10 in float64)."""
     results = []
     for n in block_sizes:
         for dtype in (np.float64, np.float32):
@@ -490,6 +604,7 @@ def kernel_checks(block_sizes=DEFAULT_BLOCK_SIZES) -> list[CheckResult]:
         if n == 4:
             for dtype in (np.float64, np.float32):
                 results.append(check_scale_n4(dtype=dtype))
+        results.append(check_residual_gradient(n))
     return results
 
 
@@ -521,7 +636,7 @@ def _computed_once(image, block_size):
 
 
 def run_checks(block_sizes=DEFAULT_BLOCK_SIZES) -> list[CheckResult]:
-    """All nine checks on the built-in images (:func:`builtin_images`), ordered by block size."""
+    """All ten checks on the built-in images (:func:`builtin_images`), ordered by block size."""
     block_sizes = [check_block_size(n) for n in block_sizes]
     results = kernel_checks(block_sizes)
     for label, image in builtin_images():

@@ -1,4 +1,4 @@
-"""Checking files: an image file by the nine checks, and a coefficient file against its image.
+"""Checking files: an image file by the ten checks, and a coefficient file against its image.
 
 The checks themselves are pure math (:mod:`dctconv.verify._checks`); this module reads the
 files, the images through :func:`dctconv.io._images.read_image` and the coefficient

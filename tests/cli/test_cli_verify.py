@@ -36,8 +36,8 @@ def test_default_run_passes_and_prints_the_table():
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     rows = table_rows(result.stdout)
-    # 3 block sizes x (2 kernel + 2 adjoint + 6 images x 6 checks) + 2 scale checks at n = 4
-    assert len(rows) == 3 * (2 + 2 + 6 * 6) + 2
+    # 3 block sizes x (2 kernel + 2 adjoint + 1 residual block + 6 images x 6 checks) + 2 scale checks at n = 4
+    assert len(rows) == 3 * (2 + 2 + 1 + 6 * 6) + 2
     assert lines[-1] == f"all {len(rows)} checks passed"
     assert {row[1] for row in rows} == {"2", "4", "8"}
     assert all(row[-1] == "pass" for row in rows)

@@ -90,7 +90,7 @@ def test_builtin_images_pass_for_block_sizes_2_to_16():
     # every check ran, n = 4 scale included
     assert {r.name for r in results} == {
         v.KERNELS_ORTHONORMAL, v.FORWARD_IS_CORRELATION, v.FORWARD_IS_DCTN, v.ROUND_TRIP, v.PARSEVAL,
-        v.ADJOINT, v.ZEROING_ENERGY, v.SCALE_N4, v.FILE_ROUND_TRIP,
+        v.ADJOINT, v.ZEROING_ENERGY, v.SCALE_N4, v.FILE_ROUND_TRIP, v.RESIDUAL_GRADIENT,
     }
 
 
@@ -303,3 +303,26 @@ def test_as_dict_has_the_json_keys_and_no_infinity():
     }
 
 
+
+
+# ---------------------------------------------------------------- 10. a residual block's chain rule
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 16])
+def test_residual_gradient_passes(n):
+    result = v.check_residual_gradient(n)
+    assert result.passed, result
+    assert result.name == v.RESIDUAL_GRADIENT and result.block_size == n
+
+
+def test_residual_gradient_fails_for_a_wrong_transform_and_names_the_terms():
+    scaled = v.check_residual_gradient(4, forward=lambda x, n: 1.01 * forward(x, n))
+    assert not scaled.passed and scaled.max_error > 1e3 * scaled.tolerance
+    assert "dF/dx" in scaled.detail and "dG/dx, S' = 0" in scaled.detail
+    shifted = v.check_residual_gradient(4, inverse=lambda c: np.roll(inverse(c), 1, axis=-1))
+    assert not shifted.passed and shifted.max_error > 0.1
+
+
+def test_soft_shrink_is_sign_times_the_excess():
+    c = np.array([-3.0, -1.0, 0.0, 0.5, 2.5])
+    np.testing.assert_array_equal(v.soft_shrink(c, 1.0), [-2.0, 0.0, 0.0, 0.0, 1.5])

@@ -24,7 +24,7 @@ from ._options import (
 
 
 def _reject_with_inverse(ctx, param, value):
-    if value is not None and ctx.params.get("inverse"):
+    if value not in (None, False) and ctx.params.get("inverse"):
         raise click.BadParameter(
             "the coefficient file records it; drop this option with --inverse", ctx=ctx, param=param
         )
@@ -43,6 +43,17 @@ def _reject_with_inverse(ctx, param, value):
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
               callback=_reject_with_inverse,
               help="Precision of the computation and of the stored coefficients.  [default: float64]")
+@click.option("--layout", type=click.Choice(["channels_first", "channels_last"]), default=None,
+              callback=_reject_with_inverse,
+              help="How the .npz stores the maps: (n*n, rows, columns), or (rows, columns, n*n) as "
+                   "TensorFlow and jpeg2dct use; the file records it.  [default: channels_first]")
+@click.option("--channel-order", type=click.Choice(["frequency", "zigzag"]), default=None,
+              callback=_reject_with_inverse,
+              help="Channel x*n + y holds frequency (x, y), or channels in JPEG's zigzag order, lowest "
+                   "frequencies first; the file records it.  [default: frequency]")
+@click.option("--from-jpeg", is_flag=True, callback=_reject_with_inverse,
+              help="Read JPEG files' own quantized coefficients (luma, n = 8, level x step) instead of "
+                   "decoding them: no decode, no rounding to pixels.")
 @click.option("--kernels", is_flag=True, help="Also write kernels_<n>.png, the n*n kernels drawn enlarged.")
 @no_pictures_option
 @skip_existing_option
@@ -51,14 +62,18 @@ def _reject_with_inverse(ctx, param, value):
 @cluster_options
 @json_option
 @click.pass_context
-def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, no_pictures, skip_existing,
-              max_pixels, jobs, as_json):
+def transform(ctx, inputs, output_dir, inverse, block_size, dtype, layout, channel_order, from_jpeg, kernels,
+              no_pictures, skip_existing, max_pixels, jobs, as_json):
     """Forward block DCT of images, or (--inverse) images from coefficient files.
 
     Forward: for each IMAGE write DIR/<stem>_coefficients.npz (the n*n coefficient
     maps and what is needed to invert them) and DIR/<stem>_maps.png (the maps as an
     n x n mosaic, DC top left, each tile's frequency in the margin). Color images
     are converted to gray first.
+
+    --from-jpeg: for each JPEG file store the coefficients the file itself holds
+    (its luma, 8 x 8 blocks, level x step, the DC shifted back by JPEG's 128)
+    instead of transforming its decoded pixels.
 
     Inverse: for each coefficient file write DIR/<stem>_reconstruction.png (.tif for
     32-bit and float sources) at the bit depth of the original image.
@@ -73,13 +88,17 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, no_p
         dctconv transform photos/ -o out
         dctconv transform *.png -o out --block-size 8 --kernels
         dctconv transform *.png -o out --jobs 2
+        dctconv transform photo.jpg -o out --from-jpeg --layout channels_last
         dctconv transform --inverse out/photo_coefficients.npz -o out
     """
     from ..io._atomic import InputPaths
     from ..runtime._jobs import TRANSFORM_IMPORTS, invert_file, transform_file, write_kernels_picture
     from ..runtime._outputs import inverse_outputs, original_stem, transform_outputs
 
-    block_size = block_size or DEFAULT_BLOCK_SIZE
+    if from_jpeg and block_size not in (None, 8):
+        raise click.BadParameter("JPEG files hold 8 x 8 blocks; drop --block-size with --from-jpeg",
+                                 param_hint="'--block-size'")
+    block_size = 8 if from_jpeg else block_size or DEFAULT_BLOCK_SIZE
     files, folder_errors, notes = _batch.input_files(inputs, coefficient_files=inverse)
     _report.echo_lines(folder_errors + notes)
     files, output_dir = _batch.for_workers(ctx, files, output_dir)
@@ -92,7 +111,8 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, kernels, no_p
         work = functools.partial(
             transform_file, out_dir=output_dir, block_size=block_size,
             dtype=dtype or "float64", max_pixels=max_pixels, protected=InputPaths(files),
-            pictures=not no_pictures,
+            pictures=not no_pictures, layout=layout or "channels_first",
+            channel_order=channel_order or "frequency", from_jpeg=from_jpeg,
         )
         outputs_of = functools.partial(transform_outputs, out_dir=output_dir, pictures=not no_pictures)
     items = _batch.skip_up_to_date(files, outputs_of) if skip_existing else files

@@ -22,8 +22,13 @@ from ._images import GRAY_MODES
 from ._safe_open import open_regular
 from ..kernels import blocks_shape
 from ..limits import BLOCK_SIZE_RANGE, DEFAULT_MAX_PIXELS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
+from .._validation import CHANNEL_ORDERS, LAYOUTS
 
 FORMAT_VERSION = 1
+#: Version of a file whose maps are channels last or in zigzag order: a reader of version 1
+#: would take them for channels-first frequency-order maps, so it must refuse them instead.
+LAYOUT_FORMAT_VERSION = 2
+FORMAT_VERSIONS = (FORMAT_VERSION, LAYOUT_FORMAT_VERSION)
 KINDS = ("transform", "compressed")
 
 
@@ -46,6 +51,10 @@ class CoefficientHeader:
     threshold: float = 0.0
     """Threshold of a compressed file: kept AC coefficients with |c| below it were zeroed."""
     format_version: int = FORMAT_VERSION
+    layout: str = "channels_first"
+    """How the file stores the maps: (n*n, rows, columns), or "channels_last" (rows, columns, n*n)."""
+    channel_order: str = "frequency"
+    """Which frequency each stored channel holds: x*n + y, or "zigzag" (JPEG's order)."""
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -54,14 +63,30 @@ class CoefficientHeader:
 
 
 def save_coefficients(file, coefficients, header: CoefficientHeader) -> None:
-    """Write all coefficient maps (kind "transform") to ``file`` (a path or a binary file)."""
-    arrays = {"coefficients": np.asarray(coefficients)}
+    """Write all coefficient maps (kind "transform") to ``file`` (a path or a binary file).
+
+    ``coefficients`` are (n*n, rows, columns) in frequency order, as :func:`dctconv.forward`
+    gives them by default; they are stored in ``header.layout`` and ``header.channel_order``.
+    A file with either not the default is version 2 and records both; any other is version
+    1, as before. :func:`load_coefficients` gives back (n*n, rows, columns) in frequency order.
+    """
+    coefficients = np.asarray(coefficients)
+    if header.channel_order == "zigzag":
+        from ..codec._zigzag import zigzag_order
+
+        coefficients = np.take(coefficients, zigzag_order(header.block_size), axis=0)
+    if header.layout == "channels_last":
+        coefficients = np.ascontiguousarray(np.moveaxis(coefficients, 0, -1))
+    arrays = {"coefficients": coefficients}
     np.savez(file, **_header_arrays(dataclasses.replace(header, kind="transform")), **arrays)
 
 
 def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:
+    arranged = (header.layout, header.channel_order) != ("channels_first", "frequency")
+    version = LAYOUT_FORMAT_VERSION if arranged else header.format_version
+    extra = {"layout": np.array(header.layout), "channel_order": np.array(header.channel_order)} if arranged else {}
     return {
-        "format_version": np.array(header.format_version, dtype=np.int64),
+        "format_version": np.array(version, dtype=np.int64),
         "kind": np.array(header.kind),
         "block_size": np.array(header.block_size, dtype=np.int64),
         "image_shape": np.array(header.image_shape, dtype=np.int64),
@@ -69,6 +94,7 @@ def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:
         "source": np.array(header.source),
         "step": np.array(header.step, dtype=np.float64),
         "threshold": np.array(header.threshold, dtype=np.float64),
+        **extra,
     }
 
 
@@ -250,12 +276,12 @@ def _read_archive(archive, max_pixels) -> tuple[CoefficientHeader, dict[str, np.
             f"not a dctconv coefficient file: missing {', '.join(missing)}"
         )
     version = _scalar(archive, "format_version", int)
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS:
         raise CoefficientFileError(
-            f"format version {version} is not supported (this dctconv reads version "
-            f"{FORMAT_VERSION}); upgrade dctconv or re-create the file"
+            f"format version {version} is not supported (this dctconv reads versions "
+            f"{' and '.join(map(str, FORMAT_VERSIONS))}); upgrade dctconv or re-create the file"
         )
-    header = _header(archive, keys)
+    header = _header(archive, keys, version)
     height, width = header.image_shape
     ReconstructionTooLargeError.check(f"image is {width} x {height}", height * width, max_pixels)
     missing = [k for k in _REQUIRED[header.kind] if k not in keys]
@@ -269,27 +295,37 @@ def _read_archive(archive, max_pixels) -> tuple[CoefficientHeader, dict[str, np.
 
 
 def _coefficients(archive, header: CoefficientHeader) -> np.ndarray:
+    """The stored maps, checked against the header, as (n*n, rows, columns) in frequency order."""
     n = header.block_size
     rows, cols = header.grid
+    last = header.layout == "channels_last"
     shape, dtype = _member_header(archive, "coefficients")
     if len(shape) != 3:
-        raise CoefficientFileError(
-            f"coefficients must be 3-D (channels, block rows, block columns), got {_dims(shape)}"
-        )
-    if shape[0] != n * n:
+        axes = "block rows, block columns, channels" if last else "channels, block rows, block columns"
+        raise CoefficientFileError(f"coefficients must be 3-D ({axes}), got {_dims(shape)}")
+    channels, grid = (shape[2], shape[:2]) if last else (shape[0], shape[1:])
+    if channels != n * n:
         raise CoefficientFileError(
             f"block_size {n} needs {n * n} coefficient channels (n*n), "
-            f"but the file has {shape[0]}"
+            f"but the file has {channels}"
         )
-    if shape[1:] != (rows, cols):
+    if grid != (rows, cols):
         height, width = header.image_shape
+        needed = f"{rows} x {cols} x {n * n}" if last else f"{n * n} x {rows} x {cols}"
         raise CoefficientFileError(
             f"coefficients are {_dims(shape)}, but an image of {width} x {height} (image_shape) "
-            f"at block size {n} needs {n * n} x {rows} x {cols}"
+            f"at block size {n} needs {needed}"
         )
     if dtype.kind != "f":
         raise CoefficientFileError(f"coefficients are {_dtype_name(dtype)}, expected floats")
-    return _member(archive, "coefficients")
+    coefficients = _member(archive, "coefficients")
+    if last:
+        coefficients = np.moveaxis(coefficients, -1, 0)
+    if header.channel_order == "zigzag":
+        from ..codec._zigzag import zigzag_order
+
+        coefficients = np.take(coefficients, np.argsort(zigzag_order(n)), axis=0)
+    return np.ascontiguousarray(coefficients)
 
 
 def _kept(archive, header: CoefficientHeader) -> dict[str, np.ndarray]:
@@ -360,7 +396,7 @@ def _image_shape(archive) -> tuple[int, int]:
     return int(values[0]), int(values[1])
 
 
-def _header(archive, keys) -> CoefficientHeader:
+def _header(archive, keys, version: int = FORMAT_VERSION) -> CoefficientHeader:
     block_size = _scalar(archive, "block_size", int)
     if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
         raise CoefficientFileError(f"block_size {block_size} is not {BLOCK_SIZE_RANGE}")
@@ -380,6 +416,16 @@ def _header(archive, keys) -> CoefficientHeader:
     if not math.isfinite(threshold) or threshold < 0:
         raise CoefficientFileError(f"threshold must be a finite number >= 0, got {threshold}")
     source = _scalar(archive, "source", str) if "source" in keys else ""
+    layout, channel_order = "channels_first", "frequency"
+    if version >= LAYOUT_FORMAT_VERSION:
+        layout = _scalar(archive, "layout", str) if "layout" in keys else layout
+        channel_order = _scalar(archive, "channel_order", str) if "channel_order" in keys else channel_order
+        if layout not in LAYOUTS or channel_order not in CHANNEL_ORDERS or kind != "transform":
+            raise CoefficientFileError(
+                f"unknown layout \"{layout}\" or channel_order \"{channel_order}\" of a {kind} file "
+                f"(a transform file's layout is one of {', '.join(LAYOUTS)}, its channel_order one of "
+                f"{', '.join(CHANNEL_ORDERS)})"
+            )
     return CoefficientHeader(
         block_size=block_size,
         image_shape=image_shape,
@@ -388,4 +434,7 @@ def _header(archive, keys) -> CoefficientHeader:
         kind=kind,
         step=step,
         threshold=threshold,
+        format_version=version,
+        layout=layout,
+        channel_order=channel_order,
     )

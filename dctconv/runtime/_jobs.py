@@ -83,8 +83,15 @@ def transform_file(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     protected=(),
     pictures: bool = True,
+    layout: str = "channels_first",
+    channel_order: str = "frequency",
+    from_jpeg: bool = False,
 ) -> FileResult:
-    """Write ``<stem>_coefficients.npz`` and (unless not ``pictures``) ``<stem>_maps.png`` for one image."""
+    """Write ``<stem>_coefficients.npz`` and (unless not ``pictures``) ``<stem>_maps.png`` for one image.
+
+    The file stores the maps in ``layout`` and ``channel_order``. With ``from_jpeg`` the image
+    is a JPEG file whose own quantized coefficients (luma, n = 8) are stored, not decoded.
+    """
     import numpy as np
 
     from ..io._npz import CoefficientHeader, save_coefficients
@@ -92,6 +99,9 @@ def transform_file(
     from ..transform import forward
 
     path, out_dir = Path(path), Path(out_dir)
+    if from_jpeg:
+        return _jpeg_file(path, out_dir, dtype=dtype, max_pixels=max_pixels, protected=protected,
+                          pictures=pictures, layout=layout, channel_order=channel_order)
     image, info = read_image(_an_image(path), max_pixels=max_pixels)
     # The requested precision is passed to forward, which converts tile by tile: no
     # float copy of the image. (forward alone would keep a float32 (F) image in float32.)
@@ -107,7 +117,17 @@ def transform_file(
         image_shape=image.shape,
         image_mode=info.mode,
         source=path.name,
+        layout=layout,
+        channel_order=channel_order,
     )
+    return _write_transform(path, out_dir, coefficients, header, protected=protected, pictures=pictures,
+                            notes=image_notes(info), info=info)
+
+
+def _write_transform(path, out_dir, coefficients, header, *, protected, pictures, notes, info=None) -> FileResult:
+    """Write the coefficient file of ``coefficients`` ((n*n, rows, columns), frequency order) and its maps picture."""
+    from ..io._npz import save_coefficients
+
     names = transform_output_names(path.stem, pictures=pictures)
     with atomic_outputs(protected) as outputs:
         with open(outputs.path(out_dir / names["coefficients"]), "wb") as f:
@@ -117,7 +137,34 @@ def transform_file(
             from ..measure._mosaics import maps_picture
 
             save_picture(outputs.path(out_dir / names["maps"]), maps_picture(coefficients))
-    return FileResult(path, outputs.written, image_notes(info), info)
+    return FileResult(path, outputs.written, notes, info)
+
+
+def _jpeg_file(path: Path, out_dir: Path, *, dtype, max_pixels, protected, pictures, layout, channel_order):
+    """transform --from-jpeg: the luma coefficients a JPEG file stores (level x step), not decoded."""
+    import numpy as np
+
+    from ..io._jpeg import JPEG_BLOCK_SIZE, read_jpeg_coefficients
+    from ..io._npz import CoefficientHeader
+
+    jpeg = read_jpeg_coefficients(path, dtype=np.float32 if dtype == "float32" else np.float64,
+                                  max_pixels=max_pixels)
+    luma = jpeg["Y"]
+    header = CoefficientHeader(
+        block_size=JPEG_BLOCK_SIZE, image_shape=luma.image_shape, image_mode="L", source=path.name,
+        layout=layout, channel_order=channel_order,
+    )
+    notes = []
+    if len(jpeg.components) > 1:
+        notes.append("colour JPEG: its luma (Y) coefficients are stored; Cb and Cr are not "
+                     "(dctconv.read_jpeg_coefficients gives them)")
+    if jpeg.progressive:
+        notes.append("progressive JPEG: read whole (every scan)")
+    # The maps are level x step of pixels minus 128: the inverse adds 128 back.
+    coefficients = luma.coefficients.copy()
+    coefficients[0] += 128 * JPEG_BLOCK_SIZE
+    return _write_transform(path, out_dir, coefficients, header, protected=protected, pictures=pictures,
+                            notes=notes)
 
 
 def invert_file(

@@ -119,3 +119,59 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     for name in ("text_coefficients.npz", "text_maps.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text_coefficients.npz", "text_maps.png"]
+
+
+# ---------------------------------------------------------------- --layout, --channel-order, --from-jpeg
+
+
+def test_layout_and_channel_order_are_stored_and_inverted(tmp_path):
+    from test_array_api import JPEG_NATURAL
+
+    path = SAMPLES / "coins.png"
+    args = ("transform", path, "-n", 8, "--no-pictures")
+    assert invoke(*args, "-o", tmp_path / "a").exit_code == 0
+    result = invoke(*args, "-o", tmp_path / "b", "--layout", "channels_last", "--channel-order", "zigzag")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "a" / "coins_coefficients.npz") as a, np.load(tmp_path / "b" / "coins_coefficients.npz") as b:
+        assert str(b["layout"]) == "channels_last" and str(b["channel_order"]) == "zigzag"
+        np.testing.assert_array_equal(b["coefficients"], np.moveaxis(a["coefficients"][JPEG_NATURAL], 0, -1))
+    result = invoke("transform", "--inverse", tmp_path / "b" / "coins_coefficients.npz", "-o", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    with Image.open(path) as im, Image.open(tmp_path / "b" / "coins_reconstruction.png") as back:
+        np.testing.assert_array_equal(np.asarray(back), np.asarray(im))
+    result = invoke("transform", "--inverse", tmp_path / "b" / "coins_coefficients.npz", "-o", tmp_path, "--layout",
+                    "channels_last")
+    assert result.exit_code == 2 and "records it" in result.output
+
+
+def test_from_jpeg_stores_the_files_own_luma_coefficients(tmp_path):
+    jpeglib = pytest.importorskip("jpeglib")
+    with Image.open(SAMPLES / "astronaut.png") as im:
+        im.convert("RGB").crop((0, 0, 203, 150)).save(tmp_path / "photo.jpg", quality=85)
+    result = CliRunner().invoke(cli, ["transform", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "out"),
+                                      "--from-jpeg"])
+    assert result.exit_code == 0, result.output
+    assert "Cb and Cr are not" in result.stderr
+    raw = jpeglib.read_dct(str(tmp_path / "photo.jpg"))
+    table = raw.qt[raw.quant_tbl_no[0]]
+    expected = (raw.Y * table).astype(float).reshape(*raw.Y.shape[:2], 64).transpose(2, 0, 1)
+    expected[0] += 1024  # JPEG's level shift of 128, as a DC of 8 x 128
+    with np.load(tmp_path / "out" / "photo_coefficients.npz") as f:
+        assert int(f["block_size"]) == 8 and f["image_shape"].tolist() == [150, 203]
+        np.testing.assert_array_equal(f["coefficients"], expected)
+    assert invoke("transform", "--inverse", tmp_path / "out" / "photo_coefficients.npz", "-o", tmp_path).exit_code == 0
+    with Image.open(tmp_path / "photo.jpg") as im:
+        im.draft("YCbCr", im.size)  # libjpeg's own Y plane, not converted to RGB and back
+        decoded = np.asarray(im)[..., 0].astype(int)
+    with Image.open(tmp_path / "photo_reconstruction.png") as back:
+        # The decoder's integer IDCT against the exact inverse: within one gray level.
+        assert np.abs(np.asarray(back).astype(int) - decoded).max() <= 1
+
+
+def test_from_jpeg_refuses_other_files_and_block_sizes(tmp_path):
+    pytest.importorskip("jpeglib")
+    result = invoke("transform", SAMPLES / "camera.png", "-o", tmp_path, "--from-jpeg")
+    assert result.exit_code == 1 and "is not a JPEG file" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("transform", SAMPLES / "camera.png", "-o", tmp_path, "--from-jpeg", "-n", 4)
+    assert result.exit_code == 2 and "8 x 8" in result.output

@@ -137,3 +137,44 @@ def test_read_coefficient_file_gives_the_stored_channels(tmp_path, rng):
 
     save_coefficients(tmp_path / "t.npz", rng.standard_normal((16, 2, 3)), HEADER)
     assert read_coefficient_file(tmp_path / "t.npz").channel_mask.tolist() == [True] * 16
+
+
+# ---------------------------------------------------------------- layouts (format version 2)
+
+
+@pytest.mark.parametrize("layout, channel_order", [("channels_last", "frequency"), ("channels_first", "zigzag"),
+                                                   ("channels_last", "zigzag")])
+def test_a_file_in_another_layout_is_version_2_and_reads_back_as_the_maps(tmp_path, rng, layout, channel_order):
+    from test_array_api import JPEG_NATURAL
+
+    maps = rng.standard_normal((64, 2, 3))
+    header = CoefficientHeader(block_size=8, image_shape=(9, 17), image_mode="L", layout=layout,
+                               channel_order=channel_order)
+    save_coefficients(tmp_path / "c.npz", maps, header)
+    stored = maps[JPEG_NATURAL] if channel_order == "zigzag" else maps
+    stored = np.moveaxis(stored, 0, -1) if layout == "channels_last" else stored
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
+        assert int(f["format_version"]) == 2 and str(f["layout"]) == layout
+        assert str(f["channel_order"]) == channel_order
+        np.testing.assert_array_equal(f["coefficients"], stored)
+    loaded, loaded_header = load_coefficients(tmp_path / "c.npz")
+    np.testing.assert_array_equal(loaded, maps)
+    assert (loaded_header.layout, loaded_header.channel_order) == (layout, channel_order)
+
+
+def test_a_default_file_stays_version_1_without_layout_keys(tmp_path, rng):
+    header = CoefficientHeader(block_size=4, image_shape=(7, 9), image_mode="L")
+    save_coefficients(tmp_path / "c.npz", rng.standard_normal((16, 2, 3)), header)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
+        assert int(f["format_version"]) == 1 and "layout" not in f.files and "channel_order" not in f.files
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layout": np.array("NHWC")}, "unknown layout"),
+    ({"channel_order": np.array("raster")}, "unknown layout"),
+    ({"layout": np.array("channels_last")}, r"needs 16 coefficient channels .* the file has 3"),  # stored channels first
+])
+def test_version_2_layouts_are_checked(tmp_path, rng, change, message):
+    arrays = valid_arrays(rng) | {"format_version": np.array(2)} | change
+    with pytest.raises(CoefficientFileError, match=message):
+        load_coefficients(write(tmp_path, **arrays))

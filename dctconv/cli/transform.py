@@ -52,8 +52,8 @@ def _reject_with_inverse(ctx, param, value):
               help="Channel x*n + y holds frequency (x, y), or channels in JPEG's zigzag order, lowest "
                    "frequencies first; the file records it.  [default: frequency]")
 @click.option("--from-jpeg", is_flag=True, callback=_reject_with_inverse,
-              help="Read JPEG files' own quantized coefficients (luma, n = 8, level x step) instead of "
-                   "decoding them: no decode, no rounding to pixels.")
+              help="Read JPEG files' own quantized coefficients (n = 8, level x step; luma, and chroma "
+                   "beside it) instead of decoding them: no decode, no rounding to pixels.")
 @click.option("--kernels", is_flag=True, help="Also write kernels_<n>.png, the n*n kernels drawn enlarged.")
 @no_pictures_option
 @skip_existing_option
@@ -72,8 +72,9 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, layout, chann
     are converted to gray first.
 
     --from-jpeg: for each JPEG file store the coefficients the file itself holds
-    (its luma, 8 x 8 blocks, level x step, the DC shifted back by JPEG's 128)
-    instead of transforming its decoded pixels.
+    (8 x 8 blocks, level x step; the luma's DC shifted back by JPEG's 128, and a
+    colour file's Cb and Cr maps at their own sampling beside it) instead of
+    transforming its decoded pixels.
 
     Inverse: for each coefficient file write DIR/<stem>_reconstruction.png (.tif for
     32-bit and float sources) at the bit depth of the original image.

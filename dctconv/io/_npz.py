@@ -62,23 +62,37 @@ class CoefficientHeader:
         return blocks_shape(self.image_shape, self.block_size)
 
 
-def save_coefficients(file, coefficients, header: CoefficientHeader) -> None:
+def save_coefficients(file, coefficients, header: CoefficientHeader, *, chroma=None) -> None:
     """Write all coefficient maps (kind "transform") to ``file`` (a path or a binary file).
 
     ``coefficients`` are (n*n, rows, columns) in frequency order, as :func:`dctconv.forward`
     gives them by default; they are stored in ``header.layout`` and ``header.channel_order``.
     A file with either not the default is version 2 and records both; any other is version
     1, as before. :func:`load_coefficients` gives back (n*n, rows, columns) in frequency order.
+
+    ``chroma``, for ``transform --from-jpeg`` of a colour file: ``(cb, cr, (H, W))``, the
+    Cb and Cr maps (frequency order, channels first) at their own sampling and the size
+    of their pixel grid; stored as ``chroma_cb``, ``chroma_cr`` (in the same layout and
+    order) and ``chroma_shape``, for the record: dctconv itself never reads them back.
     """
-    coefficients = np.asarray(coefficients)
+    arrays = {"coefficients": _arranged(coefficients, header)}
+    if chroma is not None:
+        cb, cr, shape = chroma
+        arrays |= {"chroma_cb": _arranged(cb, header), "chroma_cr": _arranged(cr, header),
+                   "chroma_shape": np.array(shape, dtype=np.int64)}
+    np.savez(file, **_header_arrays(dataclasses.replace(header, kind="transform")), **arrays)
+
+
+def _arranged(maps, header: CoefficientHeader) -> np.ndarray:
+    """(n*n, rows, columns) maps in frequency order, put in ``header``'s layout and channel order."""
+    maps = np.asarray(maps)
     if header.channel_order == "zigzag":
         from ..codec._zigzag import zigzag_order
 
-        coefficients = np.take(coefficients, zigzag_order(header.block_size), axis=0)
+        maps = np.take(maps, zigzag_order(header.block_size), axis=0)
     if header.layout == "channels_last":
-        coefficients = np.ascontiguousarray(np.moveaxis(coefficients, 0, -1))
-    arrays = {"coefficients": coefficients}
-    np.savez(file, **_header_arrays(dataclasses.replace(header, kind="transform")), **arrays)
+        maps = np.ascontiguousarray(np.moveaxis(maps, 0, -1))
+    return maps
 
 
 def _header_arrays(header: CoefficientHeader) -> dict[str, np.ndarray]:

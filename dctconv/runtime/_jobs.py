@@ -124,14 +124,15 @@ def transform_file(
                             notes=image_notes(info), info=info)
 
 
-def _write_transform(path, out_dir, coefficients, header, *, protected, pictures, notes, info=None) -> FileResult:
+def _write_transform(path, out_dir, coefficients, header, *, protected, pictures, notes, info=None,
+                     chroma=None) -> FileResult:
     """Write the coefficient file of ``coefficients`` ((n*n, rows, columns), frequency order) and its maps picture."""
     from ..io._npz import save_coefficients
 
     names = transform_output_names(path.stem, pictures=pictures)
     with atomic_outputs(protected) as outputs:
         with open(outputs.path(out_dir / names["coefficients"]), "wb") as f:
-            save_coefficients(f, coefficients, header)
+            save_coefficients(f, coefficients, header, chroma=chroma)
         if pictures:
             from ..io._images import save_picture
             from ..measure._mosaics import maps_picture
@@ -154,17 +155,20 @@ def _jpeg_file(path: Path, out_dir: Path, *, dtype, max_pixels, protected, pictu
         block_size=JPEG_BLOCK_SIZE, image_shape=luma.image_shape, image_mode="L", source=path.name,
         layout=layout, channel_order=channel_order,
     )
-    notes = []
+    notes, chroma = [], None
     if len(jpeg.components) > 1:
-        notes.append("colour JPEG: its luma (Y) coefficients are stored; Cb and Cr are not "
-                     "(dctconv.read_jpeg_coefficients gives them)")
+        cb, cr = jpeg["Cb"], jpeg["Cr"]
+        if cb.image_shape != cr.image_shape:
+            notes.append("Cb and Cr are sampled differently: only the luma (Y) is stored")
+        else:
+            chroma = (cb.coefficients, cr.coefficients, cb.image_shape)
     if jpeg.progressive:
         notes.append("progressive JPEG: read whole (every scan)")
     # The maps are level x step of pixels minus 128: the inverse adds 128 back.
     coefficients = luma.coefficients.copy()
     coefficients[0] += 128 * JPEG_BLOCK_SIZE
     return _write_transform(path, out_dir, coefficients, header, protected=protected, pictures=pictures,
-                            notes=notes)
+                            notes=notes, chroma=chroma)
 
 
 def invert_file(

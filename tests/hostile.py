@@ -134,7 +134,7 @@ def _overflows_float32(pixels: np.ndarray) -> bool:
 
 def _verify_listing(result, goods, out):
     """The table names the good images (by file name) and the summary counts the unread one."""
-    kernel_rows = ("dct_kernels ", "random x, c ")
+    kernel_rows = ("dct_kernels ", "random x, c ", "residual x + ")
     images = {row[2] for row in _table_rows(result.stdout) if not row[2].startswith(kernel_rows)}
     assert images == {g.name for g in goods}, images
     last = result.stdout.splitlines()[-1]

@@ -436,9 +436,9 @@ COEFFICIENT_CASES = {
         lambda: _with(coefficients=np.zeros((16, 3, 4), dtype=np.int64)),
         "coefficients are int64, expected floats",
     ),
-    "format-version-2": (
-        lambda: _with(format_version=np.array(2)),
-        "format version 2 is not supported (this dctconv reads version 1); "
+    "format-version-3": (
+        lambda: _with(format_version=np.array(3)),
+        "format version 3 is not supported (this dctconv reads versions 1 and 2); "
         "upgrade dctconv or re-create the file",
     ),
     "unknown-kind": (

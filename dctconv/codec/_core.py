@@ -105,7 +105,7 @@ def check_data_range(image, mode: str, data_range=None) -> tuple[float, float]:
 
     8-bit images (mode L) keep 0 .. 255: a photo's black is 0 whatever it contains.
     Other images take the range of their own values (NaN left out); a constant image
-    gets ``low .. low + 1``. A given ``data_range`` must hold two finite numbers
+    gets ``low .. low + max(1, |low| / 2**23)`` (a width float32 can hold). A given ``data_range`` must hold two finite numbers
     ``low < high`` that contain every value of the image.
 
     Raises
@@ -128,7 +128,11 @@ def check_data_range(image, mode: str, data_range=None) -> tuple[float, float]:
             return 0.0, 255.0
         if math.isnan(smallest):
             return 0.0, 1.0
-        return smallest, largest if largest > smallest else smallest + 1.0
+        if largest > smallest:
+            return smallest, largest
+        # A constant image: a width of 1, or of float32's spacing where 1 is below it (at
+        # 2**53, smallest + 1 == smallest and every step would be 0).
+        return smallest, smallest + max(1.0, abs(smallest) * 2.0**-23)
     try:
         low, high = (float(value) for value in data_range)
     except (TypeError, ValueError):

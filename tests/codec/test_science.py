@@ -158,3 +158,18 @@ def test_the_file_records_the_bound_and_its_sections():
     header = read_header(dctconv.encode(image, max_error=1, quality=50))
     assert header.max_error == 1.0
     assert [tag for tag, _, _ in header.section_table] == ["MODL", "WORD", "RAWB", "RESD"]
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -7.5, 9.007199e15, -3.0e38, 3.0e38])
+def test_a_constant_float_image_of_any_magnitude_round_trips(value):
+    # Found by the fuzz test: at 2**53 a range of width 1 vanished (low + 1 == low) and
+    # every quality step was 0.
+    image = np.full((3, 5), value, np.float32)
+    with np.errstate(divide="raise", invalid="raise"):  # no step of 0, no 0/0
+        decoded = dctconv.decode(dctconv.encode(image))
+    low, high = read_header(dctconv.encode(image)).data_range
+    assert low == float(image[0, 0]) < high
+    # The default quality's promise on a range of that width: within 1 % of it (and float32's
+    # own spacing, where that is larger).
+    error = np.abs(decoded.astype(np.float64) - image)
+    assert np.all(np.isfinite(decoded)) and np.all(error <= 0.01 * (high - low) + np.spacing(np.abs(image)))

@@ -66,37 +66,49 @@ def check_coefficients(coefficients) -> tuple[np.ndarray, int]:
     return coefficients, n
 
 
-def check_image_stack(image) -> tuple[np.ndarray, bool]:
-    """Return ``image`` (one image, or a stack of them) as an (N, H, W) view and whether it was a stack, or raise InvalidImageError."""
+def check_image_stack(image) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Return ``image`` as an (N, H, W) array and its leading shape, or raise InvalidImageError.
+
+    One image (H, W) has the leading shape ``()``; an array (..., H, W) is a batch of
+    images over its leading (batch, channel) dimensions, flattened into N.
+    """
     image = np.asarray(image)
     if image.ndim == 2:
-        return check_image(image)[np.newaxis], False
-    if image.ndim != 3:
+        return check_image(image)[np.newaxis], ()
+    if image.ndim < 2:
         raise InvalidImageError(
-            "image must be 2-D (rows, columns) or a 3-D stack (images, rows, columns), "
-            f"got an array of shape {image.shape}"
+            "image must be 2-D (rows, columns), or (..., rows, columns) with leading batch and channel "
+            f"dimensions, got an array of shape {image.shape}"
         )
-    if len(image) == 0:
+    leading = image.shape[:-2]
+    if 0 in leading:
         raise InvalidImageError(f"the stack holds no image (shape {image.shape})")
-    check_image(image[0])  # the sides and the dtype, which every image of the stack shares
-    return image, True
+    images = image.reshape((math.prod(leading),) + image.shape[-2:])
+    check_image(images[0])  # the sides and the dtype, which every image shares
+    return images, leading
 
 
-def check_coefficient_stack(coefficients) -> tuple[np.ndarray, int, bool]:
-    """Return ``coefficients`` (of one image, or a stack) as an (N, n*n, rows, columns) view, n, and whether it was a stack."""
+def check_coefficient_stack(coefficients) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """Return ``coefficients`` as an (N, n*n, rows, columns) array, n, and their leading shape.
+
+    The coefficients of one image (n*n, rows, columns) have the leading shape ``()``;
+    (..., n*n, rows, columns) is a batch over its leading dimensions, flattened into N.
+    """
     coefficients = np.asarray(coefficients)
     if coefficients.ndim == 3:
         coefficients, n = check_coefficients(coefficients)
-        return coefficients[np.newaxis], n, False
-    if coefficients.ndim != 4:
+        return coefficients[np.newaxis], n, ()
+    if coefficients.ndim < 3:
         raise InvalidCoefficientsError(
-            "coefficients must be 3-D (n*n, block rows, block columns) or a 4-D stack "
-            f"(images, n*n, block rows, block columns), got an array of shape {coefficients.shape}"
+            "coefficients must be 3-D (n*n, block rows, block columns), or (..., n*n, block rows, "
+            f"block columns) with leading batch and channel dimensions, got an array of shape {coefficients.shape}"
         )
-    if len(coefficients) == 0:
+    leading = coefficients.shape[:-3]
+    if 0 in leading:
         raise InvalidCoefficientsError(f"the stack holds no coefficients (shape {coefficients.shape})")
-    _, n = check_coefficients(coefficients[0])
-    return coefficients, n, True
+    flat = coefficients.reshape((math.prod(leading),) + coefficients.shape[-3:])
+    _, n = check_coefficients(flat[0])
+    return flat, n, leading
 
 
 def check_float_dtype(dtype) -> np.dtype:

@@ -184,24 +184,25 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     threads; the tiling does not depend on ``workers``, so neither does the result,
     to the last bit.
 
-    A stack of N equal-sized images (N, H, W), as a data loader batches them, is
-    transformed in one call: the tiles of all its images share the thread pool, and
-    each image is cut into the same tiles as when it is transformed alone, so
-    ``forward(stack)[k]`` equals ``forward(stack[k])`` to the last bit.
+    A batch of equal-sized images, (..., H, W) with any number of leading (batch,
+    channel) dimensions, as a data loader batches them, is transformed in one call:
+    (..., H, W) gives (..., n*n, ceil(H/n), ceil(W/n)). The tiles of all its images
+    share the thread pool, and each image is cut into the same tiles as when it is
+    transformed alone, so ``forward(stack)[k]`` equals ``forward(stack[k])`` to the
+    last bit.
 
     An array of another library that follows the Python array API standard
     (PyTorch, JAX, CuPy, dask.array, array-api-strict; through array-api-compat) is
     transformed by that library itself, as reshapes and one product with the kernel
     matrix: the coefficients are an array of the same library, on the same device,
     and its autograd differentiates them (the vector-Jacobian product of ``forward``
-    is :func:`inverse`, docs/layers.md). Such an array may have any number of
-    leading (batch, channel) dimensions: (..., H, W) gives (..., n*n, ceil(H/n),
-    ceil(W/n)). numpy input keeps the tiled engine above, and its results.
+    is :func:`inverse`, docs/layers.md), with the same leading dimensions. numpy
+    input keeps the tiled engine above, and its results.
 
     Parameters
     ----------
-    image : array_like, shape (H, W) or (N, H, W); or an array-API array, shape (..., H, W)
-        Grayscale image, or a stack of N of them. Sides that are not multiples of n
+    image : array_like or array-API array, shape (H, W) or (..., H, W)
+        Grayscale image, or a batch of them over any leading dimensions. Sides that are not multiples of n
         are first padded at the bottom and right by repeating the edge pixels, as
         JPEG encoders do.
     block_size : int, optional
@@ -227,9 +228,9 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
 
     Returns
     -------
-    coefficients : ndarray, shape (n*n, ceil(H/n), ceil(W/n)), or (N, n*n, ceil(H/n), ceil(W/n))
+    coefficients : ndarray, shape (n*n, ceil(H/n), ceil(W/n)), or (..., n*n, ceil(H/n), ceil(W/n))
         Channel ``x*n + y`` is the map of frequency (row x, column y), of ``dtype``;
-        for a stack, ``coefficients[k]`` holds the maps of image k. With
+        for a batch, ``coefficients[k]`` holds the maps of image k. With
         ``layout="channels_last"`` the channel axis is the last one. An array-API
         input gives an array of its library, (..., n*n, rows, columns).
         NaN or infinity in the image, or a float32 overflow, spreads to the
@@ -239,7 +240,7 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     ------
     InvalidImageError
         If ``image`` is not a non-empty 2-D array of real numbers, or a non-empty
-        3-D stack of them.
+        batch (..., H, W) of them.
     InvalidBlockSizeError
         If ``block_size`` is not an integer from 2 to 64.
     InvalidOptionError
@@ -277,13 +278,15 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
     (3, 16, 2, 2)
     >>> forward(stack, block_size=4, layout="channels_last").shape
     (3, 2, 2, 16)
+    >>> forward(np.stack([stack, stack]), block_size=4).shape   # batch x channels x H x W
+    (2, 3, 16, 2, 2)
     """
     n = check_block_size(block_size)
     layout, channel_order = check_layout(layout), check_channel_order(channel_order)
     if not isinstance(image, np.ndarray) and (xp := _array_api.namespace(image)) is not None:
         check_workers(workers)
         return _array_api.forward(xp, image, n, dtype=dtype, layout=layout, channel_order=channel_order)
-    images, stacked = check_image_stack(image)
+    images, leading = check_image_stack(image)
     dtype = work_dtype(images.dtype) if dtype is None else check_float_dtype(dtype)
     workers = check_workers(workers)
     rows, cols = blocks_shape(images.shape[1:], n)
@@ -331,7 +334,7 @@ def forward(image, block_size: int = DEFAULT_BLOCK_SIZE, *, dtype=None, workers=
         out = np.take(out, _array_api.zigzag_order(n), axis=1)
     if layout == "channels_last":
         out = np.ascontiguousarray(np.moveaxis(out, 1, -1))
-    return out if stacked else out[0]
+    return out.reshape(leading + out.shape[1:])
 
 
 def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "channels_first",
@@ -349,8 +352,8 @@ def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "chan
     ``scipy.fft.idctn(block, norm="ortho")`` on every block. As in :func:`forward` it
     is one matrix product per block row of a tile, the (n*n, n*n) transposed kernel
     matrix times the coefficient vectors, scattered (col2im) straight into the image.
-    A stack (N, n*n, rows, columns) gives N images in one call, each the same to the
-    last bit as when inverted alone.
+    A batch (..., n*n, rows, columns) with any leading dimensions gives (..., H, W)
+    in one call, each image the same to the last bit as when inverted alone.
 
     An array of another array-API library is inverted by that library, as in
     :func:`forward`: (..., n*n, rows, columns) gives (..., H, W), an array of the
@@ -359,10 +362,9 @@ def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "chan
 
     Parameters
     ----------
-    coefficients : array_like, shape (n*n, rows, columns) or (N, n*n, rows, columns); or an array-API array
-        Coefficient maps as returned by :func:`forward`, or a stack of N such sets;
-        n is deduced from the number of channels. An array-API array may have any
-        number of leading dimensions, (..., n*n, rows, columns).
+    coefficients : array_like or array-API array, shape (n*n, rows, columns) or (..., n*n, rows, columns)
+        Coefficient maps as returned by :func:`forward`, or a batch of them over any
+        leading dimensions; n is deduced from the number of channels.
     image_shape : tuple of int (H, W), optional
         Crop the result (every image of a stack) to this shape, undoing the edge padding of :func:`forward`.
         It must round up to the coefficient grid: ``ceil(H/n) == rows`` and
@@ -378,7 +380,7 @@ def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "chan
 
     Returns
     -------
-    image : ndarray, shape image_shape, or (N, H, W) for a stack
+    image : ndarray, shape image_shape, or (..., H, W) for a batch
         float32 for float32 coefficients, float64 otherwise (another library: its
         float32 or float64, else its default floating dtype).
         ``inverse(forward(x), x.shape)`` returns ``x`` to within 1e-10 in float64.
@@ -387,7 +389,7 @@ def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "chan
     ------
     InvalidCoefficientsError
         If the array is not (n*n, rows, columns) with n from 2 to 64, nor a non-empty
-        stack of them, or ``image_shape`` does not fit the coefficient grid.
+        batch of them, or ``image_shape`` does not fit the coefficient grid.
     InvalidOptionError
         If ``workers`` is not an integer >= 1, or ``layout`` or ``channel_order`` is
         not one of its values.
@@ -414,7 +416,7 @@ def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "chan
                                   check_image_shape=_check_image_shape)
     if layout == "channels_last":
         coefficients = _channels_first(coefficients)
-    coefficients, n, stacked = check_coefficient_stack(coefficients)
+    coefficients, n, leading = check_coefficient_stack(coefficients)
     if channel_order == "zigzag":
         # Channel k holds frequency order[k]: frequency f is channel argsort(order)[f].
         coefficients = np.take(coefficients, np.argsort(_array_api.zigzag_order(n)), axis=1)
@@ -471,16 +473,16 @@ def inverse(coefficients, image_shape=None, *, workers=None, layout: str = "chan
     tiles, buffer_size = _tiles(rows, cols, n, dtype.itemsize)
     _run_tiles(_every_image(len(coefficients), tiles), compute, buffer_size, dtype,
                _threads(workers, coefficients.size))
-    return out if stacked else out[0]
+    return out.reshape(leading + out.shape[1:])
 
 
 def _channels_first(coefficients) -> np.ndarray:
-    """A view of channels-last maps, (rows, columns, n*n) or (N, rows, columns, n*n), with the channels first."""
+    """A view of channels-last maps, (..., rows, columns, n*n), with the channels first."""
     coefficients = np.asarray(coefficients)
-    if coefficients.ndim not in (3, 4):
+    if coefficients.ndim < 3:
         raise InvalidCoefficientsError(
-            "channels-last coefficients must be 3-D (block rows, block columns, n*n) or a 4-D stack "
-            f"(images, block rows, block columns, n*n), got an array of shape {coefficients.shape}"
+            "channels-last coefficients must be 3-D (block rows, block columns, n*n), or (..., block rows, "
+            f"block columns, n*n) with leading batch and channel dimensions, got an array of shape {coefficients.shape}"
         )
     return np.moveaxis(coefficients, -1, -3)
 

@@ -123,7 +123,7 @@ def test_inverse_without_shape_returns_full_grid(rng):
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros(5), np.zeros((2, 2, 2, 2)), np.zeros((0, 4)), np.zeros((3, 3), complex), np.array([["a"]]),
+    [np.zeros(5), np.zeros((2, 0, 4, 4)), np.zeros((0, 4)), np.zeros((3, 3), complex), np.array([["a"]]),
      np.zeros((0, 4, 4)), np.zeros((2, 0, 4)), np.zeros((2, 3, 3), complex)],
 )
 def test_forward_rejects_non_images(bad):
@@ -140,7 +140,7 @@ def test_forward_rejects_bad_block_size():
     "bad, shape",
     [
         (np.zeros((16, 2)), None),  # not 3-D
-        (np.zeros((1, 1, 16, 2, 2)), None),  # nor a 4-D stack
+        (np.zeros((2, 0, 16, 2, 2)), None),  # a batch with an empty leading dimension
         (np.zeros((0, 16, 2, 2)), None),  # an empty stack
         (np.zeros((3, 15, 2, 2)), None),  # a stack of maps whose 15 channels are not n*n
         (np.zeros((3, 16, 2, 2)), (9, 8)),
@@ -157,7 +157,27 @@ def test_inverse_rejects_bad_coefficients_or_shape(bad, shape):
         inverse(bad, shape)
 
 
-# ---------------------------------------------------------------- stacks (N, H, W)
+# ---------------------------------------------------------------- stacks (N, H, W) and batches (..., H, W)
+
+
+@pytest.mark.parametrize("leading", [(2, 3), (1, 2, 2)])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_leading_batch_and_channel_dimensions_are_kept(rng, leading, layout):
+    n, height, width = 4, 10, 7
+    batch = rng.standard_normal(leading + (height, width))
+    coefficients = forward(batch, n, layout=layout)
+    grid = (-(-height // n), -(-width // n))
+    expected_shape = leading + ((n * n,) + grid if layout == "channels_first" else grid + (n * n,))
+    assert coefficients.shape == expected_shape
+    for index in np.ndindex(*leading):
+        reference = reference_blockwise_dct(batch[index], n)
+        maps = coefficients[index] if layout == "channels_first" else np.moveaxis(coefficients[index], -1, 0)
+        np.testing.assert_allclose(maps, reference, rtol=0, atol=tolerance(np.float64, 40))
+    restored = inverse(coefficients, (height, width), layout=layout)
+    assert restored.shape == batch.shape
+    np.testing.assert_allclose(restored, batch, rtol=0, atol=tolerance(np.float64, 40))
+
+
 
 
 @settings(max_examples=30, deadline=None)

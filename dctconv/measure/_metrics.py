@@ -1,6 +1,11 @@
 """How far a reconstruction is from its original: PSNR, SSIM, MSE, largest error, error picture.
 
-PSNR and SSIM are scikit-image's. Compare the original with the reconstruction as it
+PSNR and SSIM are scikit-image's formulas, computed here operation for operation as
+:func:`skimage.metrics.peak_signal_noise_ratio` and
+:func:`skimage.metrics.structural_similarity` compute them (the same float64 numbers;
+the tests compare with scikit-image's functions), without importing those modules:
+they import scipy.stats, most of the start-up of a ``--jobs`` run of small files
+(docs/performance.md). Compare the original with the reconstruction as it
 is written to disk (as :func:`dctconv.decode` gives it), and pass the width of the
 compressed file's data range as ``data_range``: 255 for 8-bit images, ``high - low``
 of the image's own values (or of ``--data-range``) for the others, the range the
@@ -22,6 +27,8 @@ ERROR_PERCENTILE = 99.0
 
 #: Side of scikit-image's default SSIM window; smaller images use their smaller side.
 SSIM_WINDOW = 7
+#: scikit-image's (and Wang et al.'s) SSIM constants.
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 #: Pixels in one band of rows: the error and SSIM are computed a band at a time, so
@@ -108,8 +115,8 @@ def max_abs_error(original, reconstruction) -> float:
 def psnr(original, reconstruction, *, data_range: float) -> float | None:
     r"""Peak signal-to-noise ratio in dB, or None when the images are identical.
 
-    :math:`10 \log_{10}(R^2 / \mathrm{MSE})` with R = ``data_range``, computed by
-    :func:`skimage.metrics.peak_signal_noise_ratio`. Identical images have an
+    :math:`10 \log_{10}(R^2 / \mathrm{MSE})` with R = ``data_range``, computed as
+    :func:`skimage.metrics.peak_signal_noise_ratio` does. Identical images have an
     infinite PSNR, returned as None (it has no JSON number).
 
     Parameters
@@ -138,20 +145,21 @@ def psnr(original, reconstruction, *, data_range: float) -> float | None:
 
 
 def _psnr(original, reconstruction, data_range, identical: bool) -> float | None:
-    from skimage.metrics import peak_signal_noise_ratio
-
     if identical:
         return None
-    if original.dtype.kind == "f" or reconstruction.dtype.kind == "f":
-        # Integer pixels scikit-image converts to float64 itself; float32 ones it would keep.
-        original, reconstruction = _float64(original), _float64(reconstruction)
-    return float(peak_signal_noise_ratio(original, reconstruction, data_range=data_range))
+    return _skimage_psnr(_float64(original), _float64(reconstruction), data_range)
+
+
+def _skimage_psnr(original, reconstruction, data_range) -> float:
+    """scikit-image's ``peak_signal_noise_ratio`` of two float64 arrays, its operations in its order."""
+    error = np.mean((original - reconstruction) ** 2, dtype=np.float64)
+    return float(10 * np.log10((float(data_range) ** 2) / error))
 
 
 def ssim(original, reconstruction, *, data_range: float) -> float | None:
     """Mean structural similarity (1 for identical images), or None for images under 3 pixels wide.
 
-    :func:`skimage.metrics.structural_similarity` with its defaults (7 x 7 uniform
+    :func:`skimage.metrics.structural_similarity`'s, with its defaults (7 x 7 uniform
     window, K1 = 0.01, K2 = 0.03, sample covariance) and the given ``data_range``.
     An image with a side under 7 pixels uses the largest odd window that fits; one
     with a side under 3 has no SSIM.
@@ -177,14 +185,12 @@ def _ssim(original, reconstruction, data_range) -> float | None:
     """scikit-image's mean SSIM, computed over bands of rows (:data:`BAND_PIXELS`).
 
     scikit-image averages its SSIM map without the ``pad = (window - 1) // 2`` pixels
-    along each edge, whose windows would reach past the image. Each band is given to
-    it with ``pad`` more rows of context above and below (``full=True``), and only its
-    own rows of the map are summed: the window of every summed pixel lies in the
-    band given, so the map values are those of the whole image (up to the order of
-    the floating-point sums, about 1e-16).
+    along each edge, whose windows would reach past the image. Each band's map is
+    computed with ``pad`` more rows of context above and below, and only its own
+    rows of the map are summed: the window of every summed pixel lies in the band
+    given, so the map values are those of the whole image (up to the order of the
+    floating-point sums, about 1e-16).
     """
-    from skimage.metrics import structural_similarity
-
     window = min(SSIM_WINDOW, *original.shape)
     window -= 1 - window % 2  # the window side must be odd
     if window < 3:
@@ -193,12 +199,31 @@ def _ssim(original, reconstruction, data_range) -> float | None:
     height, width = original.shape
     total = 0.0
     for top, bottom in _bands(height, width, start=pad, stop=height - pad):
-        _, similarity = structural_similarity(
-            _float64(original[top - pad : bottom + pad]), _float64(reconstruction[top - pad : bottom + pad]),
-            data_range=data_range, win_size=window, full=True,
-        )
+        similarity = _ssim_map(_float64(original[top - pad : bottom + pad]),
+                               _float64(reconstruction[top - pad : bottom + pad]), data_range, window)
         total += float(np.sum(similarity[pad : pad + bottom - top, pad : width - pad], dtype=np.float64))
     return total / ((height - 2 * pad) * (width - 2 * pad))
+
+
+def _ssim_map(x, y, data_range, window: int) -> np.ndarray:
+    """scikit-image's SSIM map (``structural_similarity(..., full=True)``'s ``S``) of two float64
+    arrays with a uniform ``window`` x ``window`` filter: its operations in its order."""
+    from scipy.ndimage import uniform_filter
+
+    points = window**2
+    cov_norm = points / (points - 1)  # sample covariance
+    ux = uniform_filter(x, size=window)
+    uy = uniform_filter(y, size=window)
+    uxx = uniform_filter(x * x, size=window)
+    uyy = uniform_filter(y * y, size=window)
+    uxy = uniform_filter(x * y, size=window)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    a1, a2, b1, b2 = 2 * ux * uy + c1, 2 * vxy + c2, ux**2 + uy**2 + c1, vx + vy + c2
+    return (a1 * a2) / (b1 * b2)
 
 
 @dataclass(frozen=True)
@@ -378,11 +403,9 @@ def over_valid(quality: Quality, original, reconstruction, valid, *, data_range:
 
     PSNR is scikit-image's over those pixels, with the same ``data_range``.
     """
-    from skimage.metrics import peak_signal_noise_ratio
-
     a = np.asarray(original)[valid].astype(np.float64)
     b = np.asarray(reconstruction)[valid].astype(np.float64)
     if a.size == 0 or np.array_equal(a, b):
         return Quality(None, quality.ssim, 0.0, quality.max_abs_error)
-    psnr_db = float(peak_signal_noise_ratio(a, b, data_range=data_range))
+    psnr_db = _skimage_psnr(a, b, data_range)
     return Quality(psnr_db, quality.ssim, float(np.mean((a - b) ** 2)), quality.max_abs_error)

@@ -21,10 +21,9 @@ TRANSFORM_IMPORTS = (
     "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.ImageDraw", "PIL.ImageFont", "skimage.util",
 )
 #: The same for :func:`compress_file` without its pictures (``pictures=False``):
-#: most of its start-up is scipy, through scikit-image's metrics.
+#: most of its start-up is scipy.ndimage, for the SSIM's filter.
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
-    "dctconv.codec._core", "dctconv.codec._zigzag", "dctconv.measure._metrics",
-    "skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics",
+    "dctconv.codec._core", "dctconv.codec._zigzag", "dctconv.measure._metrics", "scipy.ndimage",
 )
 #: The same for :func:`compress_file` with its pictures: matplotlib too.
 COMPRESS_IMPORTS = COMPRESS_DATA_IMPORTS + (
@@ -276,8 +275,8 @@ def compress_file(
     """
     path, out_dir = Path(path), Path(out_dir)
     with Background() as background:
-        # scipy.stats (imported by scikit-image's PSNR) and matplotlib take seconds to
-        # import; the thread imports them while the image is read and encoded. Only
+        # scipy.ndimage (the SSIM's filter) and matplotlib take a second to import;
+        # the thread imports them while the image is read and encoded. Only
         # modules that reading and encoding do not import themselves, so that the two
         # threads never import the same module at once.
         background.submit(_import_all, _LATER_IMPORTS + (_PICTURE_IMPORTS if pictures else ()))
@@ -288,7 +287,7 @@ def compress_file(
 
 
 #: What :func:`compress_file` imports after the encode: the metrics, and the figures.
-_LATER_IMPORTS = ("skimage.metrics._structural_similarity", "skimage.metrics.simple_metrics")
+_LATER_IMPORTS = ("scipy.ndimage",)
 _PICTURE_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 

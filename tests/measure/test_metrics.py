@@ -218,3 +218,25 @@ def test_psnr_computed_elsewhere_is_the_same(rng):
     assert len(handed) == 1
     assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=255), rel=1e-12)
     assert quality == measure(image, other, data_range=255)[0]
+
+
+@pytest.mark.parametrize(("dtype", "data_range", "window"), [
+    (np.uint8, 255, 7), (np.uint16, 65535, 7), (np.float32, 3.5, 5), (np.float64, 1.0, 3)])
+def test_psnr_and_ssim_map_are_scikit_images_to_the_last_bit(dtype, data_range, window, rng):
+    # Computed without importing scikit-image's metrics (they import scipy.stats): the
+    # same operations in the same order, so the same float64 numbers, not merely close ones.
+    if np.dtype(dtype).kind == "f":
+        image = (rng.random((45, 38)) * data_range).astype(dtype)
+        other = (image + rng.normal(0, data_range / 50, image.shape)).astype(dtype)
+    else:
+        image = rng.integers(0, data_range + 1, (45, 38)).astype(dtype)
+        other = noisy(image, rng, 9)
+    a, b = image.astype(np.float64), other.astype(np.float64)
+    assert metrics._psnr(image, other, data_range, False) == peak_signal_noise_ratio(a, b, data_range=data_range)
+    _, expected = structural_similarity(a, b, data_range=data_range, win_size=window, full=True)
+    assert np.array_equal(metrics._ssim_map(a, b, data_range, window), expected)
+    valid = np.ones(image.shape, bool)
+    valid[::3] = False
+    assert metrics.over_valid(metrics.compare(image, other, data_range=data_range), image, other, valid,
+                              data_range=data_range).psnr_db == peak_signal_noise_ratio(
+        a[valid], b[valid], data_range=data_range)

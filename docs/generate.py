@@ -306,7 +306,11 @@ WHY = {
     "the summary figure",
     "matplotlib": "the summary and rate-distortion figures of `compress`; its DejaVu Sans font "
     "(found without importing matplotlib) for the labels Pillow draws",
-    "constriction": "the codec's range coder, vectorized over numpy arrays (`entropy_model.py`)",
+    "constriction": "the range coder of the files written before the adaptive engine (MODL, WORD: "
+                    "`codec/_entropy.py`), kept so that they still decode",
+    "numba": "the codec's entropy engine (`codec/_engine.py`): its per-coefficient loops (adaptive binary "
+             "range coding, contexts from decoded neighbours) compiled to machine code at first use and "
+             "cached; wheels wherever numpy has them, no compiler at install (see \"The compiled engine\")",
     "bjontegaard": "the BD-rates of the sweep (Bjontegaard delta rate)",
     "pytest": "the test runner",
     "hypothesis": "property tests over random sizes, block sizes and dtypes",

@@ -895,7 +895,7 @@ def test_help_still_imports_no_numpy():
     code = (
         "import sys; from click.testing import CliRunner; from dctconv.cli import cli; "
         "assert CliRunner().invoke(cli, ['transform', '--help']).exit_code == 0; "
-        "heavy = {'numpy', 'scipy', 'PIL', 'matplotlib', 'skimage'}; "
+        "heavy = {'numpy', 'scipy', 'PIL', 'matplotlib', 'skimage', 'numba', 'llvmlite'}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -916,9 +916,9 @@ def _codec_file(**fields) -> bytes:
     from hostile import reseal
 
     data = bytearray(dctconv.encode(sample_crop()))
-    # model_bytes: the length of MODL, the first entry of version 4's section table.
+    # levels_bytes: the length of ADPT, the first entry of version 4's section table.
     offsets = {"version": (4, "<B"), "block_size": (5, "<B"), "mode": (6, "<B"), "height": (12, "<I"),
-               "width": (16, "<I"), "model_bytes": (68, "<I")}
+               "width": (16, "<I"), "levels_bytes": (68, "<I")}
     for name, value in fields.items():
         offset, form = offsets[name]
         struct.pack_into(form, data, offset, value)
@@ -946,7 +946,7 @@ CODEC_FILE_CASES = {
     ),
     "damaged section": (
         lambda: _codec_file()[:-1] + bytes([_codec_file()[-1] ^ 0x10]),
-        "section RAWB (the raw bits) is damaged (its CRC-32 does not match)",
+        "section ADPT (the adaptively coded levels) is damaged (its CRC-32 does not match)",
     ),
     "block size": (lambda: _codec_file(block_size=65), "header gives block size 65, not from 2 to 64"),
     "pixel mode": (lambda: _codec_file(mode=7), "header gives unknown pixel mode 7"),
@@ -961,8 +961,8 @@ CODEC_FILE_CASES = {
                 f"the file has {_codec_size() + 4:,}",
     ),
     "sections that lie": (
-        lambda: _codec_file(model_bytes=2**31),
-        lambda: f"file is truncated: its header describes {_codec_size() + 2**31 - len(_model_section()):,} "
+        lambda: _codec_file(levels_bytes=2**31),
+        lambda: f"file is truncated: its header describes {_codec_size() + 2**31 - len(_levels_section()):,} "
                 f"bytes, the file has {_codec_size():,}",
     ),
     "size beyond --max-pixels": (
@@ -973,11 +973,11 @@ CODEC_FILE_CASES = {
 }
 
 
-def _model_section() -> bytes:
+def _levels_section() -> bytes:
     import dctconv.codec._dctz as codec_file
 
     data = _codec_file()
-    start, end = codec_file.read_header(data).section_offsets()["MODL"]
+    start, end = codec_file.read_header(data).section_offsets()["ADPT"]
     return data[start:end]
 
 

@@ -31,7 +31,7 @@ def test_help_imports_no_numerical_library():
     code = (
         "import sys; from dctconv.cli import cli\n"
         "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('numpy', 'scipy', 'PIL', 'matplotlib', 'skimage') if m in sys.modules]\n"
+        "heavy = [m for m in ('numpy', 'scipy', 'PIL', 'matplotlib', 'skimage', 'numba', 'llvmlite') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

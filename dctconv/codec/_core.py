@@ -19,7 +19,7 @@ from ._bound import (apply_residual, check_max_error, decode_mask, encode_mask, 
                      quantize_residual, TRIAL_QUALITIES, trial_crop, trial_steps)
 from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, section, sections
 from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
-from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map, encode_integer_map, encode_levels
+from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map
 from ._entropy import decode_levels as _decode_coded
 from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError
 from ..io._images import to_pixels
@@ -429,16 +429,18 @@ def _encode_settings(image, source, nan, mode, settings, *, check=True):
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
         parts = classic_sections(b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6))
     else:
-        coded = encode_levels(levels.levels, zigzag_order(n)[: header.keep], n, levels.steps,
-                              version=FORMAT_VERSION)
+        from . import _engine
+
         offsets = b""
         if levels.offsets is not None:
             offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
-        parts = classic_sections(offsets + coded.model, coded.words, coded.raw_bits)
+        parts = {"ADPT": offsets + _engine.encode_levels(levels.levels, header.keep, n, levels.steps)}
     if header.max_error is not None:
         q = quantize_residual(image, prediction_pixels(levels), header.max_error, mode, header.value_range)
         if q.any():
-            parts["RESD"] = encode_integer_map(q[None])
+            from . import _engine
+
+            parts["ADRS"] = _engine.encode_map(q[None])
     if nan is not None:
         parts["NANM"] = encode_mask(nan)
     data = pack(header, parts)
@@ -497,10 +499,18 @@ def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Level
         if not np.isfinite(coefficients).all():
             raise CodecFileError("coefficients contain NaN or infinity")
         return Levels(header, coefficients, steps)
+    adaptive = section(data, header, "ADPT") if header.format_version >= 4 else b""
+    if adaptive:
+        model = adaptive
     split = offsets_size(header)
     if len(model) < split:
-        raise CodecFileError("model section is shorter than its reconstruction offsets")
+        raise CodecFileError(f"{'ADPT' if adaptive else 'model'} section is shorter than its reconstruction offsets")
     offsets = _offsets_of(model[:split], n) if split else None
+    if adaptive:
+        from . import _engine
+
+        decoded = _engine.decode_levels(adaptive[split:], shape, header.keep, n, steps)
+        return Levels(header, decoded, steps, offsets)
     coded = CodedLevels(model[split:], words, raw)
     channels = zigzag_order(n)[: header.keep]
     decoded = _decode_coded(coded, shape, channels, n, steps, version=header.format_version)
@@ -567,11 +577,18 @@ def decoded_pixels(data, levels: Levels) -> np.ndarray:
     pixels = prediction_pixels(levels)
     # The file's own header: the one of encode's Levels has no section table.
     header = levels.header if levels.header.section_table else read_header(data, max_pixels=None)
-    residual = section(data, header, "RESD")
+    residual, tag = section(data, header, "ADRS"), "ADRS"
+    if not residual:
+        residual, tag = section(data, header, "RESD"), "RESD"
     if residual:
         if header.max_error is None:
-            raise CodecFileError("the file holds a residual (RESD) but promises no largest error")
-        q = decode_integer_map(residual, (1, *header.image_shape))[0]
+            raise CodecFileError(f"the file holds a residual ({tag}) but promises no largest error")
+        if tag == "ADRS":
+            from . import _engine
+
+            q = _engine.decode_map(residual, (1, *header.image_shape))[0]
+        else:
+            q = decode_integer_map(residual, (1, *header.image_shape))[0]
         pixels = apply_residual(pixels, q, header.max_error, header.mode, header.value_range)
     mask = section(data, header, "NANM")
     if mask:

@@ -25,10 +25,15 @@ Version 4 (written today; little-endian)::
     64+12S     4     CRC-32 of bytes 0 .. 64+12S (the header and the table)
     68+12S     ...   the sections, in table order, and nothing after them
 
-A tag appears at most once. The sections every quantized file has are ``MODL``
-(the model), ``WORD`` (the range-coded 32-bit words, little-endian) and ``RAWB``
-(raw bits; for quantization 2 the zlib-compressed float64 values of the K kept
-channels); their content is the one described below for versions 1 to 3. A reader
+A tag appears at most once. A quantized file (quantization 0 or 1) holds its levels
+in ``ADPT``: for quantization 0 the reconstruction offsets (two bytes per channel
+class, as below), then the levels coded by the adaptive binary range coder of
+``dctconv.codec._engine`` (docs/formats.md gives it bit by bit). Version 4 files
+written before the engine hold ``MODL`` (the model), ``WORD`` (the range-coded 32-bit
+words, little-endian) and ``RAWB`` (raw bits) instead, with the content described
+below for versions 1 to 3; a file holds one coding or the other, never both. For
+quantization 2 the only such section is ``RAWB``, the zlib-compressed float64 values
+of the K kept channels. A reader
 refuses a tag it does not know. :func:`read_header` checks the magic, every field,
 the header's CRC, every section's length against the file's and every section's
 CRC before anything is decoded, so that a damaged file is named, never decoded.
@@ -39,7 +44,9 @@ table times ``(high - low) / 255``; versions 1 to 3 used the container's range: 
 (``dctconv.codec._bound``): ``RESD``, the bounded residual of a file that promises a
 largest error E (the header's field): the map q (H x W) of the quantized residual
 against the pixels the levels decode to, coded by
-``dctconv.codec._entropy.encode_integer_map``; a pixel decodes to ``P + q (2 floor(E) + 1)``
+``dctconv.codec._entropy.encode_integer_map`` (files written before the engine), or
+the same map in ``ADRS``, coded by the engine (``dctconv.codec._engine.encode_map``);
+a pixel decodes to ``P + q (2 floor(E) + 1)``
 for integer modes, ``float32(P + q 2 (E - u))`` for float ones (u the float32 spacing at
 the larger magnitude of the data range), clipped to the data range; absent when every
 q is 0. ``NANM``, the NaN mask of a float image: a kind byte, then for kind 0 the
@@ -112,6 +119,8 @@ SECTION_TAGS = {
     "RAWB": "the raw bits",
     "RESD": "the bounded residual",
     "NANM": "the NaN mask",
+    "ADPT": "the adaptively coded levels",
+    "ADRS": "the adaptively coded residual",
 }
 #: The sections of versions 1 to 3, in file order.
 _CLASSIC_TAGS = ("MODL", "WORD", "RAWB")
@@ -321,7 +330,8 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         raise CodecFileError(f"header gives quality {quality}, not from 1 to 100")
     if kind == "step" and not (quality == 0 and math.isfinite(step) and step > 0):
         raise CodecFileError(f"header gives step {step!r}, not a finite number > 0")
-    if kind == "none" and not (quality == 0 and step == 0 and model_bytes == 0 and word_count == 0):
+    adaptive = any(tag == "ADPT" for tag, _, _ in extra.get("section_table", ()))
+    if kind == "none" and not (quality == 0 and step == 0 and model_bytes == 0 and word_count == 0 and not adaptive):
         raise CodecFileError("header of unquantized coefficients gives quantization settings or coded data")
     header = CodecHeader(
         block_size=n,
@@ -369,6 +379,11 @@ def _read_table(data, count: int):
             raise CodecFileError(f"section {tag} appears twice")
         table.append((tag, length, crc))
     lengths = {tag: length for tag, length, _ in table}
+    classic = [tag for tag in ("MODL", "WORD") if tag in lengths]
+    if "ADPT" in lengths and classic:
+        raise CodecFileError(f"sections ADPT and {classic[0]} both hold levels; a file has one coding of them")
+    if "ADRS" in lengths and "RESD" in lengths:
+        raise CodecFileError("sections ADRS and RESD both hold a residual; a file has one of them")
     if lengths.get("WORD", 0) % 4:
         raise CodecFileError(f"section WORD has {lengths['WORD']} bytes, not a whole number of 32-bit words")
     return tuple(table), lengths.get("MODL", 0), lengths.get("WORD", 0) // 4, lengths.get("RAWB", 0)

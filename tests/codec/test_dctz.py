@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import dctconv
 from dctconv.codec._core import decode_levels, offsets_size
-from dctconv.codec._dctz import HEADER_SIZE, read_header
+from dctconv.codec._dctz import HEADER_SIZE, pack, read_header, section
 from dctconv.errors import CodecFileError, CodecTooLargeError
 from dctconv.io._images import read_image
 from hostile import dctz_sections, reseal
@@ -31,6 +31,8 @@ def sample_file(**settings) -> bytes:
 
 
 VALID = sample_file()
+#: Two sections (ADPT, ADRS): for the section table's own checks.
+BOUNDED = sample_file(max_error=1)
 
 
 def one_line(exc: Exception) -> str:
@@ -52,9 +54,9 @@ def test_header_is_small_and_holds_the_settings():
         assert read_header(dctconv.encode(np.zeros((3, 3), dtype))).mode == mode
 
 
-def patched(offset: int, fmt: str, value) -> bytes:
+def patched(offset: int, fmt: str, value, source: bytes = VALID) -> bytes:
     """VALID with one field changed and its checksums recomputed: the field's own check answers."""
-    data = bytearray(VALID)
+    data = bytearray(source)
     struct.pack_into(fmt, data, offset, value)
     return reseal(bytes(data))
 
@@ -84,11 +86,16 @@ def patched(offset: int, fmt: str, value) -> bytes:
         (patched(60, "<H", 1), "header sets flags 0x0001, which this dctconv does not know"),
         (patched(62, "<H", 0), "header gives 0 sections, not from 1 to 16"),
         (patched(62, "<H", 17), "header gives 17 sections, not from 1 to 16"),
-        (patched(64, "<4s", b"JUNK"), "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB, RESD, NANM)"),
-        (patched(76, "<4s", b"MODL"), "section MODL appears twice"),
+        (patched(64, "<4s", b"JUNK"),
+         "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB, RESD, NANM, ADPT, ADRS)"),
+        (patched(76, "<4s", b"ADPT", BOUNDED), "section ADPT appears twice"),
+        (patched(76, "<4s", b"WORD", BOUNDED),
+         "sections ADPT and WORD both hold levels; a file has one coding of them"),
+        (patched(64, "<4s", b"RESD", BOUNDED),
+         "sections ADRS and RESD both hold a residual; a file has one of them"),
         # Checksums: a change that is not resealed is named before anything is decoded.
         (VALID[:5] + b"\x08" + VALID[6:], "the header is damaged (its CRC-32 does not match)"),
-        (VALID[:-1] + bytes([VALID[-1] ^ 1]), "section RAWB (the raw bits) is damaged (its CRC-32 does not match)"),
+        (VALID[:-1] + bytes([VALID[-1] ^ 1]), "section ADPT (the adaptively coded levels) is damaged (its CRC-32 does not match)"),
     ],
 )
 def test_hostile_headers_raise_one_line_errors(data, message):
@@ -113,7 +120,7 @@ def test_lying_sizes_are_refused_before_allocation():
         read_header(VALID, max_pixels=500)
     # Sections that claim more than the file holds: a size check, not an allocation.
     data = bytearray(VALID)
-    struct.pack_into("<I", data, 64 + 12 + 4, 2**32 - 4)  # WORD's length
+    struct.pack_into("<I", data, 64 + 4, 2**32 - 4)  # ADPT's length
     with pytest.raises(CodecFileError, match="file is truncated: its header describes"):
         dctconv.decode(reseal(bytes(data)))
 
@@ -152,16 +159,30 @@ def test_fuzzed_files_decode_or_raise_codec_file_error(data):
         assert pixels.ndim == 2 and pixels.size <= 4000
 
 
-def test_decode_levels_of_a_damaged_model_section():
+def with_section(data: bytes, tag: str, payload: bytes) -> bytes:
+    """A version 4 file with section ``tag``'s bytes replaced (table and checksums rebuilt)."""
+    header = read_header(data)
+    parts = {name: section(data, header, name) for name, _, _ in header.section_table}
+    parts[tag] = payload
+    return pack(header, parts)
+
+
+def test_decode_levels_of_a_damaged_offsets_or_model_section():
     header = read_header(VALID)
     offsets = offsets_size(header)
-    assert offsets == 14 and header.model_bytes > offsets  # n = 4: 7 classes, two offsets each
-    model, _ = dctz_sections(VALID)  # MODL is the first section
+    assert offsets == 14  # n = 4: 7 classes, two offsets each
+    adaptive, _ = dctz_sections(VALID)  # ADPT is the only section, the offsets first
     data = bytearray(VALID)
-    data[model] = 128  # an offset of half a step or more
+    data[adaptive] = 128  # an offset of half a step or more
     with pytest.raises(CodecFileError, match="reconstruction offsets beyond half a step"):
         decode_levels(reseal(bytes(data)))
-    data = bytearray(VALID)
+    with pytest.raises(CodecFileError, match="ADPT section is shorter than its reconstruction offsets"):
+        decode_levels(with_section(VALID, "ADPT", bytes(10)))
+    # A version 4 file of the coder before the engine (MODL, WORD, RAWB).
+    old_v4 = (DATA / "codec_v4_n4_q75.dctz").read_bytes()
+    assert read_header(old_v4).model_bytes > offsets
+    model, _ = dctz_sections(old_v4)  # MODL is the first section
+    data = bytearray(old_v4)
     data[model + offsets : model + offsets + 2] = b"\xff\xff"  # kind 3 (a table) of 127 tokens
     with pytest.raises(CodecFileError, match="model section gives a table of 127 tokens, not from 1 to 73"):
         decode_levels(reseal(bytes(data)))
@@ -169,6 +190,34 @@ def test_decode_levels_of_a_damaged_model_section():
     old[HEADER_SIZE + offsets] = 200  # version 1: a context's alphabet larger than any token
     with pytest.raises(CodecFileError, match="model section names a token beyond the largest one"):
         decode_levels(bytes(old))
+
+
+def test_the_adaptive_sections_must_end_exactly():
+    adaptive = section(VALID, read_header(VALID), "ADPT")
+    with pytest.raises(CodecFileError) as info:
+        dctconv.decode(with_section(VALID, "ADPT", adaptive[:-3]))
+    assert one_line(info.value) == "section ADPT ends early (its coded data is truncated or damaged)"
+    with pytest.raises(CodecFileError) as info:
+        dctconv.decode(with_section(VALID, "ADPT", adaptive + b"\x00\x00"))
+    assert one_line(info.value) == "section ADPT has 2 bytes left over after its last symbol"
+    residual = section(BOUNDED, read_header(BOUNDED), "ADRS")
+    assert residual
+    with pytest.raises(CodecFileError) as info:
+        dctconv.decode(with_section(BOUNDED, "ADRS", residual[:-2]))
+    assert one_line(info.value) == "section ADRS ends early (its coded data is truncated or damaged)"
+    with pytest.raises(CodecFileError) as info:
+        dctconv.decode(with_section(BOUNDED, "ADRS", residual + b"\x01"))
+    assert one_line(info.value) == "section ADRS has 1 byte left over after its last symbol"
+
+
+@pytest.mark.parametrize("name", ["v4_n4_q75", "v4_n4_q50_bound2"])
+def test_version_4_files_of_the_coder_before_the_engine_still_decode(name):
+    # Written by dctconv at commit 2de6749 (MODL, WORD, RAWB and RESD, the constriction coder)
+    # from codec_v1_source.png, with the pixels its decoder gave them.
+    data = (DATA / f"codec_{name}.dctz").read_bytes()
+    tags = [tag for tag, _, _ in read_header(data).section_table]
+    assert tags[:3] == ["MODL", "WORD", "RAWB"] and ("RESD" in tags) == name.endswith("bound2")
+    assert np.array_equal(dctconv.decode(data), read_image(DATA / f"codec_{name}.png")[0])
 
 
 @pytest.mark.parametrize("name", ["v1_n8_q50", "v1_n4_q75", "v1_n4_keep6_step1", "v2_n8_q50", "v3_n8_q50", "v3_n4_q75"])

@@ -1,0 +1,631 @@
+"""The codec's compiled entropy engine: an adaptive binary range coder over the levels, block by block.
+
+Format version 4 codes the quantization levels in section ADPT and the residual of a
+bound (``--max-error``) in section ADRS with this engine (docs/formats.md, "The
+adaptive engine", is the complete specification; this docstring is its summary).
+
+* **The coder** is LZMA's binary range coder [1]_: a 32-bit range, a 33-bit low
+  with carry propagation through a cached byte, a probability of the bit 0 in
+  :data:`PROB_BITS` bits. Each context holds two estimates that adapt after every
+  bit with shifts :data:`RATE_FAST` and :data:`RATE_SLOW` (their mean is the
+  probability, as in VVC's CABAC [2]_). Bits with no useful probability (most signs,
+  nothing else) are coded with probability one half ("bypass").
+* **Integers** (:func:`_enc_uint`): a zero flag; then the exponent ``e`` of
+  ``v = |value|`` (``2**e <= v < 2**(e+1)``) in unary, then the ``e`` bits of ``v``
+  below its leading one, most significant first; every bit has a context of its own
+  set (FFV1's symbol coding [3]_). A set is :data:`SET_SIZE` contexts.
+* **Levels**: first the DC level of every block in raster order, as its difference
+  from the median prediction of LOCO-I [4]_ (left, above, left + above - above-left)
+  with a set chosen by the activity of those neighbours; then each block's AC levels
+  in zigzag order, as in H.264's CABAC [5]_: a coded-block flag, then for each
+  position a significance flag, for a nonzero level its magnitude minus one, its sign
+  (bypass), and a last flag. The contexts come from the channel's class
+  (:func:`dctconv.codec._entropy.channel_classes`), the same coefficient in the blocks
+  above and to the left, the in-block neighbours (x - 1, y) and (x, y - 1), the DC
+  levels across the block for its first two AC frequencies, and the last positions of
+  the neighbouring blocks.
+* **Integer maps** (the residual of a bound): pixel by pixel in raster order, a
+  signed integer in a set chosen by the magnitudes of the four causal neighbours,
+  its sign in a context of the signs of the left and upper ones.
+
+The compiled loops are built by numba on first use and cached on disk (``cache=True``):
+the first call in a fresh environment compiles (seconds, docs/performance.md), later
+processes load the cache.
+
+References
+----------
+.. [1] I. Pavlov, LZMA SDK, ``LzmaEnc.c`` / ``LzmaDec.c`` (range coder), 1999-2023.
+.. [2] ITU-T H.266 (VVC), 2020, 9.3.4.3: two-rate probability estimation.
+.. [3] M. Niedermayer, D. Rice, J. Martinez, "FFV1 Video Coding Format", RFC 9043, 2021, 3.8.1.
+.. [4] M. J. Weinberger, G. Seroussi, G. Sapiro, "The LOCO-I lossless image compression
+   algorithm", IEEE TIP 9(8), 2000.
+.. [5] D. Marpe, H. Schwarz, T. Wiegand, "Context-based adaptive binary arithmetic coding
+   in the H.264/AVC video compression standard", IEEE TCSVT 13(7), 2003.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..errors import CodecFileError
+
+PROB_BITS = 15
+PROB_ONE = 1 << PROB_BITS
+RATE_FAST = 3
+RATE_SLOW = 7
+TOP = 1 << 24
+#: Contexts of one integer set: zero flag, 10 exponent bits, 10 mantissa bits, 9 signs.
+SET_SIZE = 30
+_EXP = 1
+_MANT = 11
+_SIGN = 21
+#: DC sets: by the bit length of the neighbours' activity, capped.
+DC_SETS = 12
+#: Significance contexts per class: neighbours' last positions (3) x around (3) x inside (4).
+SIG_CONTEXTS = 36
+#: Magnitude sets per class: by the bit length of the neighbours' magnitudes, capped.
+MAG_GRADES = 6
+#: Sign contexts of the edge frequencies: bins of the prediction's size (and none) x |level| 1, 2, >= 3.
+SIGN_BINS = 7
+SIGN_CONTEXTS = (SIGN_BINS + 1) * 3
+#: Levels enter the sign prediction clamped to this magnitude (its sums stay far inside int64).
+CLAMP = 1 << 20
+#: Sets of the residual map: by the bit length of the neighbours' magnitudes, capped.
+MAP_SETS = 16
+#: Largest exponent of a coded integer (values stay below 2**62).
+MAX_EXPONENT = 61
+#: Magnitudes of levels (and of DC levels) must stay below this.
+LEVEL_LIMIT = 1 << 59
+
+# Error codes of the compiled decoders (0: none).
+_ERR_ENDS_EARLY = 1
+_ERR_EXPONENT = 2
+_ERR_LEVEL = 3
+_ERR_FIRST = 4
+
+
+# ---------------------------------------------------------------- the range coder
+
+
+@njit(cache=True)
+def _put(buf, st, byte):
+    """Append one byte to ``buf`` (st[4] bytes used); a full buffer doubles."""
+    pos = st[4]
+    if pos >= buf.size:
+        bigger = np.empty(2 * buf.size + 64, np.uint8)
+        bigger[:pos] = buf[:pos]
+        buf = bigger
+    buf[pos] = byte
+    st[4] = pos + 1
+    return buf
+
+
+@njit(cache=True)
+def _shift_low(buf, st):
+    # st: low, range, cache, cache_size, bytes written
+    low = st[0]
+    if (low & 0xFFFFFFFF) < 0xFF000000 or low >= (1 << 32):
+        carry = low >> 32
+        temp = st[2]
+        while True:
+            buf = _put(buf, st, (temp + carry) & 0xFF)
+            temp = 0xFF
+            st[3] -= 1
+            if st[3] == 0:
+                break
+        st[2] = (low >> 24) & 0xFF
+    st[3] += 1
+    st[0] = (low & 0x00FFFFFF) << 8
+    return buf
+
+
+@njit(cache=True)
+def _enc_bit(buf, st, probs, ctx, bit):
+    fast = probs[ctx, 0]
+    slow = probs[ctx, 1]
+    bound = (st[1] >> PROB_BITS) * ((fast + slow) >> 1)
+    if bit == 0:
+        st[1] = bound
+        probs[ctx, 0] = fast + ((PROB_ONE - fast) >> RATE_FAST)
+        probs[ctx, 1] = slow + ((PROB_ONE - slow) >> RATE_SLOW)
+    else:
+        st[0] += bound
+        st[1] -= bound
+        probs[ctx, 0] = fast - (fast >> RATE_FAST)
+        probs[ctx, 1] = slow - (slow >> RATE_SLOW)
+    while st[1] < TOP:
+        st[1] <<= 8
+        buf = _shift_low(buf, st)
+    return buf
+
+
+@njit(cache=True)
+def _enc_bypass(buf, st, bit):
+    st[1] >>= 1
+    if bit:
+        st[0] += st[1]
+    while st[1] < TOP:
+        st[1] <<= 8
+        buf = _shift_low(buf, st)
+    return buf
+
+
+@njit(cache=True)
+def _enc_uint(buf, st, probs, base, value):
+    """A non-negative integer in the set starting at context ``base`` (FFV1's symbol coding)."""
+    if value == 0:
+        return _enc_bit(buf, st, probs, base, 0)
+    buf = _enc_bit(buf, st, probs, base, 1)
+    e = 0
+    while (value >> (e + 1)) != 0:
+        e += 1
+    for i in range(e):
+        buf = _enc_bit(buf, st, probs, base + _EXP + min(i, 9), 1)
+    buf = _enc_bit(buf, st, probs, base + _EXP + min(e, 9), 0)
+    for i in range(e - 1, -1, -1):
+        buf = _enc_bit(buf, st, probs, base + _MANT + min(i, 9), (value >> i) & 1)
+    return buf
+
+
+@njit(cache=True)
+def _dec_bit(data, st, probs, ctx):
+    # st: range, code, next byte, bytes read past the end
+    fast = probs[ctx, 0]
+    slow = probs[ctx, 1]
+    bound = (st[0] >> PROB_BITS) * ((fast + slow) >> 1)
+    if st[1] < bound:
+        st[0] = bound
+        probs[ctx, 0] = fast + ((PROB_ONE - fast) >> RATE_FAST)
+        probs[ctx, 1] = slow + ((PROB_ONE - slow) >> RATE_SLOW)
+        bit = 0
+    else:
+        st[1] -= bound
+        st[0] -= bound
+        probs[ctx, 0] = fast - (fast >> RATE_FAST)
+        probs[ctx, 1] = slow - (slow >> RATE_SLOW)
+        bit = 1
+    while st[0] < TOP:
+        st[0] <<= 8
+        pos = st[2]
+        if pos < data.size:
+            st[1] = ((st[1] << 8) | data[pos]) & 0xFFFFFFFF
+        else:
+            st[1] = (st[1] << 8) & 0xFFFFFFFF
+            st[3] += 1
+        st[2] = pos + 1
+    return bit
+
+
+@njit(cache=True)
+def _dec_bypass(data, st):
+    st[0] >>= 1
+    bit = 0
+    if st[1] >= st[0]:
+        st[1] -= st[0]
+        bit = 1
+    while st[0] < TOP:
+        st[0] <<= 8
+        pos = st[2]
+        if pos < data.size:
+            st[1] = ((st[1] << 8) | data[pos]) & 0xFFFFFFFF
+        else:
+            st[1] = (st[1] << 8) & 0xFFFFFFFF
+            st[3] += 1
+        st[2] = pos + 1
+    return bit
+
+
+@njit(cache=True)
+def _dec_uint(data, st, probs, base):
+    """The integer :func:`_enc_uint` coded; -1 for an exponent beyond :data:`MAX_EXPONENT`."""
+    if _dec_bit(data, st, probs, base) == 0:
+        return 0
+    e = 0
+    while _dec_bit(data, st, probs, base + _EXP + min(e, 9)) == 1:
+        e += 1
+        if e > MAX_EXPONENT:
+            return -1
+    value = 1
+    for i in range(e - 1, -1, -1):
+        value = 2 * value + _dec_bit(data, st, probs, base + _MANT + min(i, 9))
+    return value
+
+
+def _new_encoder():
+    return np.empty(4096, np.uint8), np.array([0, 0xFFFFFFFF, 0, 1, 0], np.int64)
+
+
+def _dec_start(data):
+    """Decoder state after reading the first four bytes (the encoder's first byte, always 0, is not stored)."""
+    st = np.array([0xFFFFFFFF, 0, 0, 0], np.int64)
+    code = 0
+    for k in range(4):
+        code = (code << 8) | (int(data[k]) if k < data.size else 0)
+    st[1] = code
+    st[2] = 4
+    st[3] = max(0, 4 - data.size)
+    return st
+
+
+# ---------------------------------------------------------------- levels
+
+
+@njit(cache=True)
+def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, buf, st, data, dst, decoding):
+    """Encode (``decoding`` False: read ``levels``, write ``buf``) or decode (fill ``levels`` from ``data``).
+
+    Returns (buf, error code). One function for both directions: the binarization
+    and the contexts are then the same code, and numba compiles one loop.
+    """
+    nch, rows, cols = levels.shape
+    keep = zz.size
+    n_side = edge_ch.shape[1]
+    # Context layout (rows of probs).
+    dc_base = 0
+    cbf_base = dc_base + DC_SETS * SET_SIZE
+    sig_base = cbf_base + 3
+    last_base = sig_base + n_classes * SIG_CONTEXTS
+    mag_base = last_base + n_classes * 3
+    sign_base = mag_base + n_classes * MAG_GRADES * SET_SIZE
+    total = sign_base + SIGN_CONTEXTS
+    probs = np.empty((total, 2), np.int64)
+    probs[:, :] = PROB_ONE >> 1
+    lastpos = np.zeros((rows, cols), np.int64)
+    err = 0
+    last = 0
+    # DC of every block in raster order.
+    for r in range(rows):
+        for c in range(cols):
+            if r == 0 and c == 0:
+                pred = 0
+                act = 0
+            elif r == 0:
+                a = levels[0, r, c - 1]
+                pred = a
+                act = abs(a - levels[0, r, c - 2]) if c >= 2 else 0
+            elif c == 0:
+                b = levels[0, r - 1, c]
+                pred = b
+                act = abs(b - levels[0, r - 2, c]) if r >= 2 else 0
+            else:
+                a = levels[0, r, c - 1]
+                b = levels[0, r - 1, c]
+                d = levels[0, r - 1, c - 1]
+                hi = max(a, b)
+                lo = min(a, b)
+                if d >= hi:
+                    pred = lo
+                elif d <= lo:
+                    pred = hi
+                else:
+                    pred = a + b - d
+                act = abs(a - d) + abs(b - d)
+            s = 0
+            while act > 0 and s < DC_SETS - 1:
+                act >>= 1
+                s += 1
+            base = dc_base + s * SET_SIZE
+            if decoding:
+                mag = _dec_uint(data, dst, probs, base)
+                if mag < 0:
+                    return buf, _ERR_EXPONENT
+                if mag != 0 and _dec_bit(data, dst, probs, base + _SIGN) == 1:
+                    mag = -mag
+                value = pred + mag
+                if value >= LEVEL_LIMIT or value <= -LEVEL_LIMIT:
+                    return buf, _ERR_LEVEL
+                levels[0, r, c] = value
+                if dst[3] > 8:
+                    return buf, _ERR_ENDS_EARLY
+            else:
+                diff = levels[0, r, c] - pred
+                buf = _enc_uint(buf, st, probs, base, abs(diff))
+                if diff != 0:
+                    buf = _enc_bit(buf, st, probs, base + _SIGN, 1 if diff < 0 else 0)
+    if keep == 1:
+        return buf, err
+    # AC, block by block.
+    for r in range(rows):
+        for c in range(cols):
+            last_a = lastpos[r - 1, c] if r > 0 else 0
+            last_l = lastpos[r, c - 1] if c > 0 else 0
+            cbf_ctx = cbf_base + (1 if last_a > 0 else 0) + (1 if last_l > 0 else 0)
+            if decoding:
+                coded = _dec_bit(data, dst, probs, cbf_ctx)
+            else:
+                last = 0
+                for i in range(keep - 1, 0, -1):
+                    if levels[zz[i], r, c] != 0:
+                        last = i
+                        break
+                coded = 1 if last > 0 else 0
+                buf = _enc_bit(buf, st, probs, cbf_ctx, coded)
+            if coded == 0:
+                continue
+            for i in range(1, keep):
+                ch = zz[i]
+                k = cls[i]
+                # The same coefficient above and to the left (one missing: the other twice).
+                if r > 0 and c > 0:
+                    around = abs(levels[ch, r - 1, c]) + abs(levels[ch, r, c - 1])
+                elif r > 0:
+                    around = 2 * abs(levels[ch, r - 1, c])
+                elif c > 0:
+                    around = 2 * abs(levels[ch, r, c - 1])
+                else:
+                    around = 0
+                lc = left_ch[i]
+                uc = up_ch[i]
+                if lc == 0 or uc == 0:
+                    # (0, 1) or (1, 0): the DC levels across the block (in-block neighbour is DC).
+                    if lc == 0:
+                        lo_c = c - 1 if c > 0 else c
+                        hi_c = c + 1 if c + 1 < cols else c
+                        inside = abs(levels[0, r, hi_c] - levels[0, r, lo_c])
+                    else:
+                        lo_r = r - 1 if r > 0 else r
+                        hi_r = r + 1 if r + 1 < rows else r
+                        inside = abs(levels[0, hi_r, c] - levels[0, lo_r, c])
+                    b = 0
+                    while inside > 0 and b < 3:
+                        inside >>= 1
+                        b += 1
+                else:
+                    inside = abs(levels[lc, r, c]) + abs(levels[uc, r, c])
+                    b = min(inside, 3)
+                a = min(around, 2)
+                t = (1 if last_a >= i else 0) + (1 if last_l >= i else 0)
+                if i == keep - 1:
+                    sig = 1  # every earlier nonzero level said "not the last"
+                else:
+                    sig_ctx = sig_base + k * SIG_CONTEXTS + (t * 3 + a) * 4 + b
+                    if decoding:
+                        sig = _dec_bit(data, dst, probs, sig_ctx)
+                    else:
+                        sig = 1 if levels[ch, r, c] != 0 else 0
+                        buf = _enc_bit(buf, st, probs, sig_ctx, sig)
+                if sig == 0:
+                    continue
+                act = around + inside
+                grade = 0
+                while act > 0 and grade < MAG_GRADES - 1:
+                    act >>= 1
+                    grade += 1
+                base = mag_base + (k * MAG_GRADES + grade) * SET_SIZE
+                if decoding:
+                    mag = _dec_uint(data, dst, probs, base)
+                    if mag < 0:
+                        return buf, _ERR_EXPONENT
+                    mag += 1
+                    if mag >= LEVEL_LIMIT:
+                        return buf, _ERR_LEVEL
+                    if edge_ch[i, 0] < 0 and _dec_bypass(data, dst) == 1:
+                        mag = -mag
+                    levels[ch, r, c] = mag
+                    if dst[3] > 8:
+                        return buf, _ERR_ENDS_EARLY
+                else:
+                    value = levels[ch, r, c]
+                    buf = _enc_uint(buf, st, probs, base, abs(value) - 1)
+                    if edge_ch[i, 0] < 0:
+                        buf = _enc_bypass(buf, st, 1 if value < 0 else 0)
+                if i == keep - 1:
+                    lastpos[r, c] = i
+                    break
+                t = (1 if last_a > i else 0) + (1 if last_l > i else 0)
+                last_ctx = last_base + k * 3 + t
+                if decoding:
+                    is_last = _dec_bit(data, dst, probs, last_ctx)
+                else:
+                    is_last = 1 if i == last else 0
+                    buf = _enc_bit(buf, st, probs, last_ctx, is_last)
+                if is_last:
+                    lastpos[r, c] = i
+                    break
+            # The signs of the first row and column of frequencies, predicted across the
+            # boundary with the block above ((0, k)) or to the left ((k, 0)).
+            for i in range(1, lastpos[r, c] + 1):
+                if edge_ch[i, 0] < 0:
+                    continue
+                ch = zz[i]
+                value = levels[ch, r, c]
+                if value == 0:
+                    continue
+                vertical = ch < n_side
+                if (r == 0) if vertical else (c == 0):
+                    bin_ = SIGN_BINS
+                    predicted = 0
+                else:
+                    rn = r - 1 if vertical else r
+                    cn = c if vertical else c - 1
+                    predicted = 0
+                    for x in range(n_side):
+                        other = edge_ch[i, x]
+                        w = edge_w[i, x]
+                        term = min(max(levels[other, rn, cn], -CLAMP), CLAMP) * w
+                        predicted += -term if x % 2 else term
+                        if x > 0:
+                            predicted -= min(max(levels[other, r, c], -CLAMP), CLAMP) * w
+                    size = abs(predicted)
+                    bin_ = 0
+                    while bin_ < SIGN_BINS - 1 and size >= (64 << bin_):
+                        bin_ += 1
+                sign_ctx = sign_base + bin_ * 3 + min(abs(value), 3) - 1
+                if decoding:
+                    if _dec_bit(data, dst, probs, sign_ctx) == (0 if predicted < 0 else 1):
+                        levels[ch, r, c] = -value
+                else:
+                    buf = _enc_bit(buf, st, probs, sign_ctx, 1 if (value < 0) != (predicted < 0) else 0)
+            if decoding and dst[3] > 8:
+                return buf, _ERR_ENDS_EARLY
+    return buf, err
+
+
+@njit(cache=True)
+def _code_map(values, buf, st, data, dst, decoding):
+    """Encode or decode an integer map (rows, columns) pixel by pixel (see the module docstring)."""
+    rows, cols = values.shape
+    probs = np.empty((MAP_SETS * SET_SIZE, 2), np.int64)
+    probs[:, :] = PROB_ONE >> 1
+    for r in range(rows):
+        for c in range(cols):
+            a = values[r, c - 1] if c > 0 else 0
+            b = values[r - 1, c] if r > 0 else 0
+            d = values[r - 1, c - 1] if r > 0 and c > 0 else 0
+            e = values[r - 1, c + 1] if r > 0 and c + 1 < cols else 0
+            act = 2 * (abs(a) + abs(b)) + abs(d) + abs(e)
+            s = 0
+            while act > 0 and s < MAP_SETS - 1:
+                act >>= 1
+                s += 1
+            base = s * SET_SIZE
+            sign_ctx = base + _SIGN + 3 * (0 if a == 0 else (1 if a > 0 else 2)) + (0 if b == 0 else (1 if b > 0 else 2))
+            if decoding:
+                mag = _dec_uint(data, dst, probs, base)
+                if mag < 0:
+                    return buf, _ERR_EXPONENT
+                if mag >= LEVEL_LIMIT:
+                    return buf, _ERR_LEVEL
+                if mag != 0 and _dec_bit(data, dst, probs, sign_ctx) == 1:
+                    mag = -mag
+                values[r, c] = mag
+                if dst[3] > 8:
+                    return buf, _ERR_ENDS_EARLY
+            else:
+                value = values[r, c]
+                buf = _enc_uint(buf, st, probs, base, abs(value))
+                if value != 0:
+                    buf = _enc_bit(buf, st, probs, sign_ctx, 1 if value < 0 else 0)
+    return buf, 0
+
+
+@njit(cache=True)
+def _finish(buf, st):
+    for _ in range(5):
+        buf = _shift_low(buf, st)
+    return buf
+
+
+# ---------------------------------------------------------------- Python side
+
+
+def level_tables(block_size: int, keep: int, steps=None):
+    """Per zigzag position: channel, class, channels of its (x, y - 1) and (x - 1, y) neighbours, the
+    class count, and for the first row and column of frequencies the channels and weights of the sign
+    prediction (-1 elsewhere)."""
+    from ._entropy import channel_classes
+    from ._zigzag import zigzag_order
+
+    n = block_size
+    zz = zigzag_order(n)[:keep].astype(np.int64)
+    classes = channel_classes(n)
+    # Classes of the AC positions, renumbered from 0 (DC is class 0 alone).
+    cls = (classes[zz] - 1).clip(0).astype(np.int64)
+    x, y = np.divmod(zz, n)
+    left = np.where(y > 0, zz - 1, zz - n)  # at the block's edge, the neighbour there counts twice
+    up = np.where(x > 0, zz - n, zz - 1)
+    steps = np.ones(n * n) if steps is None else np.asarray(steps, np.float64)
+    edge_ch = np.full((keep, n), -1, np.int64)
+    edge_w = np.zeros((keep, n), np.int64)
+    across = np.sqrt(2.0) * np.cos(np.pi * np.arange(n) / (2 * n))
+    for i, channel in enumerate(zz):
+        if channel == 0 or (x[i] > 0 and y[i] > 0):
+            continue
+        k = y[i] if x[i] == 0 else x[i]
+        # (0, k): the channels (x, k) of the column k; (k, 0): (k, x) of the row k.
+        column = np.arange(n) * n + k if x[i] == 0 else k * n + np.arange(n)
+        edge_ch[i] = column
+        weights = np.rint(256.0 * (steps[column] / steps[channel]) * across)
+        weights[0] = 256
+        edge_w[i] = weights.astype(np.int64)
+    return zz, cls, left.astype(np.int64), up.astype(np.int64), int(classes.max()), edge_ch, edge_w
+
+
+def _empty():
+    return np.zeros(0, np.uint8)
+
+
+def _error(code: int, tag: str) -> CodecFileError:
+    return CodecFileError(
+        {
+            _ERR_ENDS_EARLY: f"section {tag} ends early (its coded data is truncated or damaged)",
+            _ERR_EXPONENT: f"section {tag} is damaged: it codes an integer of more than {MAX_EXPONENT + 1} bits",
+            _ERR_LEVEL: f"section {tag} is damaged: it codes a level beyond 2**59",
+            _ERR_FIRST: f"section {tag} is damaged",
+        }[code]
+    )
+
+
+def _check_end(st, size: int, tag: str) -> None:
+    if st[3] > 0:
+        raise _error(_ERR_ENDS_EARLY, tag)
+    if st[2] < size:
+        left = size - int(st[2])
+        raise CodecFileError(f"section {tag} has {left} byte{'s' if left != 1 else ''} left over after its last symbol")
+
+
+def encode_levels(levels: np.ndarray, keep: int, block_size: int, steps=None) -> bytes:
+    """The ADPT bytes of int64 ``levels`` (n*n, rows, columns), the first ``keep`` zigzag channels coded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.codec._engine import encode_levels, decode_levels
+    >>> levels = np.zeros((4, 3, 5), np.int64); levels[0] = np.arange(15).reshape(3, 5); levels[3, 1, 2] = -40
+    >>> np.array_equal(decode_levels(encode_levels(levels, 4, 2), levels.shape, 4, 2), levels)
+    True
+    """
+    tables = level_tables(block_size, keep, steps)
+    levels = np.ascontiguousarray(levels, dtype=np.int64)
+    buf, st = _new_encoder()
+    buf, _ = _code_levels(levels, *tables, buf, st, _empty(), np.zeros(4, np.int64), False)
+    buf = _finish(buf, st)
+    return buf[1 : st[4]].tobytes()
+
+
+def decode_levels(data, shape, keep: int, block_size: int, steps=None, *, tag: str = "ADPT") -> np.ndarray:
+    """int64 levels of ``shape`` from the bytes :func:`encode_levels` wrote; CodecFileError if they do not end exactly."""
+    tables = level_tables(block_size, keep, steps)
+    data = np.frombuffer(data, np.uint8).copy()  # writable: the same compiled loop as the encoder's
+    levels = np.zeros(shape, np.int64)
+    st = _dec_start(data)
+    _, err = _code_levels(levels, *tables, _empty(), np.zeros(5, np.int64), data, st, True)
+    if err:
+        raise _error(err, tag)
+    _check_end(st, data.size, tag)
+    return levels
+
+
+def encode_map(values) -> bytes:
+    """The ADRS bytes of integer maps (C, R, W) (every value below 2**59 in magnitude), plane after plane.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.codec._engine import encode_map, decode_map
+    >>> values = np.zeros((1, 5, 7), np.int64); values[0, 2, 3] = -4
+    >>> np.array_equal(decode_map(encode_map(values), values.shape), values)
+    True
+    """
+    values = np.asarray(values)
+    if values.ndim != 3 or values.dtype.kind not in "iu":
+        raise ValueError(f"integer maps must be a (C, R, W) integer array, got {values.dtype} {values.shape}")
+    buf, st = _new_encoder()
+    for plane in values:
+        buf, _ = _code_map(np.ascontiguousarray(plane, np.int64), buf, st, _empty(), np.zeros(4, np.int64), False)
+    buf = _finish(buf, st)
+    return buf[1 : st[4]].tobytes()
+
+
+def decode_map(data, shape, *, tag: str = "ADRS") -> np.ndarray:
+    """The int64 maps of ``shape`` (C, R, W) that :func:`encode_map` coded; CodecFileError unless they end exactly."""
+    data = np.frombuffer(data, np.uint8).copy()  # writable: the same compiled loop as the encoder's
+    values = np.zeros(tuple(int(s) for s in shape), np.int64)
+    st = _dec_start(data)
+    for plane in values:
+        _, err = _code_map(plane, _empty(), np.zeros(5, np.int64), data, st, True)
+        if err:
+            raise _error(err, tag)
+    _check_end(st, data.size, tag)
+    return values

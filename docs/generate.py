@@ -301,11 +301,13 @@ WHY = {
     "the other codecs the sweep compares with; the labels of the maps, kernels and error "
     "pictures (`ImageDraw`, no matplotlib needed)",
     "scipy": "`scipy.fft` and `scipy.signal`: the independent references that `verify` checks against",
-    "scikit-image": "PSNR and SSIM: well-tested metrics rather than our own; `util.montage` lays "
-    "out the maps and kernels mosaics, `measure.block_reduce` averages large images down for "
-    "the summary figure",
-    "matplotlib": "the summary and rate-distortion figures of `compress`; its DejaVu Sans font "
-    "(found without importing matplotlib) for the labels Pillow draws",
+    "scikit-image": "PSNR and SSIM as its well-tested functions compute them (`measure._metrics` "
+    "repeats their operations without importing `skimage.metrics`, which imports `scipy.stats`; the "
+    "tests compare to the last bit); `util.montage` lays out the maps and kernels mosaics, "
+    "`measure.block_reduce` averages large images down for the summary picture",
+    "matplotlib": "the rate-distortion figure of `compress --sweep`; its DejaVu Sans font (found "
+    "without importing matplotlib) for the labels Pillow draws; the summary picture's colour maps "
+    "(inferno, Blues), tabulated in `measure._summary` and compared with matplotlib's by the tests",
     "constriction": "the range coder of the files written before the adaptive engine (MODL, WORD: "
                     "`codec/_entropy.py`), kept so that they still decode",
     "numba": "the codec's entropy engine (`codec/_engine.py`): its per-coefficient loops (adaptive binary "

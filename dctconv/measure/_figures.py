@@ -1,4 +1,6 @@
-"""Figures for people, drawn with matplotlib: the compression summary and the rate-distortion sweep.
+"""Figures for people, drawn with matplotlib: the rate-distortion sweep, and the summary's titles.
+
+The summary picture itself is drawn with Pillow (:mod:`dctconv.measure._summary`).
 
 matplotlib is imported inside the functions, and figures are drawn on their own
 Agg canvas (``matplotlib.figure.Figure``, no pyplot), so importing this module is
@@ -6,8 +8,6 @@ cheap and plotting never touches a global backend or opens a window.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -22,195 +22,13 @@ def _pixels(fig) -> np.ndarray:
     rendering, to lay it out) and writes RGBA with zlib's default search; one draw,
     no alpha (the figures are opaque) and the PNG options of the other pictures
     (:data:`dctconv.io._images.PNG_OPTIONS`, :func:`dctconv.io._images.save_picture`) give
-    the same pixels in about two thirds of the time: most of the summary's cost for
-    a small image (docs/performance.md).
+    the same pixels in about two thirds of the time (docs/performance.md).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.array(np.asarray(canvas.buffer_rgba())[..., :3])
-
-
-def save_summary(path, original, reconstruction, **options) -> None:
-    """Write :func:`summary_picture` as a PNG (``options`` are its keyword arguments)."""
-    from ..io._images import save_picture
-
-    save_picture(path, summary_picture(original, reconstruction, **options))
-
-
-def _zigzag_ranks(block_size: int) -> np.ndarray:
-    from ..codec._zigzag import zigzag_order
-
-    ranks = np.empty(block_size * block_size, dtype=np.int64)
-    ranks[zigzag_order(block_size)] = np.arange(block_size * block_size)
-    return ranks.reshape(block_size, block_size)
-
-
-def pool_factor(shape, panel_pixels: float) -> int:
-    """Largest whole factor that leaves the image at least twice ``panel_pixels`` along its longer side."""
-    return max(1, int(max(shape) // (2 * panel_pixels)))
-
-
-def mean_pool(picture, factor: int) -> np.ndarray:
-    """Means of ``factor`` x ``factor`` pixel squares, in float64 (the last partial rows and columns dropped).
-
-    ``skimage.measure.block_reduce`` does the work; it would pad a partial square
-    with zeros and average them in, so the partial rows and columns are cut first.
-    """
-    from skimage.measure import block_reduce
-
-    picture = np.asarray(picture)
-    if factor == 1:
-        return picture.astype(np.float64)
-    rows, cols = picture.shape[0] // factor * factor, picture.shape[1] // factor * factor
-    return block_reduce(picture[:rows, :cols], (factor, factor), np.mean, func_kwargs={"dtype": np.float64})
-
-
-def _shown_error(original, reconstruction, factor: int) -> tuple[np.ndarray, float]:
-    """|original - reconstruction| mean-pooled by ``factor``, and its largest value before pooling.
-
-    Computed a band of rows at a time, so that no full-size float copy is made.
-    """
-    height, width = original.shape
-    band = factor * max(1, 512 // factor)
-    shown = np.empty((height // factor, width // factor) if factor > 1 else (height, width))
-    largest = 0.0
-    for top in range(0, height, band):
-        error = np.abs(original[top : top + band].astype(np.float64) - reconstruction[top : top + band])
-        largest = max(largest, float(error.max()))
-        pooled = mean_pool(error, factor)
-        shown[top // factor : top // factor + len(pooled)] = pooled
-    return shown, largest
-
-
-def summary_picture(
-    original,
-    reconstruction,
-    *,
-    channel_mask,
-    error_scale: float,
-    value_range: tuple[float, float],
-    title: str,
-    subtitle: str = "",
-    channel_share=None,
-) -> np.ndarray:
-    """Draw the summary figure: original, reconstruction, error map and kept-frequency mask.
-
-    The three pictures sit side by side, or one above the other for images more
-    than 1.5 times wider than tall, so that each stays large enough to see. An
-    image more than twice as large as its panel is shown averaged over squares of
-    k x k pixels (:func:`pool_factor`, :func:`mean_pool`), the error panel as the
-    mean |error| of each square; the colorbar's arrow still tells whether any one
-    pixel's error is above the white point.
-
-    Parameters
-    ----------
-    original, reconstruction : ndarray, shape (H, W)
-        The source pixels and the reconstruction as written (rounded, clipped).
-    channel_mask : ndarray of bool, shape (n*n,)
-        Kept channels; drawn as an n x n grid (row frequency down, column
-        frequency right) with each cell's zigzag rank written in it for n <= 8.
-    error_scale : float
-        Gray values per unit of error of the error picture
-        (:func:`dctconv.measure._metrics.error_picture`); the error panel uses the same
-        white point, 255 / error_scale, and has a colorbar in pixel units.
-    value_range : (float, float)
-        Pixel values drawn black and white in the two image panels (the data range),
-        written under their titles.
-    title, subtitle : str
-        First and second line of the figure title: the key numbers.
-    channel_share : array_like of float, shape (n*n,), optional
-        Share of the blocks in which each channel holds a nonzero level; when
-        given, the grid is shaded by it (with a colorbar) instead of kept/dropped.
-
-    Returns
-    -------
-    picture : ndarray of uint8, shape (H, W, 3)
-        The figure's pixels (RGB), the same for any image size: the figure is laid
-        out in inches at :data:`DPI`.
-    """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-
-    original, reconstruction = np.asarray(original), np.asarray(reconstruction)
-    height, width = original.shape
-    n = math.isqrt(len(channel_mask))
-
-    # Equal image panels with the image's aspect; the error colorbar gets its own
-    # narrow column so that it does not shrink the error panel.
-    if width > 1.5 * height:
-        panel_w = 8.0
-        panel_h = max(panel_w * height / width, 1.0)
-        fig = Figure(figsize=(panel_w + 5.0, 3 * panel_h + 2.0), dpi=DPI, layout="constrained")
-        grid = fig.add_gridspec(3, 3, width_ratios=[panel_w, 0.2, 3.6])
-        cells = [grid[0, 0], grid[1, 0], grid[2, 0]]
-        bar_cell, mask_cell = grid[2, 1], grid[:, 2]
-    else:
-        panel_h = 4.2
-        panel_w = min(max(panel_h * width / height, 2.2), 9.0)
-        fig = Figure(figsize=(3 * panel_w + 4.6, panel_h + 1.5), dpi=DPI, layout="constrained")
-        grid = fig.add_gridspec(1, 5, width_ratios=[panel_w, panel_w, panel_w, 0.18, 3.0])
-        cells = [grid[0, 0], grid[0, 1], grid[0, 2]]
-        bar_cell, mask_cell = grid[0, 3], grid[0, 4]
-    # An image much larger than its panel is averaged down before matplotlib sees it:
-    # its own antialiasing averages too, but on full-size float copies (seconds and
-    # hundreds of MiB for a 4096 x 4096 image).
-    factor = pool_factor(original.shape, max(panel_w, panel_h) * DPI)
-    error, largest_error = _shown_error(original, reconstruction, factor)
-    low, high = value_range
-    show = dict(cmap="gray", vmin=low, vmax=high, interpolation="antialiased")
-    white = 255.0 / error_scale if error_scale > 0 else 1.0
-    window = f"\n(black {low:.6g}, white {high:.6g})"
-    panels = [
-        (mean_pool(original, factor), show, "original" + window),
-        (mean_pool(reconstruction, factor), show, "reconstruction" + window),
-        (error, dict(cmap="inferno", vmin=0, vmax=white, interpolation="antialiased"),
-         "|original − reconstruction|"),
-    ]
-    for cell, (picture, options, name) in zip(cells, panels):
-        ax = fig.add_subplot(cell)
-        drawn = ax.imshow(picture, **options)
-        ax.set_title(name, fontsize=12)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    bar = fig.colorbar(drawn, cax=fig.add_subplot(bar_cell), extend="max" if largest_error > white else "neither")
-    bar.set_label("error (pixel values)", fontsize=10)
-
-    ax = fig.add_subplot(mask_cell)
-    kept = np.asarray(channel_mask, dtype=bool).reshape(n, n)
-    if channel_share is None:
-        shade = kept.astype(float)
-        ax.imshow(shade, cmap=ListedColormap(["#e4e4e4", "#2b7bba"]), vmin=0, vmax=1)
-        ax.set_title(f"kept frequencies: {int(kept.sum())} of {n * n}", fontsize=12)
-    else:
-        shade = np.asarray(channel_share, dtype=float).reshape(n, n)
-        drawn = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title("nonzero frequencies\n(share of blocks where each is nonzero)", fontsize=11)
-        share_bar = fig.colorbar(drawn, ax=ax, orientation="horizontal", shrink=0.8, pad=0.02, aspect=25)
-        share_bar.set_label("share of blocks", fontsize=9)
-    if n <= 8:
-        ranks = _zigzag_ranks(n)
-        for x in range(n):
-            for y in range(n):
-                ax.text(y, x, str(ranks[x, y] + 1), ha="center", va="center",
-                        fontsize=11 if n <= 4 else 8, color="white" if shade[x, y] > 0.5 else "#777777")
-    ticks = np.arange(n) if n <= 8 else np.arange(0, n, max(1, n // 4))
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
-    ax.set_xticks(np.arange(-0.5, n), minor=True)
-    ax.set_yticks(np.arange(-0.5, n), minor=True)
-    ax.grid(which="minor", color="white", linewidth=1.5 if n <= 16 else 0)
-    ax.tick_params(which="minor", length=0)
-    ax.set_ylabel("row frequency x", fontsize=10)
-    ax.set_xlabel("column frequency y" + ("\n(numbers: zigzag order)" if n <= 8 else ""), fontsize=10)
-    if channel_share is not None:
-        # The share colorbar sits below the grid: move the axis labels to the top.
-        ax.xaxis.set_label_position("top")
-        ax.xaxis.tick_top()
-
-    fig.suptitle(title + ("\n" + subtitle if subtitle else ""), fontsize=13)
-    return _pixels(fig)
 
 
 #: Colour, marker and point labels of each sweep curve. Labels sit on opposite sides

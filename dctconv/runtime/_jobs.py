@@ -25,10 +25,9 @@ TRANSFORM_IMPORTS = (
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
     "dctconv.codec._core", "dctconv.codec._zigzag", "dctconv.measure._metrics", "scipy.ndimage",
 )
-#: The same for :func:`compress_file` with its pictures: matplotlib too.
-COMPRESS_IMPORTS = COMPRESS_DATA_IMPORTS + (
-    "dctconv.measure._figures", "matplotlib.figure", "matplotlib.backends.backend_agg",
-)
+#: The same for :func:`compress_file` with its pictures (drawn with Pillow; matplotlib
+#: only for ``--sweep``'s figure).
+COMPRESS_IMPORTS = COMPRESS_DATA_IMPORTS + ("dctconv.measure._figures", "dctconv.measure._summary")
 
 @dataclass
 class FileResult:
@@ -261,7 +260,8 @@ def compress_file(
     ``<stem>_metrics.json``; with ``sweep`` also ``<stem>_sweep.csv``,
     ``<stem>_sweep.json`` (the curves and the BD-rates) and ``<stem>_sweep.png``.
     Without ``pictures`` only the data: the compressed file, the reconstruction, the
-    metrics (and the sweep's CSV and JSON), and matplotlib is not imported. The
+    metrics (and the sweep's CSV and JSON). matplotlib is imported for the sweep's
+    figure only (the other pictures are drawn with Pillow). The
     metrics compare the original with the reconstruction as written, and
     ``compressed_bytes`` is the size of the compressed file on disk. ``quality``,
     ``step``, ``keep``, ``threshold``, ``data_range`` and ``max_error`` are those of
@@ -275,20 +275,20 @@ def compress_file(
     """
     path, out_dir = Path(path), Path(out_dir)
     with Background() as background:
-        # scipy.ndimage (the SSIM's filter) and matplotlib take a second to import;
-        # the thread imports them while the image is read and encoded. Only
+        # scipy.ndimage (the SSIM's filter) and matplotlib (the sweep's figure) take a
+        # second to import; the thread imports them while the image is read and encoded. Only
         # modules that reading and encoding do not import themselves, so that the two
         # threads never import the same module at once.
-        background.submit(_import_all, _LATER_IMPORTS + (_PICTURE_IMPORTS if pictures else ()))
+        background.submit(_import_all, _LATER_IMPORTS + (_SWEEP_IMPORTS if pictures and sweep else ()))
         return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
                               keep=keep, threshold=threshold, data_range=data_range, max_error=max_error,
                               sweep=sweep, max_pixels=max_pixels,
                               protected=protected, pictures=pictures)
 
 
-#: What :func:`compress_file` imports after the encode: the metrics, and the figures.
+#: What :func:`compress_file` imports after the encode: the metrics, and the sweep's figure.
 _LATER_IMPORTS = ("scipy.ndimage",)
-_PICTURE_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+_SWEEP_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def _import_all(names) -> None:
@@ -411,7 +411,8 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
             },
         )
         if pictures:
-            from ..measure._figures import summary_picture, summary_titles
+            from ..measure._figures import summary_titles
+            from ..measure._summary import summary_picture
 
             title, subtitle = summary_titles(printable(path.name), header, quality_numbers, compressed_bytes=compressed_bytes,
                                              bits_per_pixel=report.bits_per_pixel, error_scale=error_scale,

@@ -1,4 +1,4 @@
-"""The summary figure: images much larger than their panel are averaged down first.
+"""The summary picture: images much larger than their panel are averaged down first.
 
 References: block means written here as a literal numpy reshape (the code uses
 scikit-image's ``block_reduce``), and plain numpy on the full-size error.
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from references import tolerance
-from dctconv.measure import _figures as plots
+from dctconv.measure import _summary as plots
 
 
 @pytest.mark.parametrize(
@@ -63,9 +63,10 @@ def test_shown_error_is_the_pooled_full_size_error_computed_in_bands(height, fac
 
 
 def test_summary_of_a_large_image_has_the_size_of_a_small_one(tmp_path):
-    # The figure is laid out in inches: averaging a large image down leaves it unchanged.
+    # A panel's size depends on the image's size only below PANEL pixels: 600 is averaged
+    # down to 420 pixels, 2000 pooled by 2 first.
     sizes = []
-    for side in (400, 2000):
+    for side in (600, 2000):
         image = np.tile(np.arange(side, dtype=np.uint8), (side, 1))
         path = tmp_path / f"summary_{side}.png"
         plots.save_summary(path, image, image // 2 * 2, channel_mask=np.arange(16) < 3, error_scale=255.0,

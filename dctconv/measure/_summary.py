@@ -166,14 +166,62 @@ def _panel(values, lut, low, high) -> np.ndarray:
     return colored(np.asarray(shrunk), lut, low, high)
 
 
+#: Texts up to this long are rendered once per process and kept (tick labels, titles,
+#: the zigzag numbers: the same on every picture of a batch); longer ones, such as the
+#: title with a file's numbers, each time.
+_KEPT_TEXT = 40
+
+
+def _render(text: str, size: int, anchor: str) -> tuple[np.ndarray, int, int]:
+    """``text``'s coverage (uint8, 255 = ink) and its top left corner relative to the anchor point."""
+    from PIL import Image, ImageDraw
+
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    strip = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(strip).text((-left, -top), text, fill=255, font=font, anchor=anchor)
+    return np.asarray(strip), left, top
+
+
+_kept_render = functools.lru_cache(maxsize=2048)(_render)
+
+
+def _glyphs(text: str, size: int, anchor: str) -> tuple[np.ndarray, int, int]:
+    return (_kept_render if len(text) <= _KEPT_TEXT else _render)(text, size, anchor)
+
+
+@functools.lru_cache(maxsize=2048)
+def _turned_glyphs(text: str, size: int) -> np.ndarray:
+    """``text``'s coverage turned to read bottom to top."""
+    return np.ascontiguousarray(np.rot90(_render(text, size, "la")[0]))
+
+
+@functools.lru_cache(maxsize=2048)
+def _width(text: str, size: int) -> int:
+    return _text_width(_font(size), text)
+
+
+def _ink(page, top: int, left: int, coverage, fill) -> None:
+    """Blend ``fill`` into ``page`` where ``coverage`` (its top left corner at ``top``, ``left``) says."""
+    rows, cols = coverage.shape
+    top_cut, left_cut = max(0, -top), max(0, -left)
+    bottom, right = min(page.shape[0], top + rows), min(page.shape[1], left + cols)
+    if bottom <= top + top_cut or right <= left + left_cut:
+        return
+    coverage = coverage[top_cut : bottom - top, left_cut : right - left, None].astype(np.uint16)
+    region = page[top + top_cut : bottom, left + left_cut : right]
+    blended = np.asarray(fill, np.uint16) * coverage + region * (255 - coverage) + 127
+    region[...] = blended // 255
+
+
 class _Drawing:
     """Blocks of pixels and texts placed on a white page, drawn once the page's size is known."""
 
     def __init__(self):
-        self.blocks = []  # (top, left, RGB array)
+        self.blocks = []  # (top, left, RGB array, framed)
         self.texts = []  # (x, y, text, size, fill, anchor)
-        self.turned = []  # (x, y, text, size, anchor): read bottom to top
-        self.shapes = []  # (kind, points, fill, outline)
+        self.turned = []  # (x, y, text, size): read bottom to top
+        self.arrows = []  # (apex top, base row, left, right, fill)
         self.width = self.height = 0
 
     def _reach(self, bottom, right) -> None:
@@ -185,8 +233,7 @@ class _Drawing:
 
     def text(self, x, y, text: str, size: int, *, anchor: str = "la", fill=INK) -> tuple[float, float]:
         """Draw ``text``; returns its width and line height."""
-        font = _font(size)
-        width, line = _text_width(font, text), _line_height(font)
+        width, line = _width(text, size), _line_height(_font(size))
         self.texts.append((x, y, text, size, fill, anchor))
         left = x - (width if anchor[0] == "r" else width / 2 if anchor[0] == "m" else 0)
         self._reach(y + line, left + width)
@@ -195,15 +242,13 @@ class _Drawing:
     def turned_text(self, x, y, text: str, size: int) -> None:
         """``text`` read bottom to top, its middle at (x, y)."""
         self.turned.append((x, y, text, size))
-        font = _font(size)
-        self._reach(y + _text_width(font, text) / 2, x + _line_height(font) / 2)
+        self._reach(y + _width(text, size) / 2, x + _line_height(_font(size)) / 2)
 
-    def polygon(self, points, fill) -> None:
-        self.shapes.append((points, fill))
+    def arrow(self, top: int, base: int, left: int, right: int, fill) -> None:
+        """A triangle pointing up: its apex at row ``top``, its base row ``base`` from ``left`` to ``right``."""
+        self.arrows.append((top, base, left, right, fill))
 
     def pixels(self) -> np.ndarray:
-        from PIL import Image, ImageDraw
-
         page = np.full((self.height + MARGIN, self.width + MARGIN, 3), 255, np.uint8)
         for top, left, pixels, frame in self.blocks:
             rows, cols = pixels.shape[:2]
@@ -213,20 +258,21 @@ class _Drawing:
                 page[top + rows, left - 1 : left + cols + 1] = INK
                 page[top - 1 : top + rows + 1, left - 1] = INK
                 page[top - 1 : top + rows + 1, left + cols] = INK
+        for top, base, left, right, fill in self.arrows:
+            middle, half = (left + right) / 2, (right - left) / 2
+            for row in range(top, base + 1):
+                reach = half * (row - top) / max(1, base - top)
+                first, last = round(middle - reach), round(middle + reach)
+                page[row, first : last + 1] = fill
+                page[row, [first, last]] = INK
+            page[base, left : right + 1] = INK
         for x, y, text, size in self.turned:
-            font = _font(size)
-            strip = Image.new("RGB", (_text_width(font, text) + 2, _line_height(font)), PAPER)
-            ImageDraw.Draw(strip).text((1, 0), text, fill=INK, font=font, anchor="la")
-            turned = np.asarray(strip.transpose(Image.Transpose.ROTATE_90))
-            top, left = round(y - turned.shape[0] / 2), round(x - turned.shape[1] / 2)
-            page[top : top + turned.shape[0], left : left + turned.shape[1]] = turned
-        image = Image.fromarray(page)
-        draw = ImageDraw.Draw(image)
-        for points, fill in self.shapes:
-            draw.polygon(points, fill=fill, outline=INK)
+            coverage = _turned_glyphs(text, size)
+            _ink(page, round(y - coverage.shape[0] / 2), round(x - coverage.shape[1] / 2), coverage, INK)
         for x, y, text, size, fill, anchor in self.texts:
-            draw.text((x, y), text, fill=fill, font=_font(size), anchor=anchor)
-        return np.asarray(image)
+            coverage, left, top = _glyphs(text, size, anchor)
+            _ink(page, round(y) + top, round(x) + left, coverage, fill)
+        return page
 
 
 def _error_bar(drawing: _Drawing, top: int, left: int, height: int, *, white: float, extend: bool) -> None:
@@ -239,8 +285,7 @@ def _error_bar(drawing: _Drawing, top: int, left: int, height: int, *, white: fl
     ramp = inferno()[np.rint(np.linspace(255, 0, length)).astype(np.intp)]  # white at the top
     drawing.block(bar_top, left, np.repeat(ramp[:, None], BAR, axis=1), frame=True)
     if extend:
-        drawing.polygon([(left - 1, bar_top - 2), (left + BAR, bar_top - 2), (left + (BAR - 1) / 2, top)],
-                        tuple(int(c) for c in inferno()[-1]))
+        drawing.arrow(top, bar_top - 2, left - 1, left + BAR, inferno()[-1])
     label_font = _font(LABEL_SIZE)
     line = _line_height(label_font)
     widest, last = 0, math.inf
@@ -257,7 +302,7 @@ def _error_bar(drawing: _Drawing, top: int, left: int, height: int, *, white: fl
 def _bar_width() -> int:
     """Room the error colour bar takes beside its panel, tick labels and label included."""
     font = _font(LABEL_SIZE)
-    return 10 + BAR + 8 + _text_width(font, "0.0000") + 6 + _line_height(font)
+    return 10 + BAR + 8 + _width("0.0000", LABEL_SIZE) + 6 + _line_height(font)
 
 
 def _zigzag_ranks(block_size: int) -> np.ndarray:
@@ -285,7 +330,7 @@ def _frequency_grid(drawing: _Drawing, top: int, left: int, kept, share) -> None
         titles = ["nonzero frequencies", "(share of blocks where each is nonzero)"]
     x_label = ["column frequency y"] + (["(numbers: zigzag order)"] if n <= 8 else [])
     ticks = range(n) if n <= 8 else range(0, n, max(1, n // 4))
-    number_width = _text_width(label, str(n - 1))
+    number_width = _width(str(n - 1), LABEL_SIZE)
     grid_left = left + line + 6 + number_width + 6
     center = grid_left + side / 2
     y = top
@@ -412,7 +457,7 @@ def summary_picture(
     x, y = MARGIN + 1, top
     for k, (pixels, names) in enumerate(panels):
         rows, cols = pixels.shape[:2]
-        cell = max(cols, *(_text_width(heading, name) for name in names))
+        cell = max(cols, *(_width(name, HEADING_SIZE) for name in names))
         # Titles end where the panel starts; a one-line title sits on the second line.
         for i, name in enumerate(names):
             drawing.text(x + cell / 2, y + (2 - len(names) + i) * heading_line, name, HEADING_SIZE, anchor="ma")
@@ -431,8 +476,7 @@ def summary_picture(
     grid_left = (drawing.width if stacked else x - GAP + bar) + GAP
     shade = None if channel_share is None else np.asarray(channel_share, dtype=float).reshape(n, n)
     _frequency_grid(drawing, top, grid_left, np.asarray(channel_mask, dtype=bool).reshape(n, n), shade)
-    title_font = _font(TITLE_SIZE)
-    drawing.width = max(drawing.width, max(_text_width(title_font, t) for t in title_lines) + MARGIN)
+    drawing.width = max(drawing.width, max(_width(t, TITLE_SIZE) for t in title_lines) + MARGIN)
     for i, text in enumerate(title_lines):
         drawing.text(drawing.width / 2 + MARGIN / 2, MARGIN + i * title_line, text, TITLE_SIZE, anchor="ma")
     return drawing.pixels()

@@ -31,6 +31,13 @@ BACKUP_SUFFIX = ".old"
 #: Ctrl-C or SIGTERM then takes effect just after, never between two renames.
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
+#: Called (without arguments) as a group of outputs is put in place, before the first
+#: rename. A ``--jobs`` worker sets it (:func:`dctconv.runtime._parallel._start_worker`):
+#: from then on Ctrl-C or SIGTERM no longer interrupts the file, whose outputs are
+#: complete, and the worker stops after returning it. Raised after the renames, the
+#: held signal made a finished file count as not finished.
+on_commit = None
+
 #: Errors of os.link that mean "no hard links here" (FAT, some network file systems,
 #: or a file the user may not link to); the previous version is then renamed aside.
 _NO_HARD_LINK = {errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
@@ -268,6 +275,8 @@ class OutputSet:
 
     def _commit(self) -> None:
         """Put every temporary in place, all or nothing, keeping previous versions until done."""
+        if on_commit is not None:
+            on_commit()
         with _signals_held():
             steps = [_Replacement(temp, final) for temp, final in self._pending]
             try:

@@ -403,8 +403,9 @@ def _start_worker(jobs: int, environment: dict[str, str | None]) -> None:
     SIGTERM (sent to the whole group by a service manager) interrupts the file in
     progress as Ctrl-C does, so that its temporaries are removed; either signal that
     arrives between files (while a result goes back, or while the worker waits for
-    the next file) is kept, and the worker starts no file after it
-    (:func:`_call_in_worker`). A thread waits on
+    the next file), or once the file's outputs are being put in place
+    (:data:`dctconv.io._atomic.on_commit`), is kept, and the worker starts no file after
+    it (:func:`_call_in_worker`). A thread waits on
     the main process's sentinel (multiprocessing closes it when that process ends,
     however it ends), then interrupts this one and, if it is still there after a
     grace period, exits: a worker would otherwise wait forever for work from a
@@ -428,6 +429,9 @@ def _start_worker(jobs: int, environment: dict[str, str | None]) -> None:
     faulthandler.enable()
     threading.Thread(target=_exit_with_parent, name="dctconv-parent-watch", daemon=True).start()
     _share_cores(jobs)
+    from ..io import _atomic
+
+    _atomic.on_commit = _finishing
 
 
 #: In a worker process: whether a file is being processed, and whether Ctrl-C or SIGTERM
@@ -442,6 +446,12 @@ def _interrupt_work(signum, frame):
     _stopped = True
     if _working:
         raise KeyboardInterrupt
+
+
+def _finishing() -> None:
+    """The file's outputs are being put in place: a signal from now on stops the worker after it."""
+    global _working
+    _working = False
 
 
 def _call_in_worker(work, item):

@@ -21,9 +21,10 @@ TRANSFORM_IMPORTS = (
     "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.ImageDraw", "PIL.ImageFont", "skimage.util",
 )
 #: The same for :func:`compress_file` without its pictures (``pictures=False``):
-#: most of its start-up is scipy.ndimage, for the SSIM's filter.
+#: most of its start-up is scipy.ndimage (the SSIM's filter) and numba (the codec's engine).
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
-    "dctconv.codec._core", "dctconv.codec._zigzag", "dctconv.measure._metrics", "scipy.ndimage",
+    "dctconv.codec._core", "dctconv.codec._engine", "dctconv.codec._zigzag", "dctconv.measure._metrics",
+    "scipy.ndimage",
 )
 #: The same for :func:`compress_file` with its pictures (drawn with Pillow; matplotlib
 #: only for ``--sweep``'s figure).

@@ -118,9 +118,11 @@ def encode_mask(mask: np.ndarray) -> bytes:
 
     Kind 0: the lengths of the runs of equal values along the rows (the first run of
     zeros, then alternating; row after row as one sequence), as LEB128 varints,
-    zlib-compressed. Kind 1: :func:`encode_integer_map` of the mask (0 or 1).
+    zlib-compressed. Kind 2: the mask (0 or 1) as the engine codes an integer map
+    (:func:`dctconv.codec._engine.encode_map`). Kind 1, :func:`encode_integer_map` of
+    the mask, is what files before the engine may hold; it is read, not written.
     """
-    from ._entropy import encode_integer_map
+    from ._engine import encode_map
 
     flat = mask.reshape(-1).astype(np.int8)
     edges = np.flatnonzero(np.diff(flat)) + 1
@@ -128,7 +130,7 @@ def encode_mask(mask: np.ndarray) -> bytes:
     runs = np.diff(bounds)
     if flat[0]:
         runs = np.concatenate([[0], runs])
-    kinds = [b"\x00" + zlib.compress(_varints(runs), 9), b"\x01" + encode_integer_map(mask[None].astype(np.int64))]
+    kinds = [b"\x00" + zlib.compress(_varints(runs), 9), b"\x02" + encode_map(mask[None].astype(np.int64))]
     return min(kinds, key=len)
 
 
@@ -139,8 +141,13 @@ def decode_mask(data: bytes, shape) -> np.ndarray:
     if not data:
         raise CodecFileError("section NANM is empty")
     size = int(shape[0]) * int(shape[1])
-    if data[0] == 1:
-        values = decode_integer_map(data[1:], (1, *shape))[0]
+    if data[0] in (1, 2):
+        if data[0] == 1:
+            values = decode_integer_map(data[1:], (1, *shape))[0]
+        else:
+            from ._engine import decode_map
+
+            values = decode_map(data[1:], (1, *shape), tag="NANM")[0]
         if not np.isin(values, (0, 1)).all():
             raise CodecFileError("section NANM holds values other than 0 and 1")
         return values.astype(bool)

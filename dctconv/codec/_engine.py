@@ -1,8 +1,10 @@
 """The codec's compiled entropy engine: an adaptive binary range coder over the levels, block by block.
 
-Format version 4 codes the quantization levels in section ADPT and the residual of a
-bound (``--max-error``) in section ADRS with this engine (docs/formats.md, "The
-adaptive engine", is the complete specification; this docstring is its summary).
+Format version 4 codes the quantization levels in section ADPT, the residual of a
+bound (``--max-error``) in section ADRS and a NaN mask of kind 2 (NANM) with this
+engine (docs/formats.md, "The engine: sections ADPT, ADRS and NANM kind 2", is the
+complete specification, tests/reference_decoder.py a second decoder written from it;
+this docstring is its summary).
 
 * **The coder** is LZMA's binary range coder [1]_: a 32-bit range, a 33-bit low
   with carry propagation through a cached byte, a probability of the bit 0 in
@@ -52,8 +54,8 @@ from ..errors import CodecFileError
 
 PROB_BITS = 15
 PROB_ONE = 1 << PROB_BITS
-RATE_FAST = 3
-RATE_SLOW = 7
+RATE_FAST = 4
+RATE_SLOW = 6
 TOP = 1 << 24
 #: Contexts of one integer set: zero flag, 10 exponent bits, 10 mantissa bits, 9 signs.
 SET_SIZE = 30
@@ -82,7 +84,6 @@ LEVEL_LIMIT = 1 << 59
 _ERR_ENDS_EARLY = 1
 _ERR_EXPONENT = 2
 _ERR_LEVEL = 3
-_ERR_FIRST = 4
 
 
 # ---------------------------------------------------------------- the range coder
@@ -359,7 +360,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 uc = up_ch[i]
                 if lc == 0 or uc == 0:
                     # (0, 1) or (1, 0): the DC levels across the block (in-block neighbour is DC).
-                    if lc == 0:
+                    if ch == 1:
                         lo_c = c - 1 if c > 0 else c
                         hi_c = c + 1 if c + 1 < cols else c
                         inside = abs(levels[0, r, hi_c] - levels[0, r, lo_c])
@@ -368,9 +369,9 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                         hi_r = r + 1 if r + 1 < rows else r
                         inside = abs(levels[0, hi_r, c] - levels[0, lo_r, c])
                     b = 0
-                    while inside > 0 and b < 3:
-                        inside >>= 1
+                    while (inside >> b) > 0 and b < 3:
                         b += 1
+                    inside >>= 3  # for the magnitude's grade
                 else:
                     inside = abs(levels[lc, r, c]) + abs(levels[uc, r, c])
                     b = min(inside, 3)
@@ -552,7 +553,6 @@ def _error(code: int, tag: str) -> CodecFileError:
             _ERR_ENDS_EARLY: f"section {tag} ends early (its coded data is truncated or damaged)",
             _ERR_EXPONENT: f"section {tag} is damaged: it codes an integer of more than {MAX_EXPONENT + 1} bits",
             _ERR_LEVEL: f"section {tag} is damaged: it codes a level beyond 2**59",
-            _ERR_FIRST: f"section {tag} is damaged",
         }[code]
     )
 

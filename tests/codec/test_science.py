@@ -16,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio
 import dctconv
 from dctconv.codec._dctz import read_header, section
 from dctconv.codec._quantize import step_table
-from dctconv.errors import InvalidCompressionError, InvalidImageError
+from dctconv.errors import CodecFileError, InvalidCompressionError, InvalidImageError
 from science_images import mr_slice, terrain, with_holes
 
 
@@ -132,6 +132,24 @@ def test_nan_pixels_decode_as_nan_and_cost_about_their_mask():
     # the full field's (their pixels' levels are replaced by a smooth fill).
     full = dctconv.encode(field, max_error=2.0, quality=75)
     assert len(data) <= len(full) + len(nanm) + 0.02 * len(full)
+
+
+def test_nan_mask_kinds():
+    from dctconv.codec._bound import decode_mask, encode_mask
+    from dctconv.codec._entropy import encode_integer_map
+
+    rng = np.random.default_rng(4)
+    scattered = rng.random((30, 41)) < 0.3  # runs too short for the run lengths: the engine's kind 2
+    data = encode_mask(scattered)
+    assert data[0] == 2 and np.array_equal(decode_mask(data, scattered.shape), scattered)
+    blob = np.zeros((30, 41), bool)
+    blob[5:9, 7:20] = True
+    assert encode_mask(blob)[0] == 0 and np.array_equal(decode_mask(encode_mask(blob), blob.shape), blob)
+    # Kind 1 (the constriction coder's integer map) is no longer written but still read.
+    old = b"\x01" + encode_integer_map(scattered[None].astype(np.int64))
+    assert np.array_equal(decode_mask(old, scattered.shape), scattered)
+    with pytest.raises(CodecFileError, match="^section NANM has 1 byte left over after its last symbol$"):
+        decode_mask(data + b"\x00", scattered.shape)
 
 
 def test_nan_without_bound_and_all_nan():

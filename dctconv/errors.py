@@ -121,6 +121,40 @@ class CodecTooLargeError(ReconstructionTooLargeError, CodecFileError):
     """A compressed file describes an image with more pixels than the allowed maximum."""
 
 
+class OutOfMemoryError(DctconvError, MemoryError):
+    """There is not enough memory to decode an image (it names the pixels and the bytes needed)."""
+
+    def __init__(self, message: str, *, pixels: int = 0, needed: int = 0):
+        super().__init__(message)
+        self.pixels = pixels
+        self.needed = needed
+
+    @classmethod
+    def decoding(cls, height: int, width: int, needed: int) -> "OutOfMemoryError":
+        """The error for an image of ``height`` x ``width`` that needs at least ``needed`` bytes to decode."""
+        pixels = height * width
+        return cls(f"not enough memory to decode an image of {width:,} x {height:,} = {pixels:,} pixels "
+                   f"(it needs at least {_size_text(needed)}); free memory or decode it on a larger machine",
+                   pixels=pixels, needed=needed)
+
+    def __reduce__(self):
+        # --jobs sends errors back from worker processes by pickling them (see TooManyPixelsError).
+        return _rebuild_out_of_memory, (type(self), str(self), self.pixels, self.needed)
+
+
+def _rebuild_out_of_memory(cls, message, pixels, needed):
+    return cls(message, pixels=pixels, needed=needed)
+
+
+def _size_text(size: int) -> str:
+    """A byte count for people: "268 MB", "1.9 GB" (powers of 1000)."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return f"{size} bytes"
+
+
 class ClusterError(DctconvError):
     """A dask cluster cannot be used: dask is not installed, or the scheduler is unreachable or lost."""
 

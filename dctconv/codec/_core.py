@@ -9,7 +9,9 @@ in three modules: :mod:`dctconv.codec._quantize` (the steps), :mod:`dctconv.code
 from __future__ import annotations
 
 import math
+import os
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,7 +23,7 @@ from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, r
 from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map
 from ._entropy import decode_levels as _decode_coded
-from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError
+from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError, OutOfMemoryError
 from ..io._images import to_pixels
 from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 from ._quantize import DEAD_ZONE, DEFAULT_QUALITY, check_quality, step_table
@@ -42,8 +44,9 @@ class Levels:
 
     header: CodecHeader
     levels: np.ndarray
-    """(n*n, rows, columns): int64 levels, zero outside the K kept channels; float64
-    coefficients when ``header.quantization`` is "none"."""
+    """(n*n, rows, columns): integer levels, zero outside the K kept channels (int64 from
+    the encoder; from :func:`decode_levels`, the narrowest of int16, int32 and int64 that
+    holds them); float64 coefficients when ``header.quantization`` is "none"."""
     steps: np.ndarray
     """(n*n,) float64 step of each channel (all 0 for "none")."""
     offsets: np.ndarray | None = None
@@ -54,23 +57,41 @@ class Levels:
     @cached_property
     def coefficients(self) -> np.ndarray:
         """The decoded coefficient maps, float64 (n*n, rows, columns); computed once (compress
-        reads them for the reconstruction and for the maps picture)."""
-        if self.header.quantization == "none":
-            return self.levels
-        if self.offsets is None:
-            return self.levels * self.steps[:, None, None]
-        # Most levels are 0 and their coefficients 0: compute only the nonzero ones.
-        coefficients = np.zeros(self.levels.shape)
-        levels = self.levels.reshape(-1)
-        index = np.flatnonzero(levels)
-        levels = levels[index]
-        channel = index // (self.levels.shape[1] * self.levels.shape[2])
-        steps = self.steps[channel]
-        offset = np.where(np.abs(levels) == 1, self.offsets[0][channel], self.offsets[1][channel])
-        value = levels * steps
-        value -= np.sign(levels) * offset * steps
-        coefficients.reshape(-1)[index] = value
-        return coefficients
+        reads them for the maps picture). Decoding pixels never makes them whole: it
+        dequantizes a band of block rows at a time (:func:`prediction_pixels`)."""
+        return dequantize(self.levels, self.steps, self.offsets, self.header.quantization)
+
+
+def dequantize(levels: np.ndarray, steps: np.ndarray, offsets: np.ndarray | None, quantization: str) -> np.ndarray:
+    """float64 coefficients of (n*n, rows, columns) levels (or of any band of their block rows): see :class:`Levels`."""
+    if quantization == "none":
+        return np.asarray(levels, np.float64)
+    if offsets is None:
+        return levels * steps[:, None, None]
+    # Most levels are 0 and their coefficients 0: compute only the nonzero ones.
+    coefficients = np.zeros(levels.shape)
+    index = np.flatnonzero(levels)
+    flat = levels.reshape(-1)[index]
+    channel = index // (levels.shape[1] * levels.shape[2])
+    step = steps[channel]
+    offset = np.where(np.abs(flat) == 1, offsets[0][channel], offsets[1][channel])
+    value = flat * step
+    value -= np.sign(flat) * offset * step
+    coefficients.reshape(-1)[index] = value
+    return coefficients
+
+
+def narrowest_levels(levels: np.ndarray) -> np.ndarray:
+    """``levels`` (held until the pixels are made: a quarter of int64's bytes for most files) in the narrowest of int16, int32 and int64 that holds them and their
+    magnitudes (so that ``np.abs`` cannot wrap); a float array is returned as it is."""
+    if levels.dtype.kind not in "iu" or levels.size == 0:
+        return levels
+    low, high = int(levels.min()), int(levels.max())
+    for dtype in (np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if -info.max <= low and high <= info.max:
+            return levels if levels.dtype == dtype else levels.astype(dtype)
+    return levels
 
 
 def _check_pixels(image) -> tuple[np.ndarray, str]:
@@ -477,8 +498,17 @@ def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Level
         If the image has more than ``max_pixels`` pixels (checked before allocating).
     CodecFileError
         If the file is damaged, truncated, of another version, or not one at all.
+    OutOfMemoryError
+        If the memory runs out, or the image could never fit in this machine's memory
+        (checked before allocating), whatever ``max_pixels``.
     """
     header = read_header(data, max_pixels=max_pixels)
+    check_decode_memory(header)
+    with out_of_memory(header):
+        return _levels_of(data, header)
+
+
+def _levels_of(data, header: CodecHeader) -> Levels:
     model, words, raw = sections(data, header)
     n = header.block_size
     shape = (n * n, *header.grid)
@@ -510,11 +540,11 @@ def decode_levels(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Level
         from . import _engine
 
         decoded = _engine.decode_levels(adaptive[split:], shape, header.keep, n, steps)
-        return Levels(header, decoded, steps, offsets)
+        return Levels(header, narrowest_levels(decoded), steps, offsets)
     coded = CodedLevels(model[split:], words, raw)
     channels = zigzag_order(n)[: header.keep]
     decoded = _decode_coded(coded, shape, channels, n, steps, version=header.format_version)
-    return Levels(header, decoded, steps, offsets)
+    return Levels(header, narrowest_levels(decoded), steps, offsets)
 
 
 def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -523,7 +553,9 @@ def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     The decoded coefficient maps (level times step) go through :func:`dctconv.inverse`,
     are cropped to the image size, then rounded and clipped to the source's pixel
     type and (format version 4) to the file's data range; a bound's residual is
-    added and NaN pixels are put back (:func:`decoded_pixels`).
+    added and NaN pixels are put back (:func:`decoded_pixels`). This is done a band
+    of block rows at a time, straight into the output array, so that decoding needs
+    little more memory than the levels and the pixels themselves.
 
     Parameters
     ----------
@@ -540,7 +572,7 @@ def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
     Raises
     ------
-    CodecTooLargeError, CodecFileError
+    CodecTooLargeError, CodecFileError, OutOfMemoryError
         See :func:`decode_levels`.
 
     Examples
@@ -555,28 +587,143 @@ def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
            [2. , 2.5]], dtype=float32)
     """
     levels = decode_levels(data, max_pixels=max_pixels)
-    return decoded_pixels(data, levels)
+    header = levels.header
+    with out_of_memory(header):
+        pixels = prediction_pixels(levels)
+        del levels  # before the residual's map is decoded: the peak is the larger of the two stages
+        return _with_sections(data, header, pixels)
+
+
+#: Pixels of one band of the reconstruction, about: its float64 temporaries (the
+#: coefficients, the inverse DCT, the rounding) take a few MB, and inverse still has
+#: enough work for two threads (THREAD_MIN_PIXELS).
+BAND_PIXELS = 1 << 19
+
+
+#: Pixels of one row band when the residual of a bound is added (no inverse DCT there to keep busy).
+RESIDUAL_BAND_PIXELS = 1 << 16
+
+
+def band_rows(header: CodecHeader) -> int:
+    """Block rows in one band of the reconstruction (:data:`BAND_PIXELS`, at least one row)."""
+    n = header.block_size
+    return max(1, BAND_PIXELS // (n * n * header.grid[1]))
+
+
+def decode_memory(header: CodecHeader) -> int:
+    """Bytes that decoding the image of ``header`` holds at least: its levels (int16) and its pixels."""
+    n = header.block_size
+    rows, cols = header.grid
+    height, width = header.image_shape
+    level_bytes = 8 if header.quantization == "none" else 2
+    return n * n * rows * cols * level_bytes + height * width * header.dtype.itemsize
+
+
+def _machine_memory() -> int | None:
+    """Bytes of memory this machine could ever give a process: RAM plus swap (None: unknown)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("SwapTotal:"):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+def check_decode_memory(header: CodecHeader) -> None:
+    """Raise :class:`OutOfMemoryError` before allocating when the image could never fit in memory.
+
+    A file of a few bytes can claim an image of billions of pixels (an all-zero image
+    is legitimately tiny); with ``max_pixels=None`` this is what refuses one that no
+    amount of waiting would decode.
+    """
+    needed = decode_memory(header)
+    available = _machine_memory()
+    if available is not None and needed > available:
+        raise OutOfMemoryError.decoding(*header.image_shape, needed)
+
+
+@contextmanager
+def out_of_memory(header: CodecHeader):
+    """Turn a MemoryError inside the block into the one-line :class:`OutOfMemoryError` naming the image."""
+    try:
+        yield
+    except OutOfMemoryError:
+        raise
+    except MemoryError:
+        raise OutOfMemoryError.decoding(*header.image_shape, decode_memory(header)) from None
 
 
 def prediction_pixels(levels: Levels) -> np.ndarray:
     """The pixels of decoded levels: the reconstruction rounded to the mode's type and, from
-    version 4, clipped to the file's data range (before any residual or NaN mask)."""
+    version 4, clipped to the file's data range (before any residual or NaN mask).
+
+    Computed a band of block rows at a time (:func:`band_rows`) straight into the
+    output: the levels of a band are dequantized, inverse transformed, rounded and
+    clipped. The result is the same to the last bit as for the whole image at once:
+    each step works pixel by pixel, and :func:`dctconv.inverse` computes every block
+    row the same way however the rows are grouped. A band whose levels are all 0
+    reconstructs to 0.0 everywhere and is filled with the pixel of 0.0.
+    """
     header = levels.header
-    pixels = to_pixels(reconstruct(levels), header.mode)
+    n = header.block_size
+    height, width = header.image_shape
+    pixels = np.empty((height, width), header.dtype)
+    step = band_rows(header)
+    quantized = header.quantization != "none"
+    zero = None
+    for top in range(0, header.grid[0], step):
+        band = levels.levels[:, top : top + step]
+        first, last = top * n, min(height, (top + step) * n)
+        if quantized and not band.any():
+            if zero is None:
+                zero = _pixels_of(np.zeros((1, 1)), header)[0, 0]
+            pixels[first:last] = zero
+            continue
+        coefficients = dequantize(band, levels.steps, levels.offsets, header.quantization)
+        with np.errstate(over="ignore", invalid="ignore"):
+            image = inverse(coefficients, (last - first, width))
+        del coefficients
+        if not np.isfinite(image).all():
+            raise CodecFileError("decoded pixels overflow (NaN or infinity): the file is damaged")
+        pixels[first:last] = _pixels_of(image, header)
+    return pixels
+
+
+def _pixels_of(image: np.ndarray, header: CodecHeader) -> np.ndarray:
+    """A float64 reconstruction (or a band of it) rounded to the mode's type and, from
+    version 4, clipped to the file's data range."""
+    pixels = to_pixels(image, header.mode)
     if header.data_range is None:
         return pixels
     low, high = header.data_range
     if header.dtype.kind == "f":
-        return np.clip(pixels, np.float32(low), np.float32(high))
-    return np.clip(pixels, math.ceil(low), math.floor(high))
+        return np.clip(pixels, np.float32(low), np.float32(high), out=pixels)
+    return np.clip(pixels, math.ceil(low), math.floor(high), out=pixels)
 
 
 def decoded_pixels(data, levels: Levels) -> np.ndarray:
     """What :func:`decode` gives for a file and its decoded levels: the prediction, the
-    residual of a bound (RESD) added, the NaN pixels (NANM) put back."""
-    pixels = prediction_pixels(levels)
+    residual of a bound (RESD) added, the NaN pixels (NANM) put back.
+
+    Raises
+    ------
+    CodecFileError, OutOfMemoryError
+        As :func:`decode`.
+    """
+    with out_of_memory(levels.header):
+        return _with_sections(data, levels.header, prediction_pixels(levels))
+
+
+def _with_sections(data, header: CodecHeader, pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` (the prediction) with the file's residual added and its NaN pixels put back, in place."""
     # The file's own header: the one of encode's Levels has no section table.
-    header = levels.header if levels.header.section_table else read_header(data, max_pixels=None)
+    header = header if header.section_table else read_header(data, max_pixels=None)
     residual, tag = section(data, header, "ADRS"), "ADRS"
     if not residual:
         residual, tag = section(data, header, "RESD"), "RESD"
@@ -589,20 +736,16 @@ def decoded_pixels(data, levels: Levels) -> np.ndarray:
             q = _engine.decode_map(residual, (1, *header.image_shape))[0]
         else:
             q = decode_integer_map(residual, (1, *header.image_shape))[0]
-        pixels = apply_residual(pixels, q, header.max_error, header.mode, header.value_range)
+        # Row bands of 64K pixels: the arithmetic makes four int64 or float64 temporaries
+        # of the band, beside the int64 map of the whole image.
+        step = max(1, RESIDUAL_BAND_PIXELS // header.image_shape[1])
+        for top in range(0, header.image_shape[0], step):
+            rows = slice(top, top + step)
+            pixels[rows] = apply_residual(pixels[rows], q[rows], header.max_error, header.mode, header.value_range)
+        del q
     mask = section(data, header, "NANM")
     if mask:
         if header.mode != "F":
             raise CodecFileError(f"the file holds a NaN mask (NANM) but its pixels are {header.mode}, not float")
-        pixels = np.array(pixels, copy=True)
         pixels[decode_mask(mask, header.image_shape)] = np.nan
     return pixels
-
-
-def reconstruct(levels: Levels) -> np.ndarray:
-    """The float64 reconstruction of decoded levels (before rounding): inverse DCT, cropped."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        image = inverse(levels.coefficients, levels.header.image_shape)
-    if not np.isfinite(image).all():
-        raise CodecFileError("decoded pixels overflow (NaN or infinity): the file is damaged")
-    return image

@@ -173,7 +173,7 @@ def run_speed(rounds: int) -> dict:
             times["webp_decode"].append(time.perf_counter() - start)
             out_dir = Path(temp) / f"out{index}"  # a new folder each round: every output written anew
             times["compress"].append(compress_command(photo, out_dir))
-        outputs = sorted(path.name for path in out_dir.iterdir())
+        outputs = sorted(path.name for path in out_dir.iterdir() if not path.name.startswith("."))
     medians = {key: statistics.median(values) for key, values in times.items()}
     return {
         "side": image.shape[0],

@@ -25,3 +25,14 @@ def write_legacy_compressed(path, kept, channel_mask, *, block_size: int, image_
         channel_mask=np.asarray(channel_mask, dtype=bool), kept=np.asarray(kept),
     )
     return Path(path) if isinstance(path, (str, Path)) else path
+
+
+def output_names(folder) -> list[str]:
+    """The sorted names in ``folder`` other than the hidden records of ``--skip-existing``
+    (``.<stem>_<command>.made``, dctconv.runtime._records): what a user sees as outputs."""
+    return sorted(p.name for p in Path(folder).iterdir() if not (p.name.startswith(".") and p.name.endswith(".made")))
+
+
+def record_names(folder) -> list[str]:
+    """The sorted names of the hidden records in ``folder``."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".") and p.name.endswith(".made"))

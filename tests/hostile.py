@@ -75,6 +75,14 @@ class Command:
     expect_ok: Callable[[np.ndarray], bool] = lambda array: bool(np.isfinite(array).all())
     """Whether an image with these finite pixels must be processed (exit 0)."""
 
+    record: Callable[[Path, Path], Path] | None = None
+    """(a good input, output folder) -> the hidden record written with its outputs
+    (:mod:`dctconv.runtime._records`); None for a command that writes none."""
+
+    def written(self, src: Path, out: Path) -> list[Path]:
+        """Every file the command leaves in ``out`` for ``src``: its outputs, then its record."""
+        return self.outputs(src, out) + ([self.record(src, out)] if self.record is not None else [])
+
     @property
     def missing_word(self) -> str:
         """click's word for the input in "... does not exist": "File", or "Path" when folders are valid."""
@@ -96,6 +104,15 @@ _COMPRESS_OUTPUTS = ("compressed.dctz", "reconstruction.png", "error.png", "maps
 def _compress_outputs(src: Path, out: Path) -> list[Path]:
     """What compress writes for an 8-bit source (make_good_input's), in the order it writes them."""
     return [out / f"{src.stem}_{name}" for name in _COMPRESS_OUTPUTS]
+
+
+def _record(command: str):
+    from dctconv.runtime._records import record_name
+
+    def record(src: Path, out: Path) -> Path:
+        return out / record_name(src.stem.removesuffix('_coefficients').removesuffix('_compressed')
+                                 if command == "inverse" else src.stem, command)
+    return record
 
 
 def _arrow_listing(command_outputs):
@@ -611,6 +628,7 @@ COMMANDS = [
         reads="image",
         argv=lambda inputs, out: ["transform", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_transform_outputs,
+        record=_record("transform"),
         metavar="FILE_OR_DIR...",
         writer="dctconv.io._images:save_picture",
         library_call="dctconv.transform:forward",
@@ -624,6 +642,7 @@ COMMANDS = [
         reads="coefficients",
         argv=lambda inputs, out: ["transform", "--inverse", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_inverse_outputs,
+        record=_record("inverse"),
         metavar="FILE_OR_DIR...",
         writer="dctconv.io._images:save_image",
         library_call="dctconv.transform:inverse",
@@ -641,6 +660,7 @@ COMMANDS = [
         reads="image",
         argv=lambda inputs, out: ["compress", *map(str, inputs), "-o", str(out), "--jobs", "1"],
         outputs=_compress_outputs,
+        record=_record("compress"),
         metavar="IMAGE_OR_DIR...",
         # The summary figure, written by save_picture after the compressed file, the
         # reconstruction, the error and the maps.

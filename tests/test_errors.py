@@ -179,7 +179,7 @@ def test_output_dir_is_created_when_missing(command, tmp_path):
     out = tmp_path / "new" / "deeper"
     result = run(command.argv([good], out))
     assert result.exit_code == 0, result.output
-    assert files_in(out) == sorted(p.name for p in command.outputs(good, out))
+    assert files_in(out) == sorted(p.name for p in command.written(good, out))
 
 
 # ---------------------------------------------------------------- images that cannot be read
@@ -649,7 +649,7 @@ def test_bad_input_among_good_ones_is_skipped_and_exit_is_1(command, tmp_path):
     assert isinstance(result.exception, SystemExit)
     errors = [line for line in result.stderr.splitlines() if "Error" in line]
     assert errors == [f"Error: {bad}: file is empty"]
-    expected = command.outputs(first, out) + command.outputs(last, out)
+    expected = command.written(first, out) + command.written(last, out)
     assert files_in(out) == sorted(p.name for p in expected)
     command.listing(result, [first, last], out)
     if command.output_dir:
@@ -810,7 +810,7 @@ def test_script_hostile_files_have_no_traceback(tmp_path):
         f"Error: {bomb}: image is 70000 x 70000 = 4,900,000,000 pixels, more than the limit of "
         "89,478,485; rerun with --max-pixels 4900000000 to allow it",
     ]
-    assert files_in(out) == ["good_coefficients.npz", "good_maps.png"]
+    assert files_in(out) == [".good_transform.made", "good_coefficients.npz", "good_maps.png"]
 
 
 def test_script_pickle_is_not_loaded(tmp_path):
@@ -857,7 +857,7 @@ def test_script_compress_reports_bad_inputs_and_keeps_the_good_one(tmp_path):
         f"Error: {photos / 'bomb.png'}: image is 70000 x 70000 = 4,900,000,000 pixels, more than the "
         "limit of 89,478,485; rerun with --max-pixels 4900000000 to allow it",
     ])
-    assert files_in(out) == sorted(p.name for p in command_named("compress").outputs(good, out))
+    assert files_in(out) == sorted(p.name for p in command_named("compress").written(good, out))
     assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [str(good)]
 
 

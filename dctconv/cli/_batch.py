@@ -64,15 +64,29 @@ def report_failure(item, exc: BaseException, debug: bool) -> None:
         click.echo(unexpected_error_line(item, exc, debug), err=True)
 
 
-def run_each(ctx, items, work, *, label: str, cluster: bool = False, **options):
+def run_each(ctx, items, work, *, label: str, cluster: bool = False, skip=None, **options):
     """:func:`dctconv.runtime._parallel.run_each`, each failure reported in one line as it happens.
 
     With ``cluster`` and --scheduler or --scheduler-file given, the files are tasks
     on that dask cluster (:mod:`dctconv.runtime._cluster`); the connection is made, or
-    refused in one line, before the first file.
+    refused in one line, before the first file. ``skip(items)`` (--skip-existing,
+    :func:`skip_up_to_date`) gives the items left to do; it is applied after the
+    inputs whose outputs would collide are refused, so that a skipped input still
+    keeps a later one of the same name from overwriting its outputs.
     """
+    refused = []
+    if skip is not None:
+        output_name = options.get("output_name")
+        if output_name is not None:
+            from ..runtime._parallel import refuse_same_output_names
+
+            items, refused = refuse_same_output_names(items, output_name)
+            for item, exc in refused:
+                report_failure(item, exc, debug=bool(ctx.obj["debug"]))
+        items = skip(items)
     try:
-        return _run_each(ctx, items, work, label=label, cluster=cluster, **options)
+        results, failed = _run_each(ctx, items, work, label=label, cluster=cluster, **options)
+        return results, failed or bool(refused)
     except Interrupted as stop:
         if stop.total > 1:
             click.echo(interrupted_line(stop), err=True)
@@ -131,14 +145,20 @@ def for_workers(ctx, inputs, output_dir):
     return [path.absolute() for path in inputs], output_dir.absolute()
 
 
-def skip_up_to_date(items, outputs_of):
-    """The items not up to date (:func:`dctconv.runtime._outputs.up_to_date`), with a note of how many were skipped."""
-    from ..runtime._outputs import up_to_date
+def skip_up_to_date(items, *, command: str, work, out_dir, stem_of):
+    """The items not up to date (:func:`dctconv.runtime._records.up_to_date`), with a note of how many were skipped.
 
-    left = [item for item in items if not up_to_date(item, outputs_of(item))]
+    ``work`` is the ``functools.partial`` of the per-file function: its keywords are
+    the settings the records are compared with.
+    """
+    from ..runtime._records import settings_of, up_to_date
+
+    settings = settings_of(command, work.keywords)
+    left = [item for item in items
+            if not up_to_date(item, out_dir=out_dir, stem=stem_of(item), command=command, settings=settings)]
     if len(left) < len(items):
-        click.echo(f"Note: skipped {len(items) - len(left)} of {len(items)} inputs whose outputs are all "
-                   "there and newer (--skip-existing)", err=True)
+        click.echo(f"Note: skipped {len(items) - len(left)} of {len(items)} inputs whose outputs are there, "
+                   "whole, and made from the same content with the same settings (--skip-existing)", err=True)
     return left
 
 

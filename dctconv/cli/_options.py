@@ -139,7 +139,8 @@ def cluster_options(f):
 def skip_existing_option(f):
     return click.option(
         "--skip-existing", is_flag=True,
-        help="Skip an input whose outputs are all there and newer than it (to resume an interrupted batch).",
+        help="Skip an input whose outputs are all there, whole, and were made from its present content "
+             "with these settings (to resume an interrupted batch; docs/scale.md).",
     )(f)
 
 

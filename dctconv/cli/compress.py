@@ -228,8 +228,6 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
     """
     from ..io._atomic import InputPaths
     from ..runtime._jobs import COMPRESS_DATA_IMPORTS, COMPRESS_IMPORTS, compress_file
-    from ..runtime._outputs import compress_outputs
-
     n = block_size or DEFAULT_BLOCK_SIZE
     if keep is not None and not 1 <= keep <= n * n:
         raise click.BadParameter(
@@ -245,11 +243,10 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
         protected=InputPaths(files),
         pictures=not no_pictures,
     )
-    if skip_existing:
-        files = _batch.skip_up_to_date(files, functools.partial(
-            compress_outputs, out_dir=output_dir, sweep=sweep, pictures=not no_pictures))
+    skip = functools.partial(_batch.skip_up_to_date, command="compress", work=work, out_dir=output_dir,
+                             stem_of=lambda path: path.stem) if skip_existing else None
     results, failed = _batch.run_each(
-        ctx, files, work, label="compress", jobs=jobs, cluster=True, output_name=lambda path: path.stem,
+        ctx, files, work, label="compress", jobs=jobs, cluster=True, output_name=lambda path: path.stem, skip=skip,
         preload=COMPRESS_DATA_IMPORTS if no_pictures else COMPRESS_IMPORTS,
     )
     _report.notes(results)

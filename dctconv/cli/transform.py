@@ -94,7 +94,7 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, layout, chann
     """
     from ..io._atomic import InputPaths
     from ..runtime._jobs import TRANSFORM_IMPORTS, invert_file, transform_file, write_kernels_picture
-    from ..runtime._outputs import inverse_outputs, original_stem, transform_outputs
+    from ..runtime._outputs import original_stem
 
     if from_jpeg and block_size not in (None, 8):
         raise click.BadParameter("JPEG files hold 8 x 8 blocks; drop --block-size with --from-jpeg",
@@ -107,7 +107,6 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, layout, chann
         work = functools.partial(
             invert_file, out_dir=output_dir, max_pixels=max_pixels, protected=InputPaths(files)
         )
-        outputs_of = functools.partial(inverse_outputs, out_dir=output_dir)
     else:
         work = functools.partial(
             transform_file, out_dir=output_dir, block_size=block_size,
@@ -115,11 +114,12 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, layout, chann
             pictures=not no_pictures, layout=layout or "channels_first",
             channel_order=channel_order or "frequency", from_jpeg=from_jpeg,
         )
-        outputs_of = functools.partial(transform_outputs, out_dir=output_dir, pictures=not no_pictures)
-    items = _batch.skip_up_to_date(files, outputs_of) if skip_existing else files
+    stem_of = original_stem if inverse else (lambda path: path.stem)
+    skip = functools.partial(_batch.skip_up_to_date, command="inverse" if inverse else "transform", work=work,
+                             out_dir=output_dir, stem_of=stem_of) if skip_existing else None
     results, failed = _batch.run_each(
-        ctx, items, work, label="inverse" if inverse else "transform", jobs=jobs, cluster=True,
-        output_name=original_stem if inverse else (lambda path: path.stem), preload=TRANSFORM_IMPORTS,
+        ctx, files, work, label="inverse" if inverse else "transform", jobs=jobs, cluster=True,
+        output_name=stem_of, preload=TRANSFORM_IMPORTS, skip=skip,
     )
     failed = failed or bool(folder_errors)
     if kernels:

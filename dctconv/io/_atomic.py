@@ -184,14 +184,20 @@ def _check_writable_name(final: Path) -> None:
 class _Replacement:
     """One output being put in place: its temporary, its final name and the previous version."""
 
-    def __init__(self, temp: Path, final: Path):
-        self.temp, self.final = temp, final
+    def __init__(self, temp: Path | None, final: Path, *, seal: bool = False):
+        self.temp, self.final = temp, final  # temp None: final is removed (OutputSet.drop)
+        self.seal = seal
         self.backup: Path | None = None
         self.moved = False  # the previous version was renamed aside, not linked: final is missing
         self.replaced = False
 
     def set_aside(self) -> None:
-        """Keep the previous version of ``final`` (if any) under a backup name, final untouched."""
+        """Keep the previous version of ``final`` (if any) under a backup name.
+
+        Final stays in place (a second name), except for a seal or a file to drop:
+        those are renamed aside, so that their final name is gone before any other
+        output is replaced.
+        """
         try:
             info = os.lstat(self.final)
         except FileNotFoundError:
@@ -201,8 +207,11 @@ class _Replacement:
         while True:
             backup = self.final.parent / f"{TEMP_PREFIX}{secrets.token_hex(4)}{BACKUP_SUFFIX}"
             try:
-                # A second name for the same file: the final name never goes missing.
-                os.link(self.final, backup, follow_symlinks=False)
+                if self.seal or self.temp is None:
+                    self._rename_aside(backup)
+                else:
+                    # A second name for the same file: the final name never goes missing.
+                    os.link(self.final, backup, follow_symlinks=False)
             except FileExistsError:
                 continue
             except OSError as exc:
@@ -210,10 +219,15 @@ class _Replacement:
                     raise
                 if os.path.lexists(backup):
                     continue
-                os.rename(self.final, backup)
-                self.moved = True
+                self._rename_aside(backup)
             self.backup = backup
             return
+
+    def _rename_aside(self, backup: Path) -> None:
+        if os.path.lexists(backup):
+            raise FileExistsError(backup)
+        os.rename(self.final, backup)
+        self.moved = True
 
     def restore(self) -> Path | None:
         """Put the previous version back (or remove the new file); return a backup left behind."""
@@ -221,7 +235,7 @@ class _Replacement:
             if self.replaced or self.moved:
                 if self.backup is not None:
                     os.replace(self.backup, self.final)
-                else:
+                elif self.temp is not None:
                     os.unlink(self.final)
             elif self.backup is not None:
                 os.unlink(self.backup)  # a second name of the file still in place
@@ -242,16 +256,30 @@ class OutputSet:
 
     def __init__(self, protected=()):
         self._pending: list[tuple[Path, Path]] = []
+        self._seals: list[tuple[Path | None, Path]] = []
+        self._last: Path | None = None  # the final name handed out last
         self._protected = protected if isinstance(protected, InputPaths) else list(protected)
         self.written: list[Path] = []
 
-    def path(self, final) -> Path:
-        """Return a temporary path, in the folder of ``final``, to write ``final``'s content to."""
+    @property
+    def pending(self) -> list[tuple[Path, Path]]:
+        """(temporary, final name) of each output handed out so far, seals left out."""
+        return list(self._pending)
+
+    def path(self, final, *, seal: bool = False) -> Path:
+        """Return a temporary path, in the folder of ``final``, to write ``final``'s content to.
+
+        A ``seal`` (the record of :mod:`dctconv.runtime._records`) vouches for the other
+        outputs: its previous version is renamed away before any other output is
+        replaced, and it is put in place after all of them, so that a run killed in
+        the middle of the renames leaves no seal beside outputs it does not describe.
+        It is not listed in :attr:`written`.
+        """
         final = Path(final)
         check_not_input(final, self._protected)
         # The name is replaced, not what it may link to: two links to one file are two
         # outputs. Only the folder is resolved.
-        if any(_real_name(f) == _real_name(final) for _, f in self._pending):
+        if any(_real_name(f) == _real_name(final) for _, f in self._pending + self._seals):
             raise OutputCollisionError(f"output {final} is written twice by the same input")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -268,10 +296,20 @@ class OutputSet:
                     f"cannot write in the folder {final.parent}: {exception_reason(exc)}"
                 ) from None
             os.close(fd)
-            self._pending.append((Path(temp), final))
+            (self._seals if seal else self._pending).append((Path(temp), final))
+            self._last = final
         # mkstemp makes the file private (0o600); outputs get the permissions of any new file.
         os.chmod(temp, _file_mode())
         return Path(temp)
+
+    def drop(self, final) -> None:
+        """Remove ``final`` (if it exists) when the outputs are put in place, as a seal is replaced.
+
+        A seal that can no longer vouch for the new outputs goes; a failure puts it back.
+        """
+        final = Path(final)
+        check_not_input(final, self._protected)
+        self._seals.append((None, final))
 
     def _commit(self) -> None:
         """Put every temporary in place, all or nothing, keeping previous versions until done."""
@@ -279,20 +317,23 @@ class OutputSet:
             on_commit()
         with _signals_held():
             steps = [_Replacement(temp, final) for temp, final in self._pending]
+            seals = [_Replacement(temp, final, seal=True) for temp, final in self._seals]
+            everything = seals + steps  # seals renamed aside first
             try:
-                for step in steps:
+                for step in everything:
                     try:
                         step.set_aside()
                     except OSError as exc:
                         raise OutputWriteError(f"cannot write {step.final}: {exception_reason(exc)}") from None
-                for step in steps:
+                for step in steps + seals:  # and put in place last
                     try:
-                        os.replace(step.temp, step.final)
+                        if step.temp is not None:
+                            os.replace(step.temp, step.final)
                     except OSError as exc:
                         raise OutputWriteError(f"cannot write {step.final}: {exception_reason(exc)}") from None
                     step.replaced = True
             except BaseException as exc:
-                kept = [backup for step in reversed(steps) if (backup := step.restore()) is not None]
+                kept = [backup for step in reversed(everything) if (backup := step.restore()) is not None]
                 self._discard()
                 if kept and isinstance(exc, OutputWriteError):
                     names = ", ".join(str(p) for p in kept)
@@ -300,22 +341,23 @@ class OutputSet:
                         f"{exc}; a previous version could not be put back and is kept as {names}"
                     ) from None
                 raise
-            for step in steps:
+            for step in everything:
                 step.drop_backup()
             self.written = [step.final for step in steps]
-            self._pending = []
+            self._pending, self._seals = [], []
 
     def _discard(self) -> None:
         with _signals_held():
-            for temp, _ in self._pending:
+            for temp, _ in self._pending + self._seals:
                 try:
-                    temp.unlink()
+                    if temp is not None:
+                        temp.unlink()
                 except FileNotFoundError:
                     pass
-            self._pending = []
+            self._pending, self._seals = [], []
 
     def _last_final(self):
-        return self._pending[-1][1] if self._pending else None
+        return self._last if self._pending or self._seals else None
 
 
 @contextmanager

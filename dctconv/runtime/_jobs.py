@@ -11,6 +11,7 @@ from ..io._images import ImageInfo
 from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
 from ._background import Background
 from ._outputs import CompressionReport, compress_output_names, original_stem, transform_output_names
+from ._records import Recorder
 
 
 #: Modules that :func:`transform_file` and :func:`invert_file` import when first
@@ -98,9 +99,11 @@ def transform_file(
     from ..transform import forward
 
     path, out_dir = Path(path), Path(out_dir)
+    record = Recorder(path, "transform", dict(block_size=block_size, dtype=dtype, layout=layout,
+                                              channel_order=channel_order, from_jpeg=from_jpeg, pictures=pictures))
     if from_jpeg:
         return _jpeg_file(path, out_dir, dtype=dtype, max_pixels=max_pixels, protected=protected,
-                          pictures=pictures, layout=layout, channel_order=channel_order)
+                          pictures=pictures, layout=layout, channel_order=channel_order, record=record)
     image, info = read_image(_an_image(path), max_pixels=max_pixels)
     # The requested precision is passed to forward, which converts tile by tile: no
     # float copy of the image. (forward alone would keep a float32 (F) image in float32.)
@@ -120,10 +123,10 @@ def transform_file(
         channel_order=channel_order,
     )
     return _write_transform(path, out_dir, coefficients, header, protected=protected, pictures=pictures,
-                            notes=image_notes(info), info=info)
+                            notes=image_notes(info), info=info, record=record)
 
 
-def _write_transform(path, out_dir, coefficients, header, *, protected, pictures, notes, info=None,
+def _write_transform(path, out_dir, coefficients, header, *, protected, pictures, notes, record, info=None,
                      chroma=None) -> FileResult:
     """Write the coefficient file of ``coefficients`` ((n*n, rows, columns), frequency order) and its maps picture."""
     from ..io._npz import save_coefficients
@@ -137,10 +140,11 @@ def _write_transform(path, out_dir, coefficients, header, *, protected, pictures
             from ..measure._mosaics import maps_picture
 
             save_picture(outputs.path(out_dir / names["maps"]), maps_picture(coefficients))
+        notes += _sealed(record, outputs, out_dir, path.stem)
     return FileResult(path, outputs.written, notes, info)
 
 
-def _jpeg_file(path: Path, out_dir: Path, *, dtype, max_pixels, protected, pictures, layout, channel_order):
+def _jpeg_file(path: Path, out_dir: Path, *, dtype, max_pixels, protected, pictures, layout, channel_order, record):
     """transform --from-jpeg: the luma coefficients a JPEG file stores (level x step), not decoded."""
     import numpy as np
 
@@ -167,7 +171,7 @@ def _jpeg_file(path: Path, out_dir: Path, *, dtype, max_pixels, protected, pictu
     coefficients = luma.coefficients.copy()
     coefficients[0] += 128 * JPEG_BLOCK_SIZE
     return _write_transform(path, out_dir, coefficients, header, protected=protected, pictures=pictures,
-                            notes=notes, chroma=chroma)
+                            notes=notes, chroma=chroma, record=record)
 
 
 def invert_file(
@@ -188,13 +192,14 @@ def invert_file(
     from ..transform import inverse
 
     path, out_dir = Path(path), Path(out_dir)
+    record = Recorder(path, "inverse", {})
     kind = kinds.kind_of(path)
     problem = kinds.wrong_kind(kind, kinds.COEFFICIENT_KINDS,
                                image_fix="use dctconv transform without --inverse (or dctconv compress)")
     if problem:
         raise CoefficientFileError(problem)
     if kind is kinds.COMPRESSED:
-        return _decode_file(path, out_dir, max_pixels=max_pixels, protected=protected)
+        return _decode_file(path, out_dir, max_pixels=max_pixels, protected=protected, record=record)
     coefficients, header = load_coefficients(path, max_pixels=max_pixels)
     with np.errstate(over="ignore", invalid="ignore"):
         image = inverse(coefficients, header.image_shape)
@@ -206,10 +211,17 @@ def invert_file(
     name = f"{original_stem(path)}_reconstruction{image_suffix(header.image_mode)}"
     with atomic_outputs(protected) as outputs:
         save_image(outputs.path(out_dir / name), image, header.image_mode)
-    return FileResult(path, outputs.written)
+        notes = _sealed(record, outputs, out_dir, original_stem(path))
+    return FileResult(path, outputs.written, notes)
 
 
-def _decode_file(path: Path, out_dir: Path, *, max_pixels, protected) -> FileResult:
+def _sealed(record: Recorder, outputs, out_dir: Path, stem: str) -> list[str]:
+    """Add ``record`` to the outputs (the last of them): what --skip-existing compares. Its note, if any."""
+    note = record.seal(outputs, out_dir, stem)
+    return [] if note is None else [note]
+
+
+def _decode_file(path: Path, out_dir: Path, *, max_pixels, protected, record) -> FileResult:
     from ..codec._core import decode
     from ..codec._dctz import read_file, read_header
     from ..io._images import image_suffix, save_image
@@ -219,7 +231,8 @@ def _decode_file(path: Path, out_dir: Path, *, max_pixels, protected) -> FileRes
     pixels = decode(data, max_pixels=max_pixels)
     with atomic_outputs(protected) as outputs:
         save_image(outputs.path(out_dir / f"{original_stem(path)}_reconstruction{image_suffix(mode)}"), pixels, mode)
-    return FileResult(path, outputs.written)
+        notes = _sealed(record, outputs, out_dir, original_stem(path))
+    return FileResult(path, outputs.written, notes)
 
 
 def write_kernels_picture(out_dir, block_size: int, *, protected=()) -> Path:
@@ -275,6 +288,9 @@ def compress_file(
     the image (:func:`dctconv.measure._metrics.loss_notes`).
     """
     path, out_dir = Path(path), Path(out_dir)
+    record = Recorder(path, "compress", dict(block_size=block_size, quality=quality, step=step, keep=keep,
+                                             threshold=threshold, data_range=data_range, max_error=max_error,
+                                             sweep=sweep, pictures=pictures))
     with Background() as background:
         # scipy.ndimage (the SSIM's filter) and matplotlib (the sweep's figure) take a
         # second to import; the thread imports them while the image is read and encoded. Only
@@ -284,7 +300,7 @@ def compress_file(
         return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
                               keep=keep, threshold=threshold, data_range=data_range, max_error=max_error,
                               sweep=sweep, max_pixels=max_pixels,
-                              protected=protected, pictures=pictures)
+                              protected=protected, pictures=pictures, record=record)
 
 
 #: What :func:`compress_file` imports after the encode: the metrics, and the sweep's figure.
@@ -303,7 +319,7 @@ def _import_all(names) -> None:
 
 
 def _compress_file(path: Path, out_dir: Path, background: Background, *, block_size, quality, step, keep,
-                   threshold, data_range, max_error, sweep, max_pixels, protected, pictures) -> FileResult:
+                   threshold, data_range, max_error, sweep, max_pixels, protected, pictures, record) -> FileResult:
     import json
     import os
 
@@ -450,4 +466,5 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
             json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON
             f.write("\n")
+        notes += _sealed(record, outputs, out_dir, path.stem)
     return FileResult(path, outputs.written, notes, info, report)

@@ -1,5 +1,7 @@
-"""What a command writes for each input: the names of its outputs, whether they are up to date
-(``--skip-existing``), and the numbers ``compress`` reports (the schema of ``<stem>_metrics.json``)."""
+"""What a command writes for each input: the names of its outputs, and what ``compress`` reports.
+
+The numbers are the schema of ``<stem>_metrics.json``. Whether the outputs are up to date
+(``--skip-existing``): :mod:`dctconv.runtime._records`."""
 
 from __future__ import annotations
 
@@ -8,52 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-#: Suffixes a reconstruction can have (:func:`dctconv.io._images.image_suffix`): which
-#: one depends on the image's mode, known only once the image is read.
-RECONSTRUCTION_SUFFIXES = (".png", ".tif")
-
-
 def transform_output_names(stem: str, *, pictures: bool = True) -> dict[str, str]:
     """Names of the files :func:`~dctconv.runtime._jobs.transform_file` writes for an image of this stem."""
     names = {"coefficients": f"{stem}_coefficients.npz"}
     if pictures:
         names["maps"] = f"{stem}_maps.png"
     return names
-
-
-def transform_outputs(path, out_dir, *, pictures: bool = True) -> list[tuple[Path, ...]]:
-    """The outputs of :func:`~dctconv.runtime._jobs.transform_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
-    return [(Path(out_dir) / name,) for name in transform_output_names(Path(path).stem, pictures=pictures).values()]
-
-
-def inverse_outputs(path, out_dir) -> list[tuple[Path, ...]]:
-    """The output of :func:`~dctconv.runtime._jobs.invert_file` for ``path``: its reconstruction, .png or .tif."""
-    stem = original_stem(path)
-    return [tuple(Path(out_dir) / f"{stem}_reconstruction{suffix}" for suffix in RECONSTRUCTION_SUFFIXES)]
-
-
-def up_to_date(path, outputs) -> bool:
-    """Whether every output of ``path`` exists and is newer than it.
-
-    ``outputs`` lists each output as a tuple of the names it may have (one of
-    them must do), as :func:`transform_outputs` and :func:`compress_outputs`
-    give them. Newer means a later modification time, strictly: an input changed
-    within the file system's time resolution of its outputs counts as changed.
-    """
-    try:
-        changed = Path(path).stat().st_mtime_ns
-    except OSError:
-        return False  # let the work report it
-    for alternatives in outputs:
-        for output in alternatives:
-            try:
-                if output.stat().st_mtime_ns > changed:
-                    break
-            except OSError:
-                continue
-        else:
-            return False
-    return True
 
 
 def original_stem(path) -> str:
@@ -140,10 +102,3 @@ def compress_output_names(stem: str, reconstruction_suffix: str, *, sweep: bool 
         for kind in ("error", "maps", "summary", "sweep_plot"):
             names.pop(kind, None)
     return names
-
-
-def compress_outputs(path, out_dir, *, sweep: bool = False, pictures: bool = True) -> list[tuple[Path, ...]]:
-    """The outputs of :func:`~dctconv.runtime._jobs.compress_file` for ``path``, each as a tuple of alternatives (see :func:`up_to_date`)."""
-    stem, out_dir = Path(path).stem, Path(out_dir)
-    each = [compress_output_names(stem, suffix, sweep=sweep, pictures=pictures) for suffix in RECONSTRUCTION_SUFFIXES]
-    return [tuple(dict.fromkeys(out_dir / names[kind] for names in each)) for kind in each[0]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dctconv.cli import cli
+from _helpers import output_names
 
 
 def invoke(*args):
@@ -32,7 +32,8 @@ def write_images(folder: Path, count: int, size=(20, 28)) -> list[Path]:
 
 
 def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    """The outputs in ``folder``, the hidden records of --skip-existing left out."""
+    return output_names(folder)
 
 
 def test_transform_without_pictures_writes_the_same_coefficient_files_only(tmp_path):
@@ -82,7 +83,7 @@ def test_no_pictures_never_imports_matplotlib(tmp_path, command):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    written = names(tmp_path / "out")
     if command[0] == "transform":
         assert written == ["im0_coefficients.npz"]
     else:  # (--sweep imports matplotlib all the same: the bjontegaard package does, for its BD-rates)
@@ -90,13 +91,8 @@ def test_no_pictures_never_imports_matplotlib(tmp_path, command):
 
 
 def skip_note(skipped: int, of: int) -> str:
-    return f"Note: skipped {skipped} of {of} inputs whose outputs are all there and newer (--skip-existing)"
-
-
-def later(path: Path, seconds: float = 10) -> None:
-    """Give ``path`` a modification time ``seconds`` in the future: newer than anything written now."""
-    stamp = path.stat().st_mtime + seconds
-    os.utime(path, (stamp, stamp))
+    return (f"Note: skipped {skipped} of {of} inputs whose outputs are there, whole, and made from the same "
+            "content with the same settings (--skip-existing)")
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -104,7 +100,7 @@ def test_transform_skip_existing_does_only_what_is_left(tmp_path, jobs):
     images = write_images(tmp_path / "in", 4)
     out = tmp_path / "out"
     assert invoke("transform", *images[:2], "-o", out).exit_code == 0  # an interrupted batch
-    written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}  # records included
     result = invoke("transform", *images, "-o", out, "--skip-existing", "--jobs", jobs, "--json")
     assert result.exit_code == 0, result.output
     assert skip_note(2, 4) in result.output
@@ -114,16 +110,17 @@ def test_transform_skip_existing_does_only_what_is_left(tmp_path, jobs):
     assert len(names(out)) == 8
 
     # An input changed after its outputs, or one output missing: done again.
-    later(images[0])
+    Image.fromarray(np.full((20, 28), 9, np.uint8)).save(images[0])
     (out / "im3_maps.png").unlink()
     result = invoke("transform", *images, "-o", out, "--skip-existing", "--jobs", jobs, "--json")
     assert result.exit_code == 0, result.output
     assert skip_note(2, 4) in result.output
     assert sorted(Path(f["input"]).name for f in json.loads(result.stdout)["files"]) == ["im0.png", "im3.png"]
 
-    # Without pictures, the coefficient files are the whole set.
-    (out / "im1_maps.png").unlink()
-    later(out / "im0_coefficients.npz", 20)
+    # Without pictures is another setting: done again, and then skipped.
+    result = invoke("transform", *images, "-o", out, "--skip-existing", "--no-pictures")
+    assert result.exit_code == 0 and "Note: skipped" not in result.output
+    assert result.stdout.count("->") == 4
     result = invoke("transform", *images, "-o", out, "--skip-existing", "--no-pictures")
     assert result.exit_code == 0 and skip_note(4, 4) in result.output
     assert "->" not in result.stdout
@@ -154,10 +151,13 @@ def test_compress_skip_existing_counts_the_set_it_would_write(tmp_path):
     result = invoke("compress", tmp_path / "in", "-o", out, "--skip-existing", "--json")
     assert result.exit_code == 0 and "Note: skipped" not in result.output
     assert len(json.loads(result.stdout)["files"]) == 3
-    # (The sweep's files are part of the set with --sweep: checked on the list, without running a sweep.)
-    from dctconv.runtime._outputs import compress_outputs, up_to_date
+    # (The sweep is a setting too: checked on the record, without running a sweep.)
+    from dctconv.runtime._records import settings_of, up_to_date
 
-    assert up_to_date(images[0], compress_outputs(images[0], out, pictures=False))
-    assert not up_to_date(images[0], compress_outputs(images[0], out, sweep=True, pictures=False))
+    options = dict(block_size=4, quality=None, step=None, keep=None, threshold=0.0, data_range=None,
+                   max_error=None, sweep=False, pictures=True)
+    check = dict(out_dir=out, stem="im0", command="compress")
+    assert up_to_date(images[0], **check, settings=settings_of("compress", options))
+    assert not up_to_date(images[0], **check, settings=settings_of("compress", {**options, "sweep": True}))
     result = invoke("compress", tmp_path / "in", "-o", out, "--skip-existing")
     assert result.exit_code == 0 and skip_note(3, 3) in result.output

@@ -118,7 +118,8 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     for name in ("text_coefficients.npz", "text_maps.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["text_coefficients.npz", "text_maps.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".text_transform.made", "text_coefficients.npz",
+                                                          "text_maps.png"]
 
 
 # ---------------------------------------------------------------- --layout, --channel-order, --from-jpeg

@@ -63,7 +63,7 @@ def old_and_new(command, tmp_path):
     out = tmp_path / "out"
     assert run(command.argv([source], out)).exit_code == 0
     old = snapshot(out)
-    assert old.keys() == new.keys() == {p.name for p in command.outputs(source, out)}
+    assert old.keys() == new.keys() == {p.name for p in command.written(source, out)}
     assert all(old[name] != new[name] for name in old)  # else "old or new" would prove less
     source.write_bytes(png_bytes(NEW_IMAGE))
     return source, out, old, new
@@ -118,7 +118,7 @@ def test_kth_rename_fails_for_every_k(command, hard_links, tmp_path, monkeypatch
     source, out, old, new = old_and_new(command, tmp_path)
     if not hard_links:  # FAT, some network file systems: previous versions are renamed aside
         _no_hard_links(monkeypatch)
-    outputs = command.outputs(source, out)
+    outputs = command.written(source, out)  # the record is put in place last
     for k in range(1, len(outputs) + 2):
         restore(old, out)
         with monkeypatch.context() as patch:
@@ -140,7 +140,7 @@ def test_kth_rename_fails_for_every_k(command, hard_links, tmp_path, monkeypatch
 def test_kth_write_fails_with_disk_full_for_every_k(command, tmp_path, monkeypatch):
     """The k-th output file is opened on /dev/full: its writer meets a real ENOSPC."""
     source, out, old, new = old_and_new(command, tmp_path)
-    outputs = command.outputs(source, out)
+    outputs = command.written(source, out)  # the record is written last
     real_open = builtins.open
     for k in range(1, len(outputs) + 2):
         restore(old, out)
@@ -268,10 +268,12 @@ def test_longest_names_the_file_system_takes_are_written(tmp_path):
     out = tmp_path / "out"
     result = run(TRANSFORM.argv([source], out))
     assert result.exit_code == 0, result.output
-    assert sorted(snapshot(out)) == [f"{stem}_coefficients.npz", f"{stem}_maps.png"]
+    # (The record, .<stem>_transform.made, is no longer than <stem>_coefficients.npz.)
+    written = sorted(p.name for p in TRANSFORM.written(source, out))
+    assert sorted(snapshot(out)) == written
     # And again, over the previous outputs (their backups have short names too).
     assert run(TRANSFORM.argv([source], out)).exit_code == 0
-    assert sorted(snapshot(out)) == [f"{stem}_coefficients.npz", f"{stem}_maps.png"]
+    assert sorted(snapshot(out)) == written
 
 
 def test_output_name_too_long_is_named_before_anything_is_written(tmp_path):

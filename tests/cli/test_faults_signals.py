@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from references import SAMPLES
+from _helpers import output_names
 
 DCTCONV = Path(sys.executable).with_name("dctconv")
 
@@ -189,7 +190,7 @@ def test_an_interrupt_starts_no_file_and_lists_the_finished_ones(signum, tmp_pat
         process.kill()
     assert process.returncode == 1
     assert "Traceback" not in stderr
-    done = sorted({path.name.split("_")[0] for path in out.iterdir()})
+    done = sorted({name.split("_")[0] for name in output_names(out)})
     # Each file's outputs are complete, or absent; nothing half-written.
     assert temporaries(out) == []
     for name in done:

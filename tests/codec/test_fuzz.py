@@ -287,7 +287,7 @@ def test_transform_round_trip_of_random_small_images(image, block_size):
         run_command(COMMANDS[0], path, out, ["--block-size", str(block_size)])
         result = run_command(COMMANDS[1], out / "random_coefficients.npz", tmp / "back")
         assert result.exit_code == 0, result.output
-        [written] = files_in(tmp / "back")
+        [written] = [name for name in files_in(tmp / "back") if not name.endswith(".made")]  # the record aside
         with Image.open(tmp / "back" / written) as im:
             restored = np.asarray(im)
         assert restored.dtype == array.dtype

@@ -205,7 +205,7 @@ def test_ctrl_c_midway_keeps_earlier_inputs_and_nothing_of_the_interrupted_one(
     assert isinstance(result.exception, SystemExit)
     assert result.stderr.splitlines()[-1] == "Aborted!"
     assert "Traceback" not in result.output
-    assert files_in(out) == sorted(p.name for p in command.outputs(first, out))
+    assert files_in(out) == sorted(p.name for p in command.written(first, out))
 
 
 # ---------------------------------------------------------------- an input is never overwritten
@@ -244,7 +244,8 @@ def test_forward_output_named_like_another_input_is_refused(tmp_path):
     )
     assert maps.read_bytes() == before
     # x_maps.png itself is an ordinary input and was processed; x.png wrote nothing.
-    assert files_in(folder) == sorted(["x.png", "x_maps.png", "x_maps_coefficients.npz", "x_maps_maps.png"])
+    assert files_in(folder) == sorted(["x.png", "x_maps.png", "x_maps_coefficients.npz", "x_maps_maps.png",
+                                       ".x_maps_transform.made"])
 
 
 def test_compress_into_its_input_folder_never_overwrites_an_input(tmp_path):
@@ -261,7 +262,7 @@ def test_compress_into_its_input_folder_never_overwrites_an_input(tmp_path):
     ]
     assert {name: (folder / name).read_bytes() for name in before} == before
     # x wrote nothing; the clashing image is an ordinary input and was compressed.
-    assert files_in(folder) == sorted([x.name, clash.name] + [p.name for p in COMPRESS.outputs(clash, folder)])
+    assert files_in(folder) == sorted([x.name, clash.name] + [p.name for p in COMPRESS.written(clash, folder)])
     COMPRESS.check(clash, folder, None)
 
 
@@ -312,7 +313,7 @@ def test_compress_sweep_ctrl_c_while_writing_the_csv_leaves_nothing(tmp_path, mo
     assert result.stderr.splitlines()[-1] == "Aborted!"
     assert "Traceback" not in result.output
     assert files_in(out) == sorted(
-        [p.name for p in COMPRESS.outputs(first, out)] + ["first_sweep.csv", "first_sweep.json", "first_sweep.png"]
+        [p.name for p in COMPRESS.written(first, out)] + ["first_sweep.csv", "first_sweep.json", "first_sweep.png"]
     )
     with open(out / "first_sweep.csv") as f:
         assert len(f.read().splitlines()) == first_rows  # header and every row: complete
@@ -333,7 +334,7 @@ def test_second_input_with_the_same_output_names_is_refused(command, tmp_path):
         f"Error: {b}: its outputs would overwrite those of {a} (same name 'x'); "
         "rename one of the inputs or give each its own -o DIR"
     ]
-    assert files_in(out) == sorted(p.name for p in command.outputs(a, out))
+    assert files_in(out) == sorted(p.name for p in command.written(a, out))
     # What is there is a's result, not b's (the check recomputes it from a).
     command.check(a, out, None)
 
@@ -347,7 +348,7 @@ def test_same_input_twice_is_processed_once(command, tmp_path):
     assert [line for line in result.stderr.splitlines() if "Error" in line or "more than once" in line] == [
         f"Note: {good}: given more than once; processed once"
     ]
-    assert files_in(out) == sorted(p.name for p in command.outputs(good, out))
+    assert files_in(out) == sorted(p.name for p in command.written(good, out))
 
 
 @output_dir_commands
@@ -357,7 +358,7 @@ def test_running_again_replaces_the_previous_outputs(command, tmp_path):
     assert run(command.argv([good], out)).exit_code == 0
     result = run(command.argv([good], out))
     assert result.exit_code == 0, result.output
-    assert files_in(out) == sorted(p.name for p in command.outputs(good, out))
+    assert files_in(out) == sorted(p.name for p in command.written(good, out))
 
 
 # ---------------------------------------------------------------- the inputs of a batch, indexed

@@ -112,3 +112,44 @@ def slow_transform(path, *, out_dir, seconds):
 
     time.sleep(seconds)
     return transform_file(path, out_dir)
+
+
+class NotAScheduler:
+    """Something that accepts TCP connections on 127.0.0.1 but is not a dask scheduler.
+
+    ``kind`` is ``"http"``: a real ``python -m http.server`` (it waits for a request
+    line, then answers in HTTP), or ``"silent"``: a listening socket that accepts
+    and never says a word. Use as a context manager; ``address`` is tcp://HOST:PORT.
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.process = self.socket = None
+
+    def __enter__(self) -> "NotAScheduler":
+        if self.kind == "http":
+            self.process = subprocess.Popen(
+                [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )
+            line = self.process.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (...) ..."
+            self.port = int(line.split(" port ")[1].split()[0])
+        else:
+            import socket
+
+            self.socket = socket.socket()
+            self.socket.bind(("127.0.0.1", 0))
+            self.socket.listen()
+            self.port = self.socket.getsockname()[1]
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        if self.socket is not None:
+            self.socket.close()

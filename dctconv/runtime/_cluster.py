@@ -27,6 +27,12 @@ from ..errors import ClusterError, exception_reason
 #: address fails within this, not dask's default of 30 s.
 CONNECT_TIMEOUT = 5
 
+#: Seconds more for the handshake, once a connection is open. dask bounds only the
+#: connection, then waits for the scheduler's first message without a limit: an
+#: address where something else listens (a web server, a silent socket) held the
+#: command, silent, for ten minutes and more.
+HANDSHAKE_TIMEOUT = 5
+
 INSTALL_HINT = 'pip install "dctconv[distributed]"'
 
 
@@ -56,8 +62,10 @@ def scheduler_address(scheduler_file) -> str:
 def connect(address=None, *, scheduler_file=None, timeout: float = CONNECT_TIMEOUT):
     """A ``distributed.Client`` connected to the scheduler at ``address`` or in ``scheduler_file``.
 
-    Raises ClusterError, in one line, if dask.distributed is not installed or the
-    scheduler does not answer within ``timeout`` seconds.
+    Raises ClusterError, in one line, if dask.distributed is not installed, if
+    nothing accepts a connection at the address within ``timeout`` seconds, or if
+    what does is not a dask scheduler that answers within :data:`HANDSHAKE_TIMEOUT`
+    more: the whole connection takes at most ``timeout + HANDSHAKE_TIMEOUT`` seconds.
     """
     if (address is None) == (scheduler_file is None):
         raise ClusterError("give either a scheduler address or a scheduler file")
@@ -70,10 +78,11 @@ def connect(address=None, *, scheduler_file=None, timeout: float = CONNECT_TIMEO
     try:
         # Not the default client: nothing else in the process (dask arrays a caller
         # computes) is sent to this cluster by accident.
-        return _client_class(distributed.Client)(address, timeout=timeout, set_as_default=False)
+        client_class = _client_class(distributed.Client, deadline=timeout + HANDSHAKE_TIMEOUT)
+        return client_class(address, timeout=timeout, set_as_default=False)
     except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
         where = f"{address} (from {scheduler_file})" if scheduler_file is not None else address
-        raise ClusterError(f"cannot reach the dask scheduler at {where}: {_reason(exc)}") from None
+        raise ClusterError(f"cannot reach the dask scheduler at {where}: {_reason(exc, address)}") from None
 
 
 def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=None, label: str = "dctconv"):
@@ -158,16 +167,31 @@ def silence_logging() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def _client_class(base):
-    """``distributed.Client``, but one that failed to connect stops its event loop at once.
+class _NoHandshake(Exception):
+    """The connection was open but no dask scheduler answered on it within the deadline."""
+
+
+def _client_class(base, *, deadline: float):
+    """``distributed.Client``, but one whose start ends within ``deadline`` seconds, and that
+    stops its event loop at once when it failed to connect.
 
     A plain Client whose connection failed closes itself when garbage-collected,
     which waited 10 s for the absent scheduler and then printed a traceback
     ("Exception ignored in Client.__del__"), even at interpreter exit.
     """
+    import asyncio
 
     class Client(base):
         _failed = False
+
+        async def _start(self, **kwargs):
+            # The whole start, handshake included, is cancelled at the deadline.
+            try:
+                return await asyncio.wait_for(super()._start(**kwargs), deadline)
+            except asyncio.TimeoutError as exc:
+                if "Timed out trying to connect" in str(exc):  # dask's own, for the connection
+                    raise
+                raise _NoHandshake(deadline) from None
 
         def start(self, **kwargs):
             try:
@@ -185,6 +209,9 @@ def _client_class(base):
     return Client
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, address=None) -> str:
+    if isinstance(exc, _NoHandshake):
+        return (f"something accepts connections there but no dask scheduler answered within "
+                f"{exc.args[0]:g} s; is it the address the scheduler printed (tcp://HOST:PORT)?")
     text = " ".join(str(exc).split())
     return text or type(exc).__name__

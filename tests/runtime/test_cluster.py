@@ -132,6 +132,35 @@ def test_an_unreachable_scheduler_fails_in_one_line_within_seconds():
     assert "\n" not in message
 
 
+def test_an_address_that_is_not_a_dask_scheduler_is_one_line_and_exit_1_within_seconds(tmp_path):
+    """A web server, and a socket that accepts and never answers: dask's handshake had no limit."""
+    from dask_cluster import NotAScheduler
+
+    image = write_images(tmp_path / "in", 1)[0]
+    with NotAScheduler("http") as http, NotAScheduler("silent") as silent:
+        runs = {}
+        start = time.monotonic()
+        for server in (http, silent):  # side by side: each waits out the same deadline
+            command = [Path(sys.executable).parent / "dctconv", "compress", image, "-o", tmp_path / server.kind,
+                       "--scheduler", server.address]
+            runs[server] = subprocess.Popen([str(a) for a in command], stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True)
+        try:
+            ends = {server: run.communicate(timeout=60) for server, run in runs.items()}
+        finally:
+            for run in runs.values():
+                run.kill()
+        # 10 s of waiting (5 for the connection, 5 for the handshake); the rest starting Python
+        assert time.monotonic() - start < 25
+    for server, (stdout, stderr) in ends.items():
+        assert runs[server].returncode == 1
+        assert stdout == "" and stderr == (
+            f"Error: cannot reach the dask scheduler at {server.address}: something accepts connections "
+            "there but no dask scheduler answered within 10 s; is it the address the scheduler printed "
+            "(tcp://HOST:PORT)?\n")
+        assert not (tmp_path / server.kind).exists()
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

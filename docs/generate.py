@@ -326,6 +326,11 @@ WHY = {
     "jax": "the gradients of the array-API path checked with JAX's `grad` in CI (CPU build, about "
     "380 MB installed)",
     "jaxlib": "JAX's CPU backend (what `jax[cpu]` installs)",
+    "imagecodecs": "the `--sweep` of 16-bit, 32-bit and float images against SZ3, ZFP, JPEG-LS, JPEG 2000, "
+                   "JPEG XL and PNG (and JPEG XL on 8-bit images), each file decoded again by the same library: "
+                   "the codecs of scientific imaging in one well-kept package, the one tifffile and zarr use "
+                   "(an extra, `dctconv[science]`: about 80 MB of compiled codecs installed; the test extra "
+                   "includes it as `dctconv[science]`, which pip resolves to this extra)",
     "jpeglib": "`read_jpeg_coefficients` and `transform --from-jpeg`: the quantized DCT coefficients "
     "straight from libjpeg's own decoder, in process (an extra: its wheel is 22 MB, several libjpeg builds)",
     "torch": "`make test-torch` only: the PyTorch tests and `bench_layers.py` (the CPU build; CUDA "
@@ -346,8 +351,13 @@ def requirements() -> list[tuple[str, str]]:
     core = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.M | re.S)
     found += [(name, "") for name in names(core[1])] if core else []
     extras = re.search(r"^\[project\.optional-dependencies\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
-    for extra, listing in re.findall(r"^([\w-]+)\s*=\s*\[(.*?)\]", extras[1] if extras else "", re.M | re.S):
-        found += [(name, extra) for name in names(listing)]
+    # A listing ends with the "]" that ends a line: "dctconv[science]" holds one too.
+    listed = dict(re.findall(r"^([\w-]+)\s*=\s*\[(.*?)\]\s*$", extras[1] if extras else "", re.M | re.S))
+    for extra, listing in listed.items():
+        # "dctconv[science]" in an extra: that extra's packages, installed by this one too.
+        for item in re.findall(r'"([^"]+)"', listing):
+            own = re.fullmatch(r"dctconv\[([\w-]+)\]", item)
+            found += [(name, extra) for name in names(listed.get(own[1], "") if own else f'"{item}"')]
     return found
 
 

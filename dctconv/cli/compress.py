@@ -78,12 +78,19 @@ def _compress_table(reports) -> str:
 
 
 #: How the printed BD-rates name the curves.
-_CURVE_NAMES = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+_CURVE_NAMES = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "sz3": "SZ3", "zfp": "ZFP",
+                "jpegls": "JPEG-LS", "jpeg2k": "JPEG 2000", "jpegxl": "JPEG XL", "png": "PNG"}
 
 
 def _bd_rate_table(reports) -> str:
-    """The BD-rates of the sweep: one row per image and curve, percent bits at equal PSNR and SSIM."""
-    rows = [("file", "against", "at equal PSNR", "at equal SSIM")]
+    """The BD-rates of the sweep: one row per image and curve, percent bits at equal PSNR and SSIM.
+
+    With an image other than 8-bit among them, a third column: at equal largest
+    error, of dctconv's --max-error curve.
+    """
+    science = any(r.image_mode != "L" for r in reports)
+    measures = ("psnr", "ssim") + (("max_error",) if science else ())
+    rows = [("file", "against", "at equal PSNR", "at equal SSIM") + (("at equal max error",) if science else ())]
     missing = {}  # (file, measure, why) -> the curves
 
     def percent(value):
@@ -92,17 +99,18 @@ def _bd_rate_table(reports) -> str:
     for r in reports:
         for curve, rates in (r.bd_rates or {}).items():
             name = _CURVE_NAMES.get(curve, curve)
-            rows.append((_report.one_line(r.source), name, percent(rates["psnr_percent"]),
-                         percent(rates["ssim_percent"])))
-            for measure in ("psnr", "ssim"):
-                if rates[f"{measure}_percent"] is None:
+            rows.append((_report.one_line(r.source), name)
+                        + tuple(percent(rates.get(f"{m}_percent")) for m in measures))
+            for measure in measures:
+                if rates.get(f"{measure}_percent") is None:
                     why = _why_no_bd_rate(rates, measure, name)
-                    missing.setdefault((r.source, measure.upper(), why), []).append(name)
+                    label = "max error" if measure == "max_error" else measure.upper()
+                    missing.setdefault((r.source, label, why), []).append(name)
     notes = [_report.one_line(f"Note: {source}: n/a against {_listed(curves)} at equal {measure}: {why}")
              for (source, measure, why), curves in missing.items()]
-    return ("BD-rates of dctconv (quality 5 .. 95): how many percent more bits it needs than the other "
-            "curve for the same quality (negative: fewer)\n"
-            + "\n".join(_report.table(rows, align="llrr") + notes))
+    return ("BD-rates of dctconv (quality 5 .. 95" + ("; at equal max error its --max-error curve" if science else "")
+            + "): how many percent more bits it needs than the other curve for the same quality (negative: fewer)\n"
+            + "\n".join(_report.table(rows, align="llrr" + ("r" if science else "")) + notes))
 
 
 def _listed(names) -> str:
@@ -112,9 +120,11 @@ def _listed(names) -> str:
 def _why_no_bd_rate(rates: dict, measure: str, name: str) -> str:
     """Why a BD-rate could not be computed (:func:`dctconv.measure._sweep.bd_rate` returned None)."""
     ours, theirs = rates.get(f"{measure}_points", (2, 2))
-    label = measure.upper()
+    label = "largest error" if measure == "max_error" else measure.upper()
     if min(ours, theirs) == 0:
         curve = "dctconv's curve" if ours == 0 else f"the {name} curve"
+        if measure == "max_error":
+            return f"{curve} has no point with a nonzero largest error (lossless only)"
         lacking = ("an identical reconstruction has none" if measure == "psnr"
                    else "an image under 3 pixels on a side has none")
         return f"{curve} has no point with a{'n' if measure == 'ssim' else ''} {label} ({lacking})"
@@ -186,8 +196,10 @@ def _one_quantization(ctx, param, value):
                    "with --quality 75]")
 @click.option("--sweep", is_flag=True,
               help="Also write <stem>_sweep.csv, .json and .png: PSNR and SSIM against bits per pixel for "
-                   "dctconv at quality 5 .. 95, for K = 1 .. n*n, and for Pillow's JPEG, WebP and AVIF; "
-                   "print the BD-rates of dctconv against each.")
+                   "dctconv at quality 5 .. 95, for K = 1 .. n*n, for Pillow's JPEG, WebP and AVIF (8-bit) and "
+                   "JPEG XL; for other images also the largest error, dctconv --max-error, SZ3, ZFP, JPEG-LS, "
+                   "JPEG 2000 and PNG (imagecodecs: the science extra); print the BD-rates of dctconv "
+                   "against each.")
 @no_pictures_option
 @skip_existing_option
 @max_pixels_option

@@ -40,11 +40,28 @@ _SWEEP_STYLE = {
     "jpeg": dict(color="#d95f02", marker="s", labels=(10, 25, 50, 75, 90), offset=(6, -12), ha="left"),
     "webp": dict(color="#1b9e77", marker="D", labels=(), offset=(0, 0), ha="left"),
     "avif": dict(color="#7570b3", marker="v", labels=(), offset=(0, 0), ha="left"),
+    "dctconv_bound": dict(color="#08306b", marker="*", labels=(), offset=(0, 0), ha="left"),
+    "sz3": dict(color="#e7298a", marker="P", labels=(), offset=(0, 0), ha="left"),
+    "zfp": dict(color="#a6761d", marker="X", labels=(), offset=(0, 0), ha="left"),
+    "jpegls": dict(color="#66a61e", marker="h", labels=(), offset=(0, 0), ha="left"),
+    "jpeg2k": dict(color="#e6ab02", marker="<", labels=(), offset=(0, 0), ha="left"),
+    "jpegxl": dict(color="#17becf", marker=">", labels=(), offset=(0, 0), ha="left"),
+    "png": dict(color="#000000", marker="p", labels=(), offset=(0, 0), ha="left"),
+}
+
+#: The panels save_sweep can draw: the key of a point, the axis name, the panel title
+#: and the BD-rate key of the legend.
+_VIEWS = {
+    "psnr_db": ("PSNR (dB)", "PSNR: higher is better", "psnr_percent", "PSNR"),
+    "ssim": ("SSIM", "SSIM: higher is better (1 = identical)", "ssim_percent", "SSIM"),
+    "max_abs_error": ("largest error (data units; 0 = lossless)", "largest error: lower is better",
+                      "max_error_percent", "largest error"),
 }
 
 
-def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_file=None) -> None:
-    """Write one PNG: PSNR and SSIM against bits per pixel, one line per curve of the sweep.
+def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_file=None,
+               views=("psnr_db", "ssim")) -> None:
+    """Write one PNG: PSNR and SSIM (or the largest error) against bits per pixel, one line per curve.
 
     Bits per pixel are on a log axis (the BD-rate compares log rates). A few points
     of the dctconv and JPEG curves carry their quality (``q50``), a few of the zonal
@@ -68,6 +85,10 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
     this_file : dict, optional
         ``bits_per_pixel``, ``psnr_db`` and ``ssim`` of the file the command wrote,
         drawn as a black ring.
+    views : pair of str
+        The two panels: ``psnr_db``, ``ssim`` or ``max_abs_error`` (the largest error in
+        the data's units, on a symmetric log axis that is linear below the smallest
+        nonzero error, so that lossless points sit at 0).
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
@@ -79,12 +100,13 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
     fig = Figure(figsize=(13, 7.2), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
     handles = {}
-    for ax, key, name in zip(axes, ("psnr_db", "ssim"), ("PSNR (dB)", "SSIM")):
+    for ax, key in zip(axes, views):
+        name = _VIEWS[key][0]
         drawn = False
         for method in methods:
             style = _SWEEP_STYLE.get(method, dict(color="black", marker=".", labels=(), offset=(0, 0), ha="left"))
-            rows = sorted((p for p in points if p["method"] == method and p[key] is not None),
-                          key=lambda p: (p["keep"] or 0, p["quality"] or 0))
+            rows = sorted((p for p in points if p["method"] == method and p.get(key) is not None),
+                          key=lambda p: (p["keep"] or 0, p["quality"] or 0, p["bits_per_pixel"]))
             if not rows:
                 continue
             xs = [p["bits_per_pixel"] for p in rows]
@@ -113,6 +135,11 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("bits per pixel (file size × 8 / pixels, log scale)", fontsize=11)
         ax.set_ylabel(name, fontsize=11)
+        if key == "max_abs_error":
+            errors = [p[key] for p in points if p.get(key)]
+            if errors:
+                ax.set_yscale("symlog", linthresh=min(errors), linscale=0.5)
+                ax.set_ylim(bottom=0)
         ax.grid(True, which="both", color="#e4e4e4")
         if not drawn:
             ax.text(0.5, 0.5, f"no {name} to draw\n(identical images, or too small)", ha="center",
@@ -124,15 +151,15 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
             continue
         text = labels.get(method, method)
         if method in bd_rates:
-            rates = [bd_rates[method].get(k) for k in ("psnr_percent", "ssim_percent")]
-            psnr, ssim = ("n/a" if value is None else f"{value:+.1f} %" for value in rates)
-            text += f"\nBD-rate of dctconv: {psnr} (PSNR), {ssim} (SSIM)"
+            rates = ["n/a" if bd_rates[method].get(_VIEWS[k][2]) is None else f"{bd_rates[method][_VIEWS[k][2]]:+.1f} %"
+                     for k in views]
+            text += f"\nBD-rate of dctconv: " + ", ".join(f"{r} ({_VIEWS[k][3]})" for r, k in zip(rates, views))
         texts.append(text)
     if handles:
         fig.legend(list(handles.values()), texts, loc="outside lower center", ncols=3, fontsize=9,
                    frameon=False)
-    axes[0].set_title("PSNR: higher is better", fontsize=11)
-    axes[1].set_title("SSIM: higher is better (1 = identical)", fontsize=11)
+    for ax, key in zip(axes, views):
+        ax.set_title(_VIEWS[key][1], fontsize=11)
     fig.suptitle(title, fontsize=13)
     from ..io._images import save_picture
 

@@ -1,4 +1,4 @@
-"""Rate-distortion sweep: dctconv's codec against itself and against Pillow's JPEG, WebP and AVIF.
+"""Rate-distortion sweep: dctconv's codec against itself, Pillow's JPEG, WebP and AVIF, and imagecodecs.
 
 Each point is one compressed version of the same gray image: its size in bytes and
 bits per pixel, and its PSNR and SSIM against the original (scikit-image, see
@@ -15,12 +15,27 @@ bits per pixel, and its PSNR and SSIM against the original (scikit-image, see
     Huffman tables, the smallest file libjpeg makes at a quality), WebP with
     ``method=6`` (its slowest, best search), AVIF with Pillow's defaults (only where
     ``PIL.features.check("avif")``). These take 8-bit images only.
+``dctconv_bound``
+    For images other than 8-bit: :func:`dctconv.encode` with ``max_error`` E at
+    :data:`dctconv.measure._anchors.ERROR_SHARES` of the data range (and 0, lossless,
+    for integers), the steps chosen by the encoder.
+``sz3``, ``zfp``, ``jpegls``, ``jpeg2k``, ``jpegxl``, ``png``
+    The codecs of scientific imaging through imagecodecs (:mod:`dctconv.measure._anchors`),
+    on images other than 8-bit; JPEG XL on 8-bit images too. Each point's file is
+    decoded with imagecodecs and measured here. A codec that this imagecodecs lacks,
+    or that cannot take the image (JPEG-LS and floats), is listed in ``left_out``.
+
+Every point records its largest error in the data's units (``max_abs_error``), the
+second view of the sweep's picture for images other than 8-bit.
 
 The Bjontegaard delta rate (BD-rate, [1]_) of the ``dctconv`` curve against each
 other curve says how many percent more (positive) or fewer (negative) bits dctconv
 needs for the same quality, averaged over the quality range both curves cover. It
 is computed by the ``bjontegaard`` package [2]_, with Akima interpolation of log10
-bits against the quality (PSNR or SSIM).
+bits against the quality (PSNR or SSIM). At equal largest error the quality is
+-log10 of the largest error (points with an error of 0 left out), and the dctconv
+curve is ``dctconv_bound`` where the sweep has it: the bound is what the two are
+compared at.
 
 References
 ----------
@@ -40,6 +55,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import InvalidImageError
+from . import _anchors
 from ._metrics import compare
 
 #: Qualities of every quality-swept curve: 5, 10, ..., 95.
@@ -56,7 +72,11 @@ PILLOW_ENCODERS = {
 }
 
 #: Short names of the curves, for notes and the printed BD-rates.
-NAMES = {"dctconv": "dctconv", "zonal": "zonal", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+NAMES = {"dctconv": "dctconv", "zonal": "zonal", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF",
+         "dctconv_bound": "dctconv --max-error", **_anchors.NAMES}
+
+#: dctconv's own curves: never anchors of a BD-rate.
+OWN_CURVES = ("dctconv", "zonal", "dctconv_bound")
 
 #: What each curve is, for the JSON, the plot legend and the printed BD-rates.
 CURVE_LABELS = {
@@ -65,16 +85,18 @@ CURVE_LABELS = {
     "jpeg": "Pillow JPEG (optimize), quality 5 .. 95",
     "webp": "Pillow WebP (method 6), quality 5 .. 95",
     "avif": "Pillow AVIF, quality 5 .. 95",
+    "dctconv_bound": "dctconv --max-error, 0.01 % .. 10 % of the range",
+    **_anchors.LABELS,
 }
 
 #: Interpolation of the BD-rate (``bjontegaard.bd_rate(method=...)``).
 BD_METHOD = "akima"
 
 #: Columns of the sweep CSV, in order.
-COLUMNS = ("method", "keep", "quality", "bytes", "bits_per_pixel", "psnr_db", "ssim")
+COLUMNS = ("method", "keep", "quality", "bytes", "bits_per_pixel", "psnr_db", "ssim", "setting", "max_abs_error")
 
 #: The quality measures the BD-rates are computed at: key of a point, name in the JSON.
-BD_MEASURES = {"psnr_db": "psnr", "ssim": "ssim"}
+BD_MEASURES = {"psnr_db": "psnr", "ssim": "ssim", "error_quality": "max_error"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,18 @@ class SweepPoint:
     """PSNR against the original; None when identical."""
     ssim: float | None
     """SSIM against the original; None for images under 3 pixels on a side."""
+    setting: float | None = None
+    """The setting of an imagecodecs or ``dctconv_bound`` point (the bound, NEAR,
+    tolerance, distance or level: :func:`dctconv.measure._anchors.settings`)."""
+    max_abs_error: float | None = None
+    """Largest |original - decoded| in the data's units (NaN pixels left out)."""
+
+    @property
+    def error_quality(self) -> float | None:
+        """-log10 of the largest error: the quality of the BD-rate at equal largest error (None at 0)."""
+        if self.max_abs_error is None or self.max_abs_error <= 0:
+            return None
+        return -math.log10(self.max_abs_error)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -115,16 +149,23 @@ class BDRate:
     psnr_points: tuple[int, int] = (0, 0)
     """Points of the dctconv and anchor curves used (their rate-distortion envelopes)."""
     ssim_points: tuple[int, int] = (0, 0)
+    max_error: float | None = None
+    """The same at equal largest error (of ``dctconv_bound`` where the sweep has it)."""
+    max_error_overlap: float = 0.0
+    max_error_points: tuple[int, int] = (0, 0)
 
     def as_dict(self) -> dict:
         return {
             "anchor": self.anchor,
             "psnr_percent": self.psnr,
             "ssim_percent": self.ssim,
+            "max_error_percent": self.max_error,
             "psnr_overlap": self.psnr_overlap,
             "ssim_overlap": self.ssim_overlap,
+            "max_error_overlap": self.max_error_overlap,
             "psnr_points": list(self.psnr_points),
             "ssim_points": list(self.ssim_points),
+            "max_error_points": list(self.max_error_points),
         }
 
 
@@ -150,13 +191,22 @@ class Sweep:
         }
 
 
-def _point(method, image, data, pixels, *, data_range, keep=None, quality=None) -> SweepPoint:
+def _point(method, image, data, pixels, *, data_range, keep=None, quality=None, setting=None) -> SweepPoint:
+    image, pixels = np.asarray(image), np.asarray(pixels)
+    if image.dtype.kind == "f":
+        # NaN pixels (no data) decode as NaN: the same value in both images, out of the errors.
+        nan = np.isnan(image) & np.isnan(pixels)
+        if nan.any():
+            fill = np.float32(np.nanmin(image)) if not nan.all() else np.float32(0)
+            image, pixels = np.where(nan, fill, image), np.where(nan, fill, pixels)
     measured = compare(image, pixels, data_range=data_range)
     size = len(data)
-    return SweepPoint(method, keep, quality, size, 8 * size / image.size, measured.psnr_db, measured.ssim)
+    return SweepPoint(method, keep, quality, size, 8 * size / image.size, measured.psnr_db, measured.ssim,
+                      setting, measured.max_abs_error)
 
 
-def codec_sweep(image, *, block_size: int, data_range: float, qualities=QUALITIES) -> list[SweepPoint]:
+def codec_sweep(image, *, block_size: int, data_range: float, qualities=QUALITIES,
+                value_range=None) -> list[SweepPoint]:
     """The ``dctconv`` curve: :func:`dctconv.encode` at each quality, decoded and measured.
 
     Parameters
@@ -169,6 +219,8 @@ def codec_sweep(image, *, block_size: int, data_range: float, qualities=QUALITIE
         Full range of the source bit depth, for PSNR and SSIM.
     qualities : sequence of int
         The qualities of the curve.
+    value_range : (float, float), optional
+        The data range the codec scales its steps to (``encode(data_range=)``).
 
     Returns
     -------
@@ -178,7 +230,7 @@ def codec_sweep(image, *, block_size: int, data_range: float, qualities=QUALITIE
 
     points = []
     for quality in qualities:
-        data = encode(image, block_size=block_size, quality=int(quality))
+        data = encode(image, block_size=block_size, quality=int(quality), data_range=value_range)
         points.append(_point("dctconv", image, data, decode(data, max_pixels=None), data_range=data_range,
                              quality=int(quality)))
     return points
@@ -201,6 +253,45 @@ def zonal_sweep(
                       threshold=threshold)
         points.append(_point("zonal", image, data, decode(data, max_pixels=None), data_range=data_range, keep=keep,
                              quality=quality))
+    return points
+
+
+def bound_errors(image, value_range) -> list[float]:
+    """The bounds of the ``dctconv_bound`` curve: ERROR_SHARES of the range; integers floor(E) >= 1, and 0."""
+    low, high = value_range
+    bounds = [share * (high - low) for share in _anchors.ERROR_SHARES]
+    if np.asarray(image).dtype.kind in "iu":
+        return sorted({0.0} | {float(math.floor(e)) for e in bounds if e >= 1})
+    return bounds
+
+
+def bound_sweep(image, *, block_size: int, value_range) -> list[SweepPoint]:
+    """The ``dctconv_bound`` curve: :func:`dctconv.encode` with ``max_error`` at :func:`bound_errors`."""
+    from ..codec._core import decode, encode
+
+    low, high = value_range
+    points = []
+    for bound in bound_errors(image, value_range):
+        data = encode(image, block_size=block_size, max_error=bound, data_range=(low, high))
+        points.append(_point("dctconv_bound", image, data, decode(data, max_pixels=None), data_range=high - low,
+                             setting=bound))
+    return points
+
+
+def anchor_sweep(image, method: str, *, value_range) -> list[SweepPoint]:
+    """One imagecodecs curve (:mod:`dctconv.measure._anchors`): each setting encoded, decoded, measured.
+
+    NaN pixels of a float image are set to the range's low end first (the anchors
+    keep no mask); the points are measured against that image.
+    """
+    image = np.asarray(image)
+    low, high = value_range
+    if image.dtype.kind == "f" and np.isnan(image).any():
+        image = np.where(np.isnan(image), np.float32(low), image)
+    points = []
+    for setting, run in _anchors.settings(method, image, value_range):
+        data, pixels = run()
+        points.append(_point(method, image, data, pixels, data_range=high - low, setting=float(setting)))
     return points
 
 
@@ -296,14 +387,21 @@ def bd_rate(test, anchor, measure: str) -> tuple[float | None, float, tuple[int,
 
 
 def bd_rates(points) -> list[BDRate]:
-    """BD-rates of the ``dctconv`` curve against every other curve among ``points``."""
+    """BD-rates of the ``dctconv`` curve against every other curve among ``points``.
+
+    At equal largest error the dctconv curve is ``dctconv_bound`` where ``points`` hold
+    it; it is never an anchor itself.
+    """
     test = [p for p in points if p.method == TEST_CURVE]
+    bounded = [p for p in points if p.method == "dctconv_bound"] or test
     rates = []
-    for anchor in dict.fromkeys(p.method for p in points if p.method != TEST_CURVE):
+    for anchor in dict.fromkeys(p.method for p in points if p.method not in (TEST_CURVE, "dctconv_bound")):
         others = [p for p in points if p.method == anchor]
         psnr, psnr_overlap, psnr_points = bd_rate(test, others, "psnr_db")
         ssim, ssim_overlap, ssim_points = bd_rate(test, others, "ssim")
-        rates.append(BDRate(anchor, psnr, ssim, psnr_overlap, ssim_overlap, psnr_points, ssim_points))
+        error, error_overlap, error_points = bd_rate(bounded, others, "error_quality")
+        rates.append(BDRate(anchor, psnr, ssim, psnr_overlap, ssim_overlap, psnr_points, ssim_points,
+                            error, error_overlap, error_points))
     return rates
 
 
@@ -317,6 +415,8 @@ def sweep(
     threshold: float = 0.0,
     qualities=QUALITIES,
     others=("jpeg", "webp", "avif"),
+    anchors=_anchors.ANCHORS,
+    value_range=None,
 ) -> Sweep:
     """Every curve of the sweep for one image, and the BD-rates of ``dctconv`` against the others.
 
@@ -335,12 +435,23 @@ def sweep(
     others : sequence of str
         Pillow's encoders to compare with; those that this Pillow lacks, or that
         cannot take the image (not 8-bit), are listed in ``Sweep.left_out``.
+    anchors : sequence of str
+        imagecodecs' codecs to compare with (:data:`dctconv.measure._anchors.ANCHORS`):
+        all of them for images other than 8-bit, JPEG XL alone for 8-bit images. Those
+        missing, or that cannot take the image, are listed in ``Sweep.left_out``.
+    value_range : (float, float), optional
+        The data range (low, high) of the codec and the anchors; default 0 ..
+        ``data_range``.
 
     Returns
     -------
     Sweep
     """
-    points = codec_sweep(image, block_size=block_size, data_range=data_range, qualities=qualities)
+    image = np.asarray(image)
+    value_range = (0.0, float(data_range)) if value_range is None else tuple(map(float, value_range))
+    photo = image.dtype == np.uint8
+    points = codec_sweep(image, block_size=block_size, data_range=data_range, qualities=qualities,
+                         value_range=None if photo else value_range)
     points += zonal_sweep(image, block_size=block_size, data_range=data_range, quality=quality,
                           step=step, threshold=threshold)
     n = block_size
@@ -360,6 +471,26 @@ def sweep(
             points += pillow_sweep(image, method, qualities=qualities)
             curves[method] = {"label": CURVE_LABELS[method], "encoder": f"Pillow {encoder}",
                               "options": options, "qualities": list(qualities)}
+    if not photo:
+        points += bound_sweep(image, block_size=block_size, value_range=value_range)
+        curves["dctconv_bound"] = {"label": CURVE_LABELS["dctconv_bound"], "block_size": n,
+                                   "max_error": bound_errors(image, value_range)}
+    chosen = [m for m in anchors if not photo or m == "jpegxl"]
+    missing = _anchors.missing_package() if chosen else None
+    for method in chosen:
+        why = missing or (None if _anchors.available(method) else "this imagecodecs lacks it")
+        why = why or _anchors.why_not(method, image)
+        if why is None:
+            try:
+                found = anchor_sweep(image, method, value_range=value_range)
+            except Exception as error:  # a codec's refusal of these pixels is a note, not a failure
+                why = f"imagecodecs failed on this image ({type(error).__name__}: {error})"
+        if why is not None:
+            left_out[method] = why
+            continue
+        points += found
+        curves[method] = {"label": CURVE_LABELS[method], "encoder": "imagecodecs " + _anchors.CODECS[method],
+                          "settings": [p.setting for p in found]}
     return Sweep(points, bd_rates(points), curves, left_out)
 
 

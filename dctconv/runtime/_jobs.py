@@ -318,6 +318,10 @@ def _import_all(names) -> None:
             pass
 
 
+def _listed(names) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _compress_file(path: Path, out_dir: Path, background: Background, *, block_size, quality, step, keep,
                    threshold, data_range, max_error, sweep, max_pixels, protected, pictures, record) -> FileResult:
     import json
@@ -382,13 +386,17 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                             largest_error=quality_numbers.max_abs_error)
         found = None
         if sweep:
-            from ..measure._sweep import NAMES, sweep as run_sweep
+            from ..measure._sweep import NAMES, OWN_CURVES, sweep as run_sweep
 
             found = run_sweep(image, data_range=high - low, block_size=n, quality=header.quality,
-                              step=header.step, threshold=header.threshold)
+                              step=header.step, threshold=header.threshold, value_range=(low, high))
+            others = [NAMES[m] for m in found.curves if m not in OWN_CURVES]
+            if nan_pixels and others:
+                notes.append(f"the sweep's {_listed(others)} compress the image with its {nan_pixels:,} NaN "
+                             f"pixels set to {low:.6g}: they keep no no-data mask")
             for why in dict.fromkeys(found.left_out.values()):
                 left_out = [NAMES[m] for m, reason in found.left_out.items() if reason == why]
-                listed = left_out[0] if len(left_out) == 1 else ", ".join(left_out[:-1]) + " and " + left_out[-1]
+                listed = _listed(left_out)
                 notes.append(f"{listed} left out of the sweep: {why}")
         if compressed_bytes > image.nbytes:
             from ..codec._dctz import read_header
@@ -461,7 +469,9 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                     title=sweep_title(printable(path.name), header), labels={k: c["label"] for k, c in found.curves.items()},
                     bd_rates={b.anchor: b.as_dict() for b in found.bd_rates},
                     this_file={"bits_per_pixel": report.bits_per_pixel, "psnr_db": report.psnr_db,
-                               "ssim": report.ssim},
+                               "ssim": report.ssim, "max_abs_error": report.max_abs_error},
+                    # Scientific data: the largest error in its units is the second view.
+                    views=("psnr_db", "ssim") if info.mode == "L" else ("psnr_db", "max_abs_error"),
                 )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
             json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON

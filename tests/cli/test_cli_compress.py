@@ -17,8 +17,14 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from hostile import check_compress_output, check_compressed, zigzag_mask
 from references import SAMPLES, rate_envelope, reference_bd_rate
+from science_images import terrain
 from dctconv.cli import cli
 from _helpers import output_names
+
+try:  # the test extra installs it (dctconv[science]): the sweep's other codecs of science images
+    import imagecodecs
+except ImportError:
+    imagecodecs = None
 
 REQUIRED_KEYS = {
     "psnr_db", "ssim", "mse", "max_abs_error", "quality", "step", "kept_per_block", "kept_fraction",
@@ -167,6 +173,7 @@ def test_sweep_writes_its_curves_and_bd_rates(tmp_path, small_camera):
     sweep = json.loads((out / "cam_sweep.json").read_text())
     points = sweep["points"]
     methods = ["dctconv", "zonal", "jpeg", "webp"] + (["avif"] if features.check("avif") else [])
+    methods += ["jpegxl"] if imagecodecs is not None and imagecodecs.JPEGXL.available else []
     assert list(sweep["curves"]) == methods
     assert list(sweep["bd_rates"]) == methods[1:]
     assert [p["quality"] for p in points if p["method"] == "dctconv"] == list(range(5, 100, 5))
@@ -206,7 +213,7 @@ def test_sweep_writes_its_curves_and_bd_rates(tmp_path, small_camera):
     # ... and printed after the table.
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("BD-rates of dctconv"))
-    names = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+    names = {"zonal": "zonal K", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "jpegxl": "JPEG XL"}
     assert lines[start + 1].split() == ["file", "against", "at", "equal", "PSNR", "at", "equal", "SSIM"]
     for line, anchor in zip(lines[start + 2 :], methods[1:], strict=True):
         rates = sweep["bd_rates"][anchor]
@@ -216,18 +223,49 @@ def test_sweep_writes_its_curves_and_bd_rates(tmp_path, small_camera):
         assert im.format == "PNG" and im.width > 800
 
 
-def test_sweep_of_a_sixteen_bit_image_leaves_pillows_encoders_out(tmp_path, small_camera):
-    source = tmp_path / "deep.png"
-    Image.fromarray(pixels(small_camera)[:40, :40].astype(np.uint16) * 257).save(source)
-    result = run("compress", source, "-o", tmp_path / "out", "--sweep", "--json")
-    assert result.exit_code == 0
-    left_out = "JPEG, WebP and AVIF" if features.check("avif") else "JPEG and WebP"
-    assert f"Note: {source}: {left_out} left out of the sweep: Pillow's encoders take 8-bit images only" \
-        in result.stderr.splitlines()
-    sweep = json.loads((tmp_path / "out" / "deep_sweep.json").read_text())
-    assert {p["method"] for p in sweep["points"]} == {"dctconv", "zonal"}
-    assert list(sweep["bd_rates"]) == ["zonal"]
-    assert json.loads(result.stdout)["files"][0]["bd_rates"].keys() == {"zonal"}
+def test_sweep_of_a_sixteen_bit_image_compares_the_codecs_of_science(tmp_path):
+    source = tmp_path / "dem16.png"
+    dem = terrain((40, 40), low=0, high=840, dtype=np.uint16)
+    Image.fromarray(dem).save(source)
+    result = run("compress", source, "-o", tmp_path / "out", "--sweep")
+    assert result.exit_code == 0, result.output
+    assert (f"Note: {source}: JPEG, WebP and AVIF left out of the sweep: Pillow's encoders take 8-bit images only"
+            in result.stderr.splitlines())
+    sweep = json.loads((tmp_path / "out" / "dem16_sweep.json").read_text())
+    anchors = [m for m in ("sz3", "zfp", "jpegls", "jpeg2k", "jpegxl", "png")
+               if imagecodecs is not None and getattr(imagecodecs, {"jpegls": "JPEGLS", "jpeg2k": "JPEG2K"}.get(
+                   m, m.upper())).available]
+    assert list(sweep["curves"]) == ["dctconv", "zonal", "dctconv_bound", *anchors]
+    assert list(sweep["bd_rates"]) == ["zonal", *anchors]
+    # The largest error of every point, measured here on the files the anchors write.
+    if "jpegls" in anchors:
+        for point in (p for p in sweep["points"] if p["method"] == "jpegls"):
+            data = imagecodecs.jpegls_encode(dem, level=int(point["setting"]))
+            decoded = imagecodecs.jpegls_decode(data).astype(np.int64)
+            assert point["bytes"] == len(data)
+            assert point["max_abs_error"] == np.abs(decoded - dem).max() <= point["setting"]
+    # The printed BD-rates get a third column: at equal largest error, of the --max-error curve.
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("BD-rates of dctconv"))
+    assert "at equal max error" in lines[start + 1]
+    for line, anchor in zip(lines[start + 3:], anchors):  # after the zonal row
+        rate = sweep["bd_rates"][anchor]["max_error_percent"]
+        assert line.endswith("n/a" if rate is None else f"{rate:+.1f} %"), (line, anchor)
+    with Image.open(tmp_path / "out" / "dem16_sweep.png") as im:
+        assert im.format == "PNG" and im.width > 800
+
+
+def test_sweep_of_a_float_image_says_which_codecs_cannot_take_it(tmp_path):
+    source = tmp_path / "field.tif"
+    Image.fromarray(terrain((32, 32), low=236.0, high=1076.0, dtype=np.float32)).save(source)
+    result = run("compress", source, "-o", tmp_path / "out", "--sweep", "--no-pictures", "--json")
+    assert result.exit_code == 0, result.output
+    notes = result.stderr.splitlines()
+    if imagecodecs is not None:
+        assert f"Note: {source}: JPEG-LS and PNG left out of the sweep: it takes 8- and 16-bit integers only" in notes
+        assert f"Note: {source}: JPEG 2000 left out of the sweep: it takes integers only" in notes
+    sweep = json.loads((tmp_path / "out" / "field_sweep.json").read_text())
+    assert not {"jpegls", "jpeg2k", "png"} & set(sweep["curves"])
 
 
 def test_json_prints_the_files_as_transform_does_with_their_numbers(tmp_path, small_camera):

@@ -303,11 +303,14 @@ def test_compress_sweep_ctrl_c_while_writing_the_csv_leaves_nothing(tmp_path, mo
     monkeypatch.setattr(csv, "DictWriter", InterruptedWriter)
     result = run(COMPRESS.argv([first, second], out) + ["--sweep"])
     # (DictWriter writes its header through writerow.) The first file: a header, 19 dctconv
-    # qualities, 16 K and 19 qualities of each of Pillow's encoders; the second: its header
-    # and 2 rows.
+    # qualities, 16 K, 19 qualities of each of Pillow's encoders and JPEG XL's 8 points
+    # (lossless and 7 distances, where imagecodecs has it); the second: its header and 2 rows.
     from PIL import features
 
-    first_rows = 1 + 19 + 16 + 19 * (3 if features.check("avif") else 2)
+    from dctconv.measure import _anchors
+
+    jpegxl = 8 if _anchors.missing_package() is None and _anchors.available("jpegxl") else 0
+    first_rows = 1 + 19 + 16 + 19 * (3 if features.check("avif") else 2) + jpegxl
     assert len(rows) == first_rows + 3
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "Aborted!"

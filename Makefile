@@ -66,6 +66,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_science.py
 
 # The transform as a PyTorch layer against conv2d and torch-dct, and JPEG coefficient reading
 # (needs the torch extra, as `make test-torch`). Results to benchmarks/results/bench_layers.md.

@@ -194,6 +194,9 @@ def _from_varints(data: bytes) -> np.ndarray:
 
 #: Qualities tried by ``encode(..., max_error=E)`` without ``quality`` or ``step``.
 TRIAL_QUALITIES = (50, 75, 90, 95)
+#: When a quality gives the smallest trial file, the qualities this far on either side of
+#: it are tried next, in this order (a descent: 10, then 5, then 2 around the better one).
+REFINE_DELTAS = (10, 5, 2)
 #: Flat DCT steps tried by ``encode(..., max_error=E)`` without ``quality`` or ``step``,
 #: as multiples of ``max(E, 1/2)`` for integers and of E for floats; the candidate giving
 #: the smallest file is kept (docs/science.md).

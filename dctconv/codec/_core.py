@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from ._bound import (apply_residual, check_max_error, decode_mask, encode_mask, fill_nans, float32_spacing,
-                     quantize_residual, TRIAL_QUALITIES, trial_crop, trial_steps)
+                     quantize_residual, REFINE_DELTAS, TRIAL_QUALITIES, trial_crop, trial_steps)
 from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, section, sections
 from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map
@@ -427,19 +427,32 @@ def default_max_error(mode: str, data_range) -> float:
 
 def _chosen_step(image, source, nan, settings) -> dict:
     """The steps giving the smallest file under the bound, tried on a central crop:
-    qualities :data:`TRIAL_QUALITIES` and flat steps :data:`STEP_FACTORS` times E."""
+    qualities :data:`TRIAL_QUALITIES` and flat steps :data:`STEP_FACTORS` times E, then,
+    when a quality wins, the qualities :data:`REFINE_DELTAS` on either side of it."""
     crop, crop_source = trial_crop(image), trial_crop(source)
     crop_nan = None if nan is None else trial_crop(nan)
     if crop_nan is not None and not crop_nan.any():
         crop_nan = None
     mode = _DTYPE_MODES[image.dtype]
-    candidates = [{"quality": q} for q in TRIAL_QUALITIES]
-    candidates += [{"step": s} for s in trial_steps(settings["max_error"], mode)]
-    sizes = []
-    for candidate in candidates:
-        trial = dict(settings, **candidate)
-        sizes.append(len(_encode_settings(crop, crop_source, crop_nan, mode, trial, check=False)[0]))
-    return candidates[int(np.argmin(sizes))]
+    sizes = {}
+
+    def size(candidate: tuple) -> int:
+        if candidate not in sizes:
+            trial = dict(settings, **{candidate[0]: candidate[1]})
+            sizes[candidate] = len(_encode_settings(crop, crop_source, crop_nan, mode, trial, check=False)[0])
+        return sizes[candidate]
+
+    candidates = [("quality", q) for q in TRIAL_QUALITIES]
+    candidates += [("step", s) for s in trial_steps(settings["max_error"], mode)]
+    best = min(candidates, key=size)
+    # The size is smooth in the quality near its best: a few steps of a descent find a
+    # better one between the grid's qualities (2-5 % smaller files at bounds of 0.5-2 %
+    # of the range on 512 x 512 elevation maps and micrographs, bench_science.py).
+    if best[0] == "quality":
+        for delta in REFINE_DELTAS:
+            around = [("quality", q) for q in (best[1] - delta, best[1] + delta) if 1 <= q <= 100]
+            best = min([best, *around], key=size)
+    return {best[0]: best[1]}
 
 
 def _encode_settings(image, source, nan, mode, settings, *, check=True):

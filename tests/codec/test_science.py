@@ -191,3 +191,19 @@ def test_a_constant_float_image_of_any_magnitude_round_trips(value):
     # own spacing, where that is larger).
     error = np.abs(decoded.astype(np.float64) - image)
     assert np.all(np.isfinite(decoded)) and np.all(error <= 0.01 * (high - low) + np.spacing(np.abs(image)))
+
+
+@pytest.mark.parametrize("dtype, low, high, bound", [(np.uint16, 0, 840, 16.0), (np.float32, 236.0, 1076.0, 16.8)])
+def test_a_bound_alone_finds_steps_between_the_grids_qualities(dtype, low, high, bound):
+    """Under a bound alone the encoder searches the quality around the grid's best: on an
+    elevation map smaller than the trial crop (so the trial is the image) its file is smaller
+    than every candidate of the grid, each encoded here with its steps given."""
+    from dctconv.codec._bound import STEP_FACTORS, TRIAL_QUALITIES
+
+    image = terrain((96, 96), low=low, high=high, dtype=dtype)
+    chosen = dctconv.encode(image, max_error=bound)
+    grid = [dctconv.encode(image, max_error=bound, quality=q) for q in TRIAL_QUALITIES]
+    grid += [dctconv.encode(image, max_error=bound, step=bound * f) for f in STEP_FACTORS]
+    assert len(chosen) < min(map(len, grid))
+    decoded = dctconv.decode(chosen).astype(np.float64)
+    assert np.abs(decoded - image).max() <= bound

@@ -808,6 +808,11 @@ def _bench_faults() -> str:
     return _results("bench_faults.md").split("\n", 1)[1].strip() + "\n"
 
 
+@block("bench-faults-decode", deterministic=False)
+def _bench_faults_decode() -> str:
+    return _results("bench_faults_decode.md").split("\n", 1)[1].strip() + "\n"
+
+
 # --- pictures -----------------------------------------------------------------------------
 
 

@@ -143,7 +143,7 @@ def decode_mask(data: bytes, shape) -> np.ndarray:
     size = int(shape[0]) * int(shape[1])
     if data[0] in (1, 2):
         if data[0] == 1:
-            values = decode_integer_map(data[1:], (1, *shape))[0]
+            values = decode_integer_map(data[1:], (1, *shape), section="NANM")[0]
         else:
             from ._engine import decode_map
 
@@ -158,6 +158,11 @@ def decode_mask(data: bytes, shape) -> np.ndarray:
         raw = inflater.decompress(data[1:], 10 * size + 16)
     except zlib.error as exc:
         raise CodecFileError(f"section NANM damaged: {exc}") from None
+    if not inflater.eof:
+        raise CodecFileError("section NANM ends early (its zlib stream is not complete)")
+    if inflater.unused_data:
+        left = len(inflater.unused_data)
+        raise CodecFileError(f"section NANM has {left} byte{'s' if left != 1 else ''} left over after its zlib stream")
     runs = _from_varints(raw)
     if runs.sum() != size:
         raise CodecFileError("section NANM's runs do not cover the image exactly")

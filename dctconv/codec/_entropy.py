@@ -983,12 +983,21 @@ def encode_levels(
 
 
 def decode_levels(
-    coded: CodedLevels, shape, channels: np.ndarray, block_size: int, steps=None, *, version: int = MODEL_VERSION
+    coded: CodedLevels, shape, channels: np.ndarray, block_size: int, steps=None, *, version: int = MODEL_VERSION,
+    section: str = "WORD", strict: bool = True,
 ) -> np.ndarray:
     """Decode what :func:`encode_levels` wrote: int64 levels of ``shape`` (n*n, rows, columns).
 
     The caller has checked ``shape`` against its pixel limit. Every size read from
     the data is checked; damaged data raises CodecFileError, never anything else.
+
+    With ``strict`` the words must be exactly the coding of the symbols decoded from
+    them (:func:`_check_words`): a range-coded section (named ``section`` in the
+    error) that ends early or has words left over is an error, and so are set
+    padding bits after the last raw bit. constriction's decoder reads zeros past the
+    end and cannot say where the encoder stopped (``maybe_exhausted`` is True with a
+    word missing or one appended), so the symbols are coded again with the same
+    models and the words compared.
     """
     import constriction
 
@@ -1001,6 +1010,7 @@ def decode_levels(
     cursor = 0
     levels = np.zeros(shape, dtype=np.int64)
     decoder = constriction.stream.queue.RangeDecoder(np.asarray(coded.words, dtype=np.uint32))
+    coded_symbols = [] if strict else None  # (symbols, model) in the order the encoder coded them
     cache: dict = {}
     for step in _passes(shape[1:], channels, n):
         group = [0] if step[0] == "dc" else step[1]
@@ -1012,11 +1022,14 @@ def decode_levels(
                 raise CodecFileError(f"channel {group[0]} uses a model the file does not define")
             if models[context] is not None:
                 try:
-                    sorted_tokens[start:end] = decoder.decode(models[context], end - start)
+                    symbols = decoder.decode(models[context], end - start)
                 except BaseException as exc:  # constriction's errors (a Rust panic is a BaseException)
                     if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                         raise
                     raise CodecFileError(f"coded data damaged at channel {group[0]}") from None
+                sorted_tokens[start:end] = symbols
+                if coded_symbols is not None:
+                    coded_symbols.append((symbols, models[context]))
         values = np.empty_like(sorted_tokens)
         values[order] = sorted_tokens
         inline = _inline_signs(step, values.size, n, sign_models is not None)
@@ -1036,9 +1049,39 @@ def decode_levels(
         _store(levels, step, values)
     if bits.size - cursor >= 8:
         raise CodecFileError(f"{(bits.size - cursor) // 8} bytes of raw bits left over after the last channel")
+    if strict and bits[cursor:].any():
+        raise CodecFileError("the raw bits are damaged: bits are set after the last one")
     if sign_models is not None:
-        _decode_signs(decoder, sign_models, levels, steps, channels, n)
+        _decode_signs(decoder, sign_models, levels, steps, channels, n, coded_symbols)
+    if strict:
+        _check_words(coded.words, coded_symbols, section)
     return levels
+
+
+def _check_words(words, coded_symbols, section: str) -> None:
+    """Raise CodecFileError unless ``words`` are exactly the range coding of ``coded_symbols``.
+
+    ``coded_symbols`` are the (symbols, model) pairs a decoder read, in order; coding
+    them again gives the words an encoder wrote for them, which the file's must equal:
+    more words are left over, fewer end early (the decoder read zeros past the end),
+    others are damaged. This is the end-of-section check of this coder; the engine
+    (:mod:`dctconv.codec._engine`) has its own (``_check_end``).
+    """
+    import constriction
+
+    encoder = constriction.stream.queue.RangeEncoder()
+    for symbols, model in coded_symbols:
+        encoder.encode(np.asarray(symbols, dtype=np.int32), model)
+    expected = np.asarray(encoder.get_compressed(), dtype=np.uint32)
+    words = np.asarray(words, dtype=np.uint32)
+    if words.size < expected.size:
+        raise CodecFileError(f"section {section} ends early ({words.size} of its {expected.size} words)")
+    if words.size > expected.size:
+        left = words.size - expected.size
+        raise CodecFileError(f"section {section} has {left} word{'s' if left != 1 else ''} left over "
+                             "after its last symbol")
+    if not np.array_equal(words, expected):
+        raise CodecFileError(f"section {section} is damaged (its words are not those of what they decode to)")
 
 
 def _bernoulli(probability: float):
@@ -1047,7 +1090,7 @@ def _bernoulli(probability: float):
     return constriction.stream.model.Bernoulli(probability, perfect=False)
 
 
-def _decode_signs(decoder, sign_models, levels, steps, channels, block_size: int) -> None:
+def _decode_signs(decoder, sign_models, levels, steps, channels, block_size: int, coded_symbols=None) -> None:
     """Decode the deferred signs of the edge channels (version 3) into ``levels``, pass by pass."""
     for where, sign_ids, negative in _sign_passes(levels, steps, channels, block_size):
         order, runs = _runs(sign_ids)
@@ -1055,12 +1098,16 @@ def _decode_signs(decoder, sign_models, levels, steps, channels, block_size: int
         for context, start, end in runs:
             if sign_models[context] is None:
                 raise CodecFileError("the signs use a model the file does not define")
+            model = _bernoulli(sign_models[context])
             try:
-                symbols[order[start:end]] = decoder.decode(_bernoulli(sign_models[context]), end - start)
+                decoded = decoder.decode(model, end - start)
             except BaseException as exc:  # constriction's errors (a Rust panic is a BaseException)
                 if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                     raise
                 raise CodecFileError("coded data damaged in the signs") from None
+            symbols[order[start:end]] = decoded
+            if coded_symbols is not None:
+                coded_symbols.append((decoded, model))
         flip = where[(symbols == 1) != negative]
         levels.reshape(-1)[flip] *= -1
 
@@ -1108,10 +1155,11 @@ def encode_integer_map(values) -> bytes:
     return b"".join(parts)
 
 
-def decode_integer_map(data, shape) -> np.ndarray:
+def decode_integer_map(data, shape, *, section: str = "RESD") -> np.ndarray:
     """The int64 maps of ``shape`` (C, R, W) that :func:`encode_integer_map` coded into ``data``.
 
-    Raises CodecFileError for data that does not hold exactly that many planes.
+    Raises CodecFileError for data that does not hold exactly that many planes, each
+    coded exactly (:func:`decode_levels`, strict; ``section`` names the file's section).
     """
     count, height, width = (int(side) for side in shape)
     data = memoryview(data).cast("B")
@@ -1130,7 +1178,7 @@ def decode_integer_map(data, shape) -> np.ndarray:
         words = np.frombuffer(data, "<u4", count=sizes[1] // 4, offset=cursor + sizes[0]).astype(np.uint32)
         raw = bytes(data[cursor + sizes[0] + sizes[1] : cursor + sum(sizes)])
         cursor += sum(sizes)
-        maps = decode_levels(CodedLevels(model, words, raw), polyphase, np.arange(4), 2)
+        maps = decode_levels(CodedLevels(model, words, raw), polyphase, np.arange(4), 2, section=section)
         full = maps.reshape(2, 2, polyphase[1], polyphase[2]).transpose(2, 0, 3, 1).reshape(2 * polyphase[1], -1)
         planes[c] = full[:height, :width]
     if cursor != len(data):

@@ -75,6 +75,9 @@ SIGN_CONTEXTS = (SIGN_BINS + 1) * 3
 CLAMP = 1 << 20
 #: Sets of the residual map: by the bit length of the neighbours' magnitudes, capped.
 MAP_SETS = 16
+#: Bytes a coefficient's symbols can move out at most: about 130 decisions (flags, 61 exponent and
+#: 61 mantissa bits, sign), each at most two bytes (a probability is never below 71 / 2**15).
+ROOM = 264
 #: Largest exponent of a coded integer (values stay below 2**62).
 MAX_EXPONENT = 61
 #: Magnitudes of levels (and of DC levels) must stay below this.
@@ -91,15 +94,25 @@ _ERR_LEVEL = 3
 
 @njit(cache=True)
 def _put(buf, st, byte):
-    """Append one byte to ``buf`` (st[4] bytes used); a full buffer doubles."""
+    """Append one byte to ``buf`` (st[4] bytes used; the caller reserved room, :func:`_reserve`)."""
+    buf[st[4]] = byte
+    st[4] += 1
+
+
+@njit(cache=True)
+def _reserve(buf, st, room):
+    """``buf``, or a copy twice as large, with at least ``room`` bytes free after the st[4] used.
+
+    The coder's primitives write without checking: the loops reserve, per block or per
+    row, more than its symbols can take (a decision moves at most two bytes out).
+    """
     pos = st[4]
-    if pos >= buf.size:
-        bigger = np.empty(2 * buf.size + 64, np.uint8)
-        bigger[:pos] = buf[:pos]
-        buf = bigger
-    buf[pos] = byte
-    st[4] = pos + 1
-    return buf
+    room += st[3]  # the bytes still pending for a carry are written later too
+    if pos + room <= buf.size:
+        return buf
+    bigger = np.empty(max(2 * buf.size, pos + room), np.uint8)
+    bigger[:pos] = buf[:pos]
+    return bigger
 
 
 @njit(cache=True)
@@ -110,7 +123,7 @@ def _shift_low(buf, st):
         carry = low >> 32
         temp = st[2]
         while True:
-            buf = _put(buf, st, (temp + carry) & 0xFF)
+            _put(buf, st, (temp + carry) & 0xFF)
             temp = 0xFF
             st[3] -= 1
             if st[3] == 0:
@@ -118,7 +131,6 @@ def _shift_low(buf, st):
         st[2] = (low >> 24) & 0xFF
     st[3] += 1
     st[0] = (low & 0x00FFFFFF) << 8
-    return buf
 
 
 @njit(cache=True)
@@ -137,8 +149,7 @@ def _enc_bit(buf, st, probs, ctx, bit):
         probs[ctx, 1] = slow - (slow >> RATE_SLOW)
     while st[1] < TOP:
         st[1] <<= 8
-        buf = _shift_low(buf, st)
-    return buf
+        _shift_low(buf, st)
 
 
 @njit(cache=True)
@@ -148,25 +159,24 @@ def _enc_bypass(buf, st, bit):
         st[0] += st[1]
     while st[1] < TOP:
         st[1] <<= 8
-        buf = _shift_low(buf, st)
-    return buf
+        _shift_low(buf, st)
 
 
 @njit(cache=True)
 def _enc_uint(buf, st, probs, base, value):
     """A non-negative integer in the set starting at context ``base`` (FFV1's symbol coding)."""
     if value == 0:
-        return _enc_bit(buf, st, probs, base, 0)
-    buf = _enc_bit(buf, st, probs, base, 1)
+        _enc_bit(buf, st, probs, base, 0)
+        return
+    _enc_bit(buf, st, probs, base, 1)
     e = 0
     while (value >> (e + 1)) != 0:
         e += 1
     for i in range(e):
-        buf = _enc_bit(buf, st, probs, base + _EXP + min(i, 9), 1)
-    buf = _enc_bit(buf, st, probs, base + _EXP + min(e, 9), 0)
+        _enc_bit(buf, st, probs, base + _EXP + min(i, 9), 1)
+    _enc_bit(buf, st, probs, base + _EXP + min(e, 9), 0)
     for i in range(e - 1, -1, -1):
-        buf = _enc_bit(buf, st, probs, base + _MANT + min(i, 9), (value >> i) & 1)
-    return buf
+        _enc_bit(buf, st, probs, base + _MANT + min(i, 9), (value >> i) & 1)
 
 
 @njit(cache=True)
@@ -277,6 +287,8 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
     last = 0
     # DC of every block in raster order.
     for r in range(rows):
+        if not decoding:
+            buf = _reserve(buf, st, cols * ROOM + 64)
         for c in range(cols):
             if r == 0 and c == 0:
                 pred = 0
@@ -321,14 +333,16 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                     return buf, _ERR_ENDS_EARLY
             else:
                 diff = levels[0, r, c] - pred
-                buf = _enc_uint(buf, st, probs, base, abs(diff))
+                _enc_uint(buf, st, probs, base, abs(diff))
                 if diff != 0:
-                    buf = _enc_bit(buf, st, probs, base + _SIGN, 1 if diff < 0 else 0)
+                    _enc_bit(buf, st, probs, base + _SIGN, 1 if diff < 0 else 0)
     if keep == 1:
         return buf, err
     # AC, block by block.
     for r in range(rows):
         for c in range(cols):
+            if not decoding:
+                buf = _reserve(buf, st, keep * ROOM + 64)
             last_a = lastpos[r - 1, c] if r > 0 else 0
             last_l = lastpos[r, c - 1] if c > 0 else 0
             cbf_ctx = cbf_base + (1 if last_a > 0 else 0) + (1 if last_l > 0 else 0)
@@ -341,7 +355,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                         last = i
                         break
                 coded = 1 if last > 0 else 0
-                buf = _enc_bit(buf, st, probs, cbf_ctx, coded)
+                _enc_bit(buf, st, probs, cbf_ctx, coded)
             if coded == 0:
                 continue
             for i in range(1, keep):
@@ -385,7 +399,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                         sig = _dec_bit(data, dst, probs, sig_ctx)
                     else:
                         sig = 1 if levels[ch, r, c] != 0 else 0
-                        buf = _enc_bit(buf, st, probs, sig_ctx, sig)
+                        _enc_bit(buf, st, probs, sig_ctx, sig)
                 if sig == 0:
                     continue
                 act = around + inside
@@ -408,9 +422,9 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                         return buf, _ERR_ENDS_EARLY
                 else:
                     value = levels[ch, r, c]
-                    buf = _enc_uint(buf, st, probs, base, abs(value) - 1)
+                    _enc_uint(buf, st, probs, base, abs(value) - 1)
                     if edge_ch[i, 0] < 0:
-                        buf = _enc_bypass(buf, st, 1 if value < 0 else 0)
+                        _enc_bypass(buf, st, 1 if value < 0 else 0)
                 if i == keep - 1:
                     lastpos[r, c] = i
                     break
@@ -420,7 +434,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                     is_last = _dec_bit(data, dst, probs, last_ctx)
                 else:
                     is_last = 1 if i == last else 0
-                    buf = _enc_bit(buf, st, probs, last_ctx, is_last)
+                    _enc_bit(buf, st, probs, last_ctx, is_last)
                 if is_last:
                     lastpos[r, c] = i
                     break
@@ -457,7 +471,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                     if _dec_bit(data, dst, probs, sign_ctx) == (0 if predicted < 0 else 1):
                         levels[ch, r, c] = -value
                 else:
-                    buf = _enc_bit(buf, st, probs, sign_ctx, 1 if (value < 0) != (predicted < 0) else 0)
+                    _enc_bit(buf, st, probs, sign_ctx, 1 if (value < 0) != (predicted < 0) else 0)
             if decoding and dst[3] > 8:
                 return buf, _ERR_ENDS_EARLY
     return buf, err
@@ -470,6 +484,8 @@ def _code_map(values, buf, st, data, dst, decoding):
     probs = np.empty((MAP_SETS * SET_SIZE, 2), np.int64)
     probs[:, :] = PROB_ONE >> 1
     for r in range(rows):
+        if not decoding:
+            buf = _reserve(buf, st, cols * ROOM + 64)
         for c in range(cols):
             a = values[r, c - 1] if c > 0 else 0
             b = values[r - 1, c] if r > 0 else 0
@@ -495,16 +511,17 @@ def _code_map(values, buf, st, data, dst, decoding):
                     return buf, _ERR_ENDS_EARLY
             else:
                 value = values[r, c]
-                buf = _enc_uint(buf, st, probs, base, abs(value))
+                _enc_uint(buf, st, probs, base, abs(value))
                 if value != 0:
-                    buf = _enc_bit(buf, st, probs, sign_ctx, 1 if value < 0 else 0)
+                    _enc_bit(buf, st, probs, sign_ctx, 1 if value < 0 else 0)
     return buf, 0
 
 
 @njit(cache=True)
 def _finish(buf, st):
+    buf = _reserve(buf, st, 16)
     for _ in range(5):
-        buf = _shift_low(buf, st)
+        _shift_low(buf, st)
     return buf
 
 

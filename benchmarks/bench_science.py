@@ -322,6 +322,12 @@ def report(results: dict) -> str:
               f"2 % {b['by_share']['0.02']:.3f}); with `-n 8` **{b['n8_geometric_mean_over_better']:.3f}**. "
               f"Target: at most 1: {_verdict(b['geometric_mean_over_better'])} at the default block size, "
               f"{_verdict(b['n8_geometric_mean_over_better'])} with `-n 8`."]
+    seconds = {key: sum(r[f"{key}_seconds"] for r in b["rows"] if f"{key}_seconds" in r)
+               for key in ("dctconv", "sz3", "jpegls")}
+    lines += ["", f"What the search for steps costs in time: the {len(b['rows'])} encodes took {seconds['dctconv']:.1f} s "
+              f"with dctconv (4 x 4 blocks, steps chosen), {seconds['sz3']:.2f} s with SZ3 and "
+              f"{seconds['jpegls']:.2f} s with JPEG-LS (its {sum('jpegls_seconds' in r for r in b['rows'])} rows), "
+              "one run each on the busy machine above."]
     lo = results["lossless"]
     lines += ["", "## `--max-error 0` (lossless) against JPEG-LS, JPEG 2000, JPEG XL and PNG", "",
               "| image | dctconv | dctconv -n 8 | bit-exact | JPEG-LS | JPEG 2000 | JPEG XL | PNG | dctconv / JPEG-LS "

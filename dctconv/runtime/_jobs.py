@@ -25,7 +25,7 @@ TRANSFORM_IMPORTS = (
 #: most of its start-up is scipy.ndimage (the SSIM's filter) and numba (the codec's engine).
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
     "dctconv.codec._core", "dctconv.codec._engine", "dctconv.codec._zigzag", "dctconv.measure._metrics",
-    "scipy.ndimage",
+    "scipy.ndimage", "dctconv.runtime._warm",
 )
 #: The same for :func:`compress_file` with its pictures (drawn with Pillow; matplotlib
 #: only for ``--sweep``'s figure).

@@ -103,6 +103,33 @@ def test_workers_start_with_the_preloaded_modules_and_one_blas_thread(tmp_path):
     assert report["environ"] is None  # the parent's environment is left as it was
 
 
+_ENGINE_PARENT = '''
+import json
+from dctconv.runtime._jobs import COMPRESS_DATA_IMPORTS
+from dctconv.runtime._parallel import map_in_processes
+from probe import probe
+print(json.dumps([r for _, r, _ in map_in_processes([1, 2], probe, jobs=2, preload=COMPRESS_DATA_IMPORTS)]))
+'''
+
+_ENGINE_PROBE = '''
+def probe(_):
+    from dctconv.codec import _engine
+    return len(_engine._code_levels.signatures)  # compiled (or loaded from the cache) in this process
+'''
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="needs a fork server")
+def test_compress_workers_start_with_the_codec_engine_loaded(tmp_path):
+    # Each worker loaded numba's compiled loops at its first file (0.7 s); the fork server
+    # now runs them once (dctconv.runtime._warm) and the workers are forked with them.
+    (tmp_path / "probe.py").write_text(_ENGINE_PROBE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _ENGINE_PARENT], capture_output=True, text=True, env=env,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert all(count >= 1 for count in json.loads(done.stdout)), done.stdout
+
+
 def test_run_each_takes_another_backend_and_reports_its_failures_in_input_order():
     # A backend yields (index, result, exception) in any order, as a cluster would.
     def backend(items, work, *, jobs, preload):

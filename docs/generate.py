@@ -312,7 +312,8 @@ WHY = {
                     "`codec/_entropy.py`), kept so that they still decode",
     "numba": "the codec's entropy engine (`codec/_engine.py`): its per-coefficient loops (adaptive binary "
              "range coding, contexts from decoded neighbours) compiled to machine code at first use and "
-             "cached; wheels wherever numpy has them, no compiler at install (see \"The compiled engine\")",
+             "cached; wheels wherever numpy has them, no compiler at install (see \"The compiled engine\"); "
+             "also the SSIM's window means (`measure/_ssim.py`)",
     "bjontegaard": "the BD-rates of the sweep (Bjontegaard delta rate)",
     "pytest": "the test runner",
     "hypothesis": "property tests over random sizes, block sizes and dtypes",

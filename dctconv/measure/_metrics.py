@@ -5,7 +5,8 @@ PSNR and SSIM are scikit-image's formulas, computed here operation for operation
 :func:`skimage.metrics.structural_similarity` compute them (the same float64 numbers;
 the tests compare with scikit-image's functions), without importing those modules:
 they import scipy.stats, most of the start-up of a ``--jobs`` run of small files
-(docs/performance.md). Compare the original with the reconstruction as it
+(docs/performance.md). The SSIM map is computed in compiled loops
+(:mod:`dctconv.measure._ssim`). Compare the original with the reconstruction as it
 is written to disk (as :func:`dctconv.decode` gives it), and pass the width of the
 compressed file's data range as ``data_range``: 255 for 8-bit images, ``high - low``
 of the image's own values (or of ``--data-range``) for the others, the range the
@@ -197,33 +198,42 @@ def _ssim(original, reconstruction, data_range) -> float | None:
         return None
     pad = (window - 1) // 2
     height, width = original.shape
-    total = 0.0
-    for top, bottom in _bands(height, width, start=pad, stop=height - pad):
+
+    def band_sum(band) -> float:
+        top, bottom = band
         similarity = _ssim_map(_float64(original[top - pad : bottom + pad]),
                                _float64(reconstruction[top - pad : bottom + pad]), data_range, window)
-        total += float(np.sum(similarity[pad : pad + bottom - top, pad : width - pad], dtype=np.float64))
+        return float(np.sum(similarity[pad : pad + bottom - top, pad : width - pad], dtype=np.float64))
+
+    bands = _bands(height, width, start=pad, stop=height - pad)
+    workers = min(len(bands), _threads())
+    if workers > 1:  # the compiled map releases the GIL: bands side by side, summed in order
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="dctconv-ssim") as pool:
+            sums = list(pool.map(band_sum, bands))
+    else:
+        sums = map(band_sum, bands)
+    total = 0.0
+    for value in sums:
+        total += value
     return total / ((height - 2 * pad) * (width - 2 * pad))
+
+
+def _threads() -> int:
+    """Threads for the SSIM's bands: the transform's share of the CPUs (one per ``--jobs`` worker on 2 CPUs)."""
+    from ..transform import default_workers
+
+    return default_workers()
 
 
 def _ssim_map(x, y, data_range, window: int) -> np.ndarray:
     """scikit-image's SSIM map (``structural_similarity(..., full=True)``'s ``S``) of two float64
-    arrays with a uniform ``window`` x ``window`` filter: its operations in its order."""
-    from scipy.ndimage import uniform_filter
+    arrays with a uniform ``window`` x ``window`` filter: its operations in its order
+    (:func:`dctconv.measure._ssim.ssim_map`)."""
+    from ._ssim import ssim_map
 
-    points = window**2
-    cov_norm = points / (points - 1)  # sample covariance
-    ux = uniform_filter(x, size=window)
-    uy = uniform_filter(y, size=window)
-    uxx = uniform_filter(x * x, size=window)
-    uyy = uniform_filter(y * y, size=window)
-    uxy = uniform_filter(x * y, size=window)
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    a1, a2, b1, b2 = 2 * ux * uy + c1, 2 * vxy + c2, ux**2 + uy**2 + c1, vx + vy + c2
-    return (a1 * a2) / (b1 * b2)
+    return ssim_map(x, y, data_range, window, SSIM_K1, SSIM_K2)
 
 
 @dataclass(frozen=True)

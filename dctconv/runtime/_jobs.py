@@ -22,10 +22,11 @@ TRANSFORM_IMPORTS = (
     "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.ImageDraw", "PIL.ImageFont", "skimage.util",
 )
 #: The same for :func:`compress_file` without its pictures (``pictures=False``):
-#: most of its start-up is scipy.ndimage (the SSIM's filter) and numba (the codec's engine).
+#: most of its start-up is numba (the codec's engine and the SSIM), whose compiled
+#: loops ``dctconv.runtime._warm`` loads.
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
     "dctconv.codec._core", "dctconv.codec._engine", "dctconv.codec._zigzag", "dctconv.measure._metrics",
-    "scipy.ndimage", "dctconv.runtime._warm",
+    "dctconv.measure._ssim", "dctconv.runtime._warm",
 )
 #: The same for :func:`compress_file` with its pictures (drawn with Pillow; matplotlib
 #: only for ``--sweep``'s figure).
@@ -292,19 +293,18 @@ def compress_file(
                                              threshold=threshold, data_range=data_range, max_error=max_error,
                                              sweep=sweep, pictures=pictures))
     with Background() as background:
-        # scipy.ndimage (the SSIM's filter) and matplotlib (the sweep's figure) take a
-        # second to import; the thread imports them while the image is read and encoded. Only
-        # modules that reading and encoding do not import themselves, so that the two
-        # threads never import the same module at once.
-        background.submit(_import_all, _LATER_IMPORTS + (_SWEEP_IMPORTS if pictures and sweep else ()))
+        # matplotlib (the sweep's figure) takes a second to import; the thread imports
+        # it while the image is read and encoded. Only modules that reading and encoding
+        # do not import themselves, so that the two threads never import the same module at once.
+        if pictures and sweep:
+            background.submit(_import_all, _SWEEP_IMPORTS)
         return _compress_file(path, out_dir, background, block_size=block_size, quality=quality, step=step,
                               keep=keep, threshold=threshold, data_range=data_range, max_error=max_error,
                               sweep=sweep, max_pixels=max_pixels,
                               protected=protected, pictures=pictures, record=record)
 
 
-#: What :func:`compress_file` imports after the encode: the metrics, and the sweep's figure.
-_LATER_IMPORTS = ("scipy.ndimage",)
+#: What :func:`compress_file` imports after the encode: the sweep's figure.
 _SWEEP_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 

@@ -240,3 +240,18 @@ def test_psnr_and_ssim_map_are_scikit_images_to_the_last_bit(dtype, data_range, 
     assert metrics.over_valid(metrics.compare(image, other, data_range=data_range), image, other, valid,
                               data_range=data_range).psnr_db == peak_signal_noise_ratio(
         a[valid], b[valid], data_range=data_range)
+
+
+@pytest.mark.parametrize("window", [3, 5, 7])
+def test_the_ssim_window_means_are_scipys_uniform_filter_to_the_last_bit(window, rng):
+    # The running sums of scipy.ndimage.uniform_filter (reflected edges), compiled: down to
+    # lines exactly as long as the window, where both edges reflect into one window.
+    from scipy.ndimage import uniform_filter
+
+    from dctconv.measure import _ssim
+
+    for shape in [(window, window), (window, 40), (33, window + 1), (70, 45)]:
+        values = rng.normal(0, 1, shape) * 10.0 ** rng.integers(-3, 8)
+        scratch, out = np.empty(shape), np.empty(shape)
+        _ssim._window_mean(values, window, scratch, out)
+        assert np.array_equal(out, uniform_filter(values, size=window)), shape

@@ -114,12 +114,14 @@ print(json.dumps([r for _, r, _ in map_in_processes([1, 2], probe, jobs=2, prelo
 _ENGINE_PROBE = '''
 def probe(_):
     from dctconv.codec import _engine
-    return len(_engine._code_levels.signatures)  # compiled (or loaded from the cache) in this process
+    from dctconv.measure import _ssim
+    # Compiled (or loaded from numba's cache) before this worker's first file.
+    return min(len(_engine._code_levels.signatures), len(_ssim._ssim_map.signatures))
 '''
 
 
 @pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="needs a fork server")
-def test_compress_workers_start_with_the_codec_engine_loaded(tmp_path):
+def test_compress_workers_start_with_the_codec_engine_and_the_ssim_loaded(tmp_path):
     # Each worker loaded numba's compiled loops at its first file (0.7 s); the fork server
     # now runs them once (dctconv.runtime._warm) and the workers are forked with them.
     (tmp_path / "probe.py").write_text(_ENGINE_PROBE)

@@ -61,22 +61,47 @@ class DaskCluster:
                 self.stop()
                 raise RuntimeError(f"the dask scheduler did not start; see {self.folder}")
             time.sleep(0.05)
-        for _ in range(self.workers):
-            self._start(
-                "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--death-timeout", "120",
-                "--local-directory", str(self.folder), *(() if self.nanny else ("--no-nanny",)),
-            )
+        self.add_workers(self.workers, nanny=self.nanny, wait=False)
         self.client = Client(scheduler_file=str(self.scheduler_file), timeout=30, set_as_default=False)
         self.wait_for_workers(deadline - time.monotonic())
         return self
+
+    def add_workers(self, count: int, *, nanny: bool = False, wait: bool = True) -> list[subprocess.Popen]:
+        """Start ``count`` more workers (by default each one process, no nanny) and wait until they are there.
+
+        Their processes are returned, for a test to kill; ``workers`` counts them.
+        """
+        started = [
+            self._start(
+                "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
+                "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--death-timeout", "120",
+                "--local-directory", str(self.folder), *(() if nanny else ("--no-nanny",)),
+            )
+            for _ in range(count)
+        ]
+        if wait:
+            self.workers += count
+            self.wait_for_workers()
+        return started
+
+    def kill(self, processes) -> None:
+        """SIGKILL ``processes`` (workers without a nanny) and wait until the scheduler has lost them."""
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.wait()  # reaped: its process id no longer answers (a zombie's would)
+        self.workers -= len(processes)
+        deadline = time.monotonic() + 30
+        while len(self.worker_pids()) > self.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     @property
     def address(self) -> str:
         return self.client.scheduler.address
 
     def wait_for_workers(self, timeout: float = 60) -> None:
-        self.client.wait_for_workers(self.workers, timeout=timeout)
+        if self.workers:  # dask refuses to wait for none
+            self.client.wait_for_workers(self.workers, timeout=timeout)
 
     def worker_pids(self) -> dict[str, int]:
         """Worker address -> process id of the worker (not of its nanny)."""
@@ -153,3 +178,24 @@ class NotAScheduler:
             self.process.wait()
         if self.socket is not None:
             self.socket.close()
+
+
+def hang_once_while_writing(path, *, out_dir, marker):
+    """transform_file, except that the first call of all hangs with a temporary of its output
+    written: a test kills its worker then (SIGKILL), and the task runs again elsewhere.
+
+    ``marker`` (created by the first call) holds that worker's process id.
+    """
+    from dctconv.io._atomic import atomic_outputs
+    from dctconv.runtime._jobs import transform_file
+
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return transform_file(path, out_dir)
+    with atomic_outputs() as outputs:
+        outputs.path(Path(out_dir) / f"{Path(path).stem}_coefficients.npz").write_bytes(b"half a file")
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        time.sleep(300)
+    raise AssertionError("not killed")

@@ -116,13 +116,14 @@ def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options)
     place = ctx.meta.get("dctconv.place", {})
     if not (cluster and ("scheduler" in place or "scheduler_file" in place)):
         return _run_each_here(items, work, label=label, on_failure=report, **options)
-    from ..runtime._cluster import connect, map_on_cluster, silence_logging
+    from ..runtime._cluster import WORKER_TIMEOUT, connect, map_on_cluster, silence_logging
 
     silence_logging()
     client = connect(place.get("scheduler"), scheduler_file=place.get("scheduler_file"))
     try:
         def backend(items, work, **_):  # jobs and preload are the workers' business
-            return map_on_cluster(items, work, client=client, label=f"dctconv-{label}")
+            return map_on_cluster(items, work, client=client, label=f"dctconv-{label}",
+                                  worker_timeout=ctx.meta.get("dctconv.worker_timeout", WORKER_TIMEOUT))
 
         return _run_each_here(items, work, label=label, on_failure=report, backend=backend, **options)
     finally:

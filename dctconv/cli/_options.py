@@ -120,8 +120,23 @@ def _one_place(ctx, param, value):
     return value
 
 
+def _worker_timeout(ctx, param, value):
+    """Kept in ``ctx.meta`` for :func:`dctconv.cli._batch.run_each`, as the scheduler options are."""
+    ctx.meta["dctconv.worker_timeout"] = value
+    return value
+
+
 def cluster_options(f):
-    """``--scheduler ADDRESS`` and ``--scheduler-file FILE``: each file a task on a dask cluster."""
+    """``--scheduler ADDRESS``, ``--scheduler-file FILE`` and ``--worker-timeout SECONDS``: each file a
+    task on a dask cluster."""
+    from ..runtime._cluster import WORKER_TIMEOUT
+
+    f = click.option(
+        "--worker-timeout", type=click.FloatRange(0, min_open=True), default=WORKER_TIMEOUT, show_default=True,
+        expose_value=False, callback=_worker_timeout, metavar="SECONDS",
+        help="With --scheduler: end the run (exit 1, naming the files done and not done) once the "
+             "cluster has had no worker for SECONDS.",
+    )(f)
     f = click.option(
         "--scheduler-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
         expose_value=False, callback=_one_place, metavar="FILE",

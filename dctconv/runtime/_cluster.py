@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +33,10 @@ CONNECT_TIMEOUT = 5
 #: address where something else listens (a web server, a silent socket) held the
 #: command, silent, for ten minutes and more.
 HANDSHAKE_TIMEOUT = 5
+
+#: Seconds a run waits while the scheduler has no worker at all (none came, or all
+#: were lost) before it ends with a ClusterError; ``--worker-timeout``.
+WORKER_TIMEOUT = 60
 
 INSTALL_HINT = 'pip install "dctconv[distributed]"'
 
@@ -85,7 +90,8 @@ def connect(address=None, *, scheduler_file=None, timeout: float = CONNECT_TIMEO
         raise ClusterError(f"cannot reach the dask scheduler at {where}: {_reason(exc, address)}") from None
 
 
-def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=None, label: str = "dctconv"):
+def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=None, label: str = "dctconv",
+                   worker_timeout: float = WORKER_TIMEOUT):
     """Yield ``(index, result, exception)`` for each item as ``work(item)`` finishes on a dask cluster.
 
     One of ``result`` and ``exception`` is None. Each item is one task, submitted
@@ -98,8 +104,10 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
     A worker that dies takes its tasks with it; the scheduler gives them to other
     workers (up to dask's ``distributed.scheduler.allowed-failures`` times, then the
     item fails with a ClusterError). Ctrl-C, or closing this generator, cancels the
-    tasks not yet finished. Losing the scheduler mid-run raises ClusterError; the
-    items already yielded are done.
+    tasks not yet finished. Losing the scheduler mid-run raises ClusterError; so does
+    a scheduler without a single worker for ``worker_timeout`` seconds while tasks
+    wait (none started, or all lost). Either message says which items were done and
+    which not; the items already yielded are done.
 
     Connects with :func:`connect` unless ``client`` is given (then it is left open).
     """
@@ -110,32 +118,44 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
     from distributed.scheduler import KilledWorker
 
     where = client.scheduler.address
-    futures, done = {}, 0
+    futures, done, failed = {}, [], []
+
+    def progress() -> str:
+        return _progress(items, done, failed)
 
     def lost() -> ClusterError:
-        return ClusterError(
-            f"lost the connection to the dask scheduler at {where}; "
-            f"{len(futures) - done} of {len(futures)} files were not finished"
-        )
+        return ClusterError(f"lost the connection to the dask scheduler at {where}; {progress()}")
 
     try:
         run = uuid.uuid4().hex[:12]
         for index, item in enumerate(items):
             futures[client.submit(work, item, key=f"{label}-{run}-{index}", pure=False)] = index
-        for future in as_completed(futures, loop=client.loop):
+        completed = as_completed(futures, loop=client.loop)
+        watch = _WorkerWatch(client, worker_timeout)
+        while not completed.is_empty():
+            if not completed.has_ready():
+                if watch.none_for_too_long():
+                    raise ClusterError(
+                        f"no dask worker at the scheduler {where} for {worker_timeout:g} s "
+                        f"(--worker-timeout); {progress()}"
+                    )
+                time.sleep(_POLL)
+                continue
+            watch.saw_work()
+            future = next(completed)
             index = futures[future]
             if future.status == "finished":
                 try:
                     result = future.result()
                 except Exception:  # the scheduler went away while sending it
                     raise lost() from None
-                done += 1
+                done.append(index)
                 yield index, result, None
             elif future.status == "error":
                 exc = future.exception()
                 if isinstance(exc, KilledWorker):
                     exc = ClusterError("the workers that ran it died, too often to try again")
-                done += 1
+                failed.append(index)
                 yield index, None, exc
             else:  # cancelled: only the client does that, or dask when the scheduler is gone
                 raise lost()
@@ -147,6 +167,68 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
         finally:
             if own_client:
                 client.close(timeout=CONNECT_TIMEOUT)
+
+
+#: Seconds between two looks at the finished tasks while none is ready.
+_POLL = 0.05
+
+#: Seconds between two questions to the scheduler about its workers while no task finishes.
+_WORKER_CHECK = 1.0
+
+
+class _WorkerWatch:
+    """Says when the scheduler has had no worker for ``timeout`` seconds in a row.
+
+    The scheduler is asked (its worker count only) at most once a second, and only
+    while no task finishes: a run that makes progress is not slowed down.
+    """
+
+    def __init__(self, client, timeout: float):
+        self.client, self.timeout = client, timeout
+        self.checked = float("-inf")
+        self.none_since = None
+
+    def saw_work(self) -> None:
+        self.none_since = None
+
+    def none_for_too_long(self) -> bool:
+        now = time.monotonic()
+        if now - self.checked >= min(_WORKER_CHECK, self.timeout / 4):
+            self.checked = now
+            count = _worker_count(self.client)
+            if count is None or count > 0:  # None: the scheduler did not answer; losing it is told apart
+                self.none_since = None
+            elif self.none_since is None:
+                self.none_since = now
+        return self.none_since is not None and now - self.none_since >= self.timeout
+
+
+def _worker_count(client) -> int | None:
+    """How many workers the scheduler has now, or None if it does not say within seconds."""
+    try:
+        info = client.sync(client.scheduler.identity, n_workers=0, callback_timeout=CONNECT_TIMEOUT)
+        return int(info["n_workers"])
+    except Exception:
+        return None
+
+
+#: How many items the run's last line names in each of its lists.
+_NAMED = 10
+
+
+def _names(items, indices) -> str:
+    names = ", ".join(str(items[i]) for i in sorted(indices)[:_NAMED])
+    return names + (f" and {len(indices) - _NAMED} more" if len(indices) > _NAMED else "")
+
+
+def _progress(items, done, failed) -> str:
+    """Which items were done and which not, for the line that ends a run early."""
+    finished = set(done) | set(failed)
+    rest = [i for i in range(len(items)) if i not in finished]
+    text = f"{len(done)} of {len(items)} files done"
+    text += f": {_names(items, done)}" if done else ""
+    text += f"; {len(failed)} failed (each reported above)" if failed else ""
+    return text + (f"; not done: {_names(items, rest)}" if rest else "")
 
 
 def silence_logging() -> None:

@@ -156,7 +156,8 @@ def _size_text(size: int) -> str:
 
 
 class ClusterError(DctconvError):
-    """A dask cluster cannot be used: dask is not installed, or the scheduler is unreachable or lost."""
+    """A dask cluster cannot be used: dask is not installed, the scheduler is unreachable, lost or without workers,
+    or a worker wrote an output the client does not see."""
 
 
 class WorkerLostError(DctconvError):

@@ -123,7 +123,8 @@ def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options)
     try:
         def backend(items, work, **_):  # jobs and preload are the workers' business
             return map_on_cluster(items, work, client=client, label=f"dctconv-{label}",
-                                  worker_timeout=ctx.meta.get("dctconv.worker_timeout", WORKER_TIMEOUT))
+                                  worker_timeout=ctx.meta.get("dctconv.worker_timeout", WORKER_TIMEOUT),
+                                  output_dirs=ctx.meta.get("dctconv.output_dirs", ()))
 
         return _run_each_here(items, work, label=label, on_failure=report, backend=backend, **options)
     finally:
@@ -139,10 +140,14 @@ def for_workers(ctx, inputs, output_dir):
     """``inputs`` and ``output_dir``, made absolute when they go to a cluster's workers.
 
     The workers do not share this process's working folder, so a relative path
-    would name another file there (or none).
+    would name another file there (or none). The output folder is also where the
+    run removes the temporaries of killed workers (``Path()``, which ``verify``
+    gives, writes nothing: none).
     """
     if not on_cluster(ctx):
         return list(inputs), output_dir
+    if output_dir != Path():
+        ctx.meta.setdefault("dctconv.output_dirs", []).append(output_dir.absolute())
     return [path.absolute() for path in inputs], output_dir.absolute()
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import os
+import re
 import secrets
 import signal
+import socket
 import stat
 import tempfile
 import threading
@@ -20,12 +23,69 @@ from pathlib import Path
 
 from ..errors import OutputCollisionError, OutputWriteError, exception_reason
 
-#: Hidden names of the temporaries (``.dctconv-XXXXXXXX.tmp``) and of the previous
-#: versions kept during a replacement (``.dctconv-XXXXXXXX.old``): short and of fixed
-#: length, so that any output name the file system accepts can be written.
+#: Hidden names of the temporaries (``.dctconv-PID-HOST-XXXXXXXX.tmp``) and of the
+#: previous versions kept during a replacement (``.dctconv-XXXXXXXX.old``): short and
+#: of bounded length, so that any output name the file system accepts can be written.
+#: A temporary names the process that writes it (its id, and 8 hex digits of a hash
+#: of its machine's name), so that one left by a killed process can be told from one
+#: being written (:func:`remove_stale_temporaries`).
 TEMP_PREFIX = ".dctconv-"
 TEMP_SUFFIX = ".tmp"
 BACKUP_SUFFIX = ".old"
+
+_TEMP_NAME = re.compile(r"\.dctconv-(\d{1,10})-([0-9a-f]{8})-[a-z0-9_]{8}\.tmp")
+
+
+@functools.cache
+def _host_tag() -> str:
+    """8 hex digits that name this machine in temporaries' names (a hash of its host name)."""
+    return hashlib.blake2b(socket.gethostname().encode(errors="replace"), digest_size=4).hexdigest()
+
+
+def _temp_prefix() -> str:
+    return f"{TEMP_PREFIX}{os.getpid()}-{_host_tag()}-"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (a process id reused since counts: kept)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporaries in ``folder`` that dctconv processes of this machine left when they died.
+
+    A temporary is stale when its name (``.dctconv-PID-HOST-XXXXXXXX.tmp``) names this
+    machine and a process id that no process has now: the writer was killed (SIGKILL,
+    a crash, its machine's out-of-memory killer) before it could remove it. Only
+    such names are touched: not those of a live process (another run writing there),
+    not those of another machine (only a process there can tell), not the backups
+    (``.old``, which may be an output's only copy), not anything else. Returns the
+    paths removed; a folder that cannot be listed removes nothing.
+    """
+    folder = Path(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed, host = [], _host_tag()
+    for name in names:
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or match[2] != host or _alive(int(match[1])):
+            continue
+        try:
+            os.unlink(folder / name)
+        except OSError:  # gone already (another run's clean-up), or not ours to remove
+            continue
+        removed.append(folder / name)
+    return removed
 
 #: Signals held back while temporaries and backups are created, renamed or removed:
 #: Ctrl-C or SIGTERM then takes effect just after, never between two renames.
@@ -290,7 +350,7 @@ class OutputSet:
         # the temporary needs no suffix of its own.
         with _signals_held():
             try:
-                fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=final.parent)
+                fd, temp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=TEMP_SUFFIX, dir=final.parent)
             except OSError as exc:
                 raise OutputWriteError(
                     f"cannot write in the folder {final.parent}: {exception_reason(exc)}"
@@ -365,7 +425,7 @@ def atomic_outputs(protected=()):
     """Context manager for writing a group of output files atomically.
 
     Inside the block, ``outputs.path(final)`` hands out temporary files next to their
-    final names (hidden, of fixed length: ``.dctconv-XXXXXXXX.tmp``). If the block
+    final names (hidden, short: ``.dctconv-PID-HOST-XXXXXXXX.tmp``). If the block
     finishes, each is renamed into place (``os.replace`` is atomic on POSIX, so a
     reader never sees a truncated file); if it raises, or is interrupted by Ctrl-C,
     every temporary file is removed and no final name is touched. A final name equal

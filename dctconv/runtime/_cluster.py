@@ -8,7 +8,12 @@ The workers read the inputs and write the outputs at the paths they are given, s
 the cluster needs a file system shared with the client, with the same paths (give
 absolute ones). Outputs are written to temporaries and renamed into place
 (:mod:`dctconv.io._atomic`), so a task that dask reruns after its worker died starts
-again from nothing and cannot leave half a file.
+again from nothing and cannot leave half a file; the temporaries of killed workers
+are removed when the run ends and when the next one starts. The client reads each
+output back and compares it with the size and CRC-32 the worker saw, so a worker on
+another file system is an error, not a file reported that the client does not have.
+A run ends, one way or another: the connection and handshake are bounded, and so is
+the time without any worker.
 
 dask.distributed is an optional dependency (``pip install "dctconv[distributed]"``);
 this module imports it only when called.
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 from ..errors import ClusterError, exception_reason
@@ -91,7 +98,7 @@ def connect(address=None, *, scheduler_file=None, timeout: float = CONNECT_TIMEO
 
 
 def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=None, label: str = "dctconv",
-                   worker_timeout: float = WORKER_TIMEOUT):
+                   worker_timeout: float = WORKER_TIMEOUT, output_dirs=()):
     """Yield ``(index, result, exception)`` for each item as ``work(item)`` finishes on a dask cluster.
 
     One of ``result`` and ``exception`` is None. Each item is one task, submitted
@@ -109,6 +116,15 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
     wait (none started, or all lost). Either message says which items were done and
     which not; the items already yielded are done.
 
+    Each output a worker reports (``result.outputs``) is read back here, and must be
+    the size and CRC32 the worker read: else the item fails with a ClusterError
+    (the workers do not share the client's file system).
+
+    Hidden temporaries that killed processes left (:func:`dctconv.io._atomic.remove_stale_temporaries`)
+    are removed from ``output_dirs`` before the tasks are sent, and from those and the
+    folders of the outputs when the run ends, however it ends: on this machine by
+    this process, on each worker's machine by one of its workers.
+
     Connects with :func:`connect` unless ``client`` is given (then it is left open).
     """
     own_client = client is None
@@ -119,6 +135,7 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
 
     where = client.scheduler.address
     futures, done, failed = {}, [], []
+    folders = {os.fspath(folder) for folder in output_dirs}
 
     def progress() -> str:
         return _progress(items, done, failed)
@@ -127,9 +144,10 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
         return ClusterError(f"lost the connection to the dask scheduler at {where}; {progress()}")
 
     try:
+        _remove_stale_temporaries(client, folders)
         run = uuid.uuid4().hex[:12]
         for index, item in enumerate(items):
-            futures[client.submit(work, item, key=f"{label}-{run}-{index}", pure=False)] = index
+            futures[client.submit(_run_and_describe, work, item, key=f"{label}-{run}-{index}", pure=False)] = index
         completed = as_completed(futures, loop=client.loop)
         watch = _WorkerWatch(client, worker_timeout)
         while not completed.is_empty():
@@ -146,9 +164,16 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
             index = futures[future]
             if future.status == "finished":
                 try:
-                    result = future.result()
+                    result, described, host = future.result()
                 except Exception:  # the scheduler went away while sending it
                     raise lost() from None
+                folders.update(os.path.dirname(path) for path, _, _ in described)
+                try:
+                    _check_outputs(described, host)
+                except ClusterError as exc:
+                    failed.append(index)
+                    yield index, None, exc
+                    continue
                 done.append(index)
                 yield index, result, None
             elif future.status == "error":
@@ -164,9 +189,113 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
         try:
             if pending and client.status == "running":
                 client.cancel(pending, force=True)
+            _remove_stale_temporaries(client, folders)
         finally:
             if own_client:
                 client.close(timeout=CONNECT_TIMEOUT)
+
+
+def _remove_stale_temporaries(client, folders) -> None:
+    """Remove the temporaries killed processes left in ``folders``: here, and on each worker machine.
+
+    Only a process on the machine that wrote a temporary can tell whether its writer
+    still runs, so one worker per machine (by its host) looks too. Best effort, and
+    within seconds: a cluster that does not answer leaves its machines' temporaries
+    to the next run.
+    """
+    from ..io._atomic import remove_stale_temporaries
+
+    folders = sorted(folders)
+    if not folders:
+        return
+    for folder in folders:
+        remove_stale_temporaries(folder)
+    with contextlib.suppress(Exception):
+        if client.status != "running":
+            return
+        info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=CONNECT_TIMEOUT)
+        one_per_host = {}
+        for address, worker in info["workers"].items():
+            one_per_host.setdefault(worker.get("host"), address)
+        if one_per_host:
+            # callback_timeout bounds the call (dask's Client.sync takes it), not passed to the function
+            client.run(_remove_stale_in, folders, workers=list(one_per_host.values()), on_error="ignore",
+                       callback_timeout=CONNECT_TIMEOUT)
+
+
+def _remove_stale_in(folders) -> int:
+    """On a worker: :func:`dctconv.io._atomic.remove_stale_temporaries` in each folder; how many were removed."""
+    from ..io._atomic import remove_stale_temporaries
+
+    return sum(len(remove_stale_temporaries(folder)) for folder in folders)
+
+
+def _run_and_describe(work, item):
+    """On a worker: ``work(item)``, each of its outputs' path, size and CRC32 as this worker
+    reads them, and this machine's name (for :func:`_check_outputs`, on the client)."""
+    import socket
+
+    result = work(item)
+    outputs = getattr(result, "outputs", None)
+    described = [(os.fspath(path), *_size_and_crc(path)) for path in (outputs if isinstance(outputs, list) else ())]
+    return result, described, socket.gethostname()
+
+
+def _size_and_crc(path) -> tuple[int, int]:
+    size, crc = 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            size += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+    return size, crc
+
+
+#: Seconds the client looks again for an output a worker wrote that it does not see:
+#: an NFS client may take a name it looked up before the file existed as missing
+#: until its cached view of the folder expires; listing the folder renews that view.
+_SEE_AGAIN = 1.0
+
+
+def _size_and_crc_seen(path) -> tuple[int, int]:
+    deadline = time.monotonic() + _SEE_AGAIN
+    while True:
+        try:
+            return _size_and_crc(path)
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+        with contextlib.suppress(OSError):
+            os.listdir(os.path.dirname(path) or ".")
+        time.sleep(0.1)
+
+
+#: What a worker's output that the client does not see, or sees otherwise, means.
+_SHARE = "workers must share the file system with the client, at the same paths"
+
+
+def _check_outputs(described, host: str) -> None:
+    """Raise ClusterError unless each output a worker wrote is here, the same size and CRC32 as there.
+
+    A worker whose output folder is another file system than the client's (a local
+    disk, another mount at the same path) writes and succeeds, and the client would
+    report files it does not have.
+    """
+    for path, size, crc in described:
+        try:
+            here = _size_and_crc_seen(path)
+        except FileNotFoundError:
+            raise ClusterError(
+                f"the worker on {host} wrote {path} ({size:,} bytes), but this machine sees no such file; {_SHARE}"
+            ) from None
+        except OSError as exc:
+            raise ClusterError(
+                f"cannot read {path}, which the worker on {host} wrote: {exception_reason(exc)}; {_SHARE}"
+            ) from None
+        if here != (size, crc):
+            raise ClusterError(
+                f"{path} here is not the file the worker on {host} wrote ({here[0]:,} bytes, CRC32 {here[1]:08x} "
+                f"here; {size:,} bytes, CRC32 {crc:08x} there); {_SHARE} (or another run wrote it since)"
+            )
 
 
 #: Seconds between two looks at the finished tasks while none is ready.

@@ -136,11 +136,14 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
     where = client.scheduler.address
     futures, done, failed = {}, [], []
     folders = {os.fspath(folder) for folder in output_dirs}
+    reachable = True  # False once the scheduler is lost: no worker to ask then
 
     def progress() -> str:
         return _progress(items, done, failed)
 
     def lost() -> ClusterError:
+        nonlocal reachable
+        reachable = False
         return ClusterError(f"lost the connection to the dask scheduler at {where}; {progress()}")
 
     try:
@@ -189,7 +192,7 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
         try:
             if pending and client.status == "running":
                 client.cancel(pending, force=True)
-            _remove_stale_temporaries(client, folders)
+            _remove_stale_temporaries(client if reachable else None, folders)
         finally:
             if own_client:
                 client.close(timeout=CONNECT_TIMEOUT)
@@ -199,7 +202,8 @@ def _remove_stale_temporaries(client, folders) -> None:
     """Remove the temporaries killed processes left in ``folders``: here, and on each worker machine.
 
     Only a process on the machine that wrote a temporary can tell whether its writer
-    still runs, so one worker per machine (by its host) looks too. Best effort, and
+    still runs, so one worker per machine (by its host) looks too, unless ``client``
+    is None. Best effort, and
     within seconds: a cluster that does not answer leaves its machines' temporaries
     to the next run.
     """
@@ -211,7 +215,7 @@ def _remove_stale_temporaries(client, folders) -> None:
     for folder in folders:
         remove_stale_temporaries(folder)
     with contextlib.suppress(Exception):
-        if client.status != "running":
+        if client is None or client.status != "running":
             return
         info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=CONNECT_TIMEOUT)
         one_per_host = {}

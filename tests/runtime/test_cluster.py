@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import socket
@@ -43,6 +44,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def alive_writer(name: str) -> bool:
+    """Whether the process that a temporary's name (.dctconv-PID-HOST-XXXXXXXX.tmp) names still exists."""
+    match = re.fullmatch(r"\.dctconv-(\d+)-[0-9a-f]{8}-\w{8}\.tmp", name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match[1]), 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def same_files(folder_a: Path, folder_b: Path) -> None:
@@ -279,8 +292,10 @@ def test_a_worker_killed_mid_command_leaves_every_output_complete(dask_cluster, 
     assert invoke("compress", tmp_path / "in", "-o", tmp_path / "here", "--jobs", "1").exit_code == 0
     same_files(out, tmp_path / "here")
     # A task killed while writing leaves its hidden temporary (a SIGKILL gives no chance
-    # to remove it); the end of the run removed it, its process being gone.
-    assert not list(out.glob(".dctconv-*"))
+    # to remove it); the end of the run removed it, its process being gone. (One of a
+    # process not yet reaped, a zombie, counts as live and stays.)
+    left = [p.name for p in out.glob(".dctconv-*")]
+    assert all(alive_writer(name) for name in left), left
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_1(tmp_path):

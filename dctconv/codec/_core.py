@@ -527,21 +527,7 @@ def _levels_of(data, header: CodecHeader) -> Levels:
     shape = (n * n, *header.grid)
     steps = channel_steps(header)
     if header.quantization == "none":
-        mask = keep_mask(n, header.keep)
-        expected = int(mask.sum()) * shape[1] * shape[2] * 8
-        try:
-            inflater = zlib.decompressobj()
-            values = inflater.decompress(raw, expected)
-            complete = inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
-        except zlib.error as exc:
-            raise CodecFileError(f"coefficient data damaged: {exc}") from None
-        if len(values) != expected or not complete:
-            raise CodecFileError("coefficient data does not hold the kept channels exactly")
-        coefficients = np.zeros(shape, np.float64)
-        coefficients[mask] = np.frombuffer(values, dtype="<f8").reshape(-1, *shape[1:])
-        if not np.isfinite(coefficients).all():
-            raise CodecFileError("coefficients contain NaN or infinity")
-        return Levels(header, coefficients, steps)
+        return Levels(header, _stored_coefficients(raw, shape, keep_mask(n, header.keep)), steps)
     adaptive = section(data, header, "ADPT") if header.format_version >= 4 else b""
     if adaptive:
         model = adaptive
@@ -558,6 +544,46 @@ def _levels_of(data, header: CodecHeader) -> Levels:
     channels = zigzag_order(n)[: header.keep]
     decoded = _decode_coded(coded, shape, channels, n, steps, version=header.format_version)
     return Levels(header, narrowest_levels(decoded), steps, offsets)
+
+
+def _stored_coefficients(raw: bytes, shape, mask: np.ndarray) -> np.ndarray:
+    """The float64 coefficients of quantization "none": the kept channels, inflated straight
+    into their place, 64 KiB of input at a time (neither the inflated bytes of the whole
+    image nor the rest of the input, zlib's unconsumed tail, is ever copied whole)."""
+    coefficients = np.zeros(shape, np.float64)
+    planes = [coefficients[channel].reshape(-1).view(np.uint8) for channel in np.flatnonzero(mask)]
+    plane = shape[1] * shape[2] * 8
+    inflater = zlib.decompressobj()
+    source = memoryview(raw).cast("B")
+    pieces = (source[start : start + (1 << 16)] for start in range(0, len(source), 1 << 16))
+    filled, position = 0, 0  # planes filled, bytes written into the next one
+    pending, draining = b"", False
+    try:
+        while not inflater.eof:
+            if not pending and not draining:
+                pending = next(pieces, None)
+                if pending is None:  # all the input given: what zlib still holds comes out
+                    pending, draining = b"", True
+            values = inflater.decompress(pending, plane - position if filled < len(planes) else 1)
+            pending = inflater.unconsumed_tail
+            if values and filled == len(planes):
+                raise CodecFileError("coefficient data does not hold the kept channels exactly")
+            if draining and not values:
+                break
+            if values:
+                planes[filled][position : position + len(values)] = np.frombuffer(values, np.uint8)
+                position += len(values)
+                if position == plane:
+                    filled, position = filled + 1, 0
+    except zlib.error as exc:
+        raise CodecFileError(f"coefficient data damaged: {exc}") from None
+    left_over = pending or inflater.unused_data or next(pieces, None)
+    if filled != len(planes) or not inflater.eof or left_over:
+        raise CodecFileError("coefficient data does not hold the kept channels exactly")
+    for channel in np.flatnonzero(mask):
+        if not np.isfinite(coefficients[channel]).all():
+            raise CodecFileError("coefficients contain NaN or infinity")
+    return coefficients
 
 
 def decode(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

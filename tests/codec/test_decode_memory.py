@@ -21,7 +21,7 @@ from dctconv.codec._core import band_rows, channel_steps, decode_levels, offsets
 from dctconv.codec._dctz import FORMAT_VERSION, classic_sections, pack, read_header
 from dctconv.codec._entropy import encode_levels
 from dctconv.codec._zigzag import zigzag_order
-from dctconv.errors import DctconvError, OutOfMemoryError
+from dctconv.errors import CodecFileError, DctconvError, OutOfMemoryError
 from dctconv.io._images import read_image
 from hostile import dequantized
 from references import SAMPLES, reference_blockwise_idct
@@ -189,3 +189,43 @@ def test_the_command_line_says_what_the_library_says(tmp_path):
                                                        "--max-pixels", 2**63]])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: {path}: {caught.value}"]
+
+
+def test_stored_coefficients_are_inflated_exactly_and_damage_is_named(rng):
+    # Quantization "none" keeps float64 coefficients, zlib-compressed: a file of several
+    # 64 KiB pieces of input decodes to the encoder's coefficients to the last bit.
+    import zlib
+
+    image = rng.random((298, 301)).astype(np.float32)  # full mantissas: zlib keeps most of the bytes
+    data, encoded = _core.encode_image(image, block_size=4, step=0, keep=10)
+    header = read_header(data)
+    start, end = header.section_offsets()["RAWB"]
+    assert end - start > 3 * 65536
+    mask = zigzag_mask(4, 10)
+    decoded = decode_levels(data).levels
+    assert np.array_equal(bits(decoded[mask]), bits(encoded.levels[mask])) and not decoded[~mask].any()
+    kept = np.ascontiguousarray(encoded.levels[mask]).astype("<f8").tobytes()
+
+    def with_raw(raw: bytes) -> bytes:
+        return pack(header, classic_sections(b"", np.zeros(0, np.uint32), raw))
+
+    assert np.array_equal(dctconv.decode(with_raw(zlib.compress(kept, 1))), dctconv.decode(data))
+    nan = bytearray(kept)
+    nan[8 * 1000 : 8 * 1001] = np.array([np.nan], "<f8").tobytes()
+    cases = {
+        "coefficient data does not hold the kept channels exactly": [
+            zlib.compress(kept[:-8]), zlib.compress(kept + bytes(8)), zlib.compress(kept) + b"\x00",
+            zlib.compress(kept)[:-20], b""],
+        "coefficient data damaged": [b"\x78\x9c" + bytes(range(200))],
+        "coefficients contain NaN or infinity": [zlib.compress(bytes(nan))],
+    }
+    for message, raws in cases.items():
+        for raw in raws:
+            with pytest.raises(CodecFileError, match=message):
+                dctconv.decode(with_raw(raw))
+
+
+def zigzag_mask(n: int, keep: int) -> np.ndarray:
+    mask = np.zeros(n * n, bool)
+    mask[zigzag_order(n)[:keep]] = True
+    return mask

@@ -51,6 +51,8 @@ class ImageInfo:
     """Number of frames in the file; only the first is read."""
     orientation: int = 1
     """The file's EXIF orientation tag (1 to 8); 2 to 8 were applied, as image viewers do."""
+    file_format: str | None = None
+    """Pillow's name of the file's format ("PNG", "JPEG", ...): a JPEG source was already lossy."""
 
     @property
     def data_range(self) -> float:
@@ -193,7 +195,7 @@ def _unsigned_32_bit(im) -> bool:
 def _to_gray(im, original, frames: int) -> tuple[np.ndarray, ImageInfo]:
     """The pixels of ``im`` (``original`` turned upright) in their gray mode."""
     mode = im.mode
-    details = {"frames": frames, "orientation": _orientation(original)}
+    details = {"frames": frames, "orientation": _orientation(original), "file_format": original.format}
     if mode in _SIXTEEN_BIT or (mode == "I" and original.format == "PNG"):
         # PNG has no 32-bit gray: an "I" PNG is a 16-bit one read by an older Pillow.
         return np.asarray(im).astype(np.uint16), ImageInfo("I;16", mode, False, **details)

@@ -9,6 +9,9 @@ cheap and plotting never touches a global backend or opens a window.
 
 from __future__ import annotations
 
+import math
+import textwrap
+
 import numpy as np
 
 #: Figures are written at this resolution; the sizes below are in inches.
@@ -60,13 +63,14 @@ _VIEWS = {
 
 
 def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_file=None,
-               views=("psnr_db", "ssim")) -> None:
+               views=("psnr_db", "ssim"), notes=()) -> None:
     """Write one PNG: PSNR and SSIM (or the largest error) against bits per pixel, one line per curve.
 
     Bits per pixel are on a log axis (the BD-rate compares log rates). A few points
     of the dctconv and JPEG curves carry their quality (``q50``), a few of the zonal
-    curve their K; the legend, below the two panels, gives each other curve the
-    BD-rates of dctconv against it.
+    curve their K; points that coincide share one label (``K4–K16``), and a label
+    that would overlap another is left out. The legend, below the two panels, gives
+    each other curve the BD-rates of dctconv against it.
 
     Parameters
     ----------
@@ -89,6 +93,8 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
         The two panels: ``psnr_db``, ``ssim`` or ``max_abs_error`` (the largest error in
         the data's units, on a symmetric log axis that is linear below the smallest
         nonzero error, so that lossless points sit at 0).
+    notes : sequence of str, optional
+        Lines written under the title (such as the sweep's notes about its source).
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
@@ -100,6 +106,7 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
     fig = Figure(figsize=(13, 7.2), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
     handles = {}
+    wanted = []  # per axis and curve, the points whose tags may be written
     for ax, key in zip(axes, views):
         name = _VIEWS[key][0]
         drawn = False
@@ -118,12 +125,8 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
             shown = style["labels"]
             if shown is None:  # the zonal curve: K at a few points
                 shown = _few(max(p["keep"] for p in rows))
-            for x, y, p in zip(xs, ys, rows):
-                tag = p["keep"] if method == "zonal" else p["quality"]
-                if tag in shown:
-                    ax.annotate(f"K{tag}" if method == "zonal" else f"q{tag}", (x, y),
-                                textcoords="offset points", xytext=style["offset"], ha=style["ha"],
-                                fontsize=7.5, color=style["color"])
+            wanted.append((ax, method, style, xs, ys,
+                           [p["keep"] if method == "zonal" else p["quality"] for p in rows], shown))
         if this_file is not None and this_file.get(key) is not None:
             (ring,) = ax.plot([this_file["bits_per_pixel"]], [this_file[key]], marker="o", markersize=13,
                               fillstyle="none", color="black", linewidth=0)
@@ -160,10 +163,58 @@ def save_sweep(path, points, *, title: str, labels=None, bd_rates=None, this_fil
                    frameon=False)
     for ax, key in zip(axes, views):
         ax.set_title(_VIEWS[key][1], fontsize=11)
-    fig.suptitle(title, fontsize=13)
+    # The notes wrapped to the figure's width (13 inches hold about 150 characters at 11 points).
+    lines = [line for note in notes for line in textwrap.wrap(note, 150)]
+    fig.suptitle("\n".join([title, *lines]), fontsize=13 if not lines else 11)
+    _place_point_labels(fig, wanted)
     from ..io._images import save_picture
 
     save_picture(path, _pixels(fig))
+
+
+#: Markers closer than this on the page (in points) are one place: their tags are
+#: merged into one label ("K4–K16").
+_SAME_PLACE = 3.0
+
+
+def _place_point_labels(fig, wanted) -> None:
+    """Write the tags of the sweep's points (``q50``, ``K4``) so that no two labels overlap.
+
+    Points that fall on one place (files of the same size and quality: at a high K
+    every frequency a quality keeps is kept already) get one label naming the first
+    and last of them; a label that would overlap one already written, the previous
+    curves' first, is left out. Done after the figure is laid out (the labels are
+    kept out of the layout, so placing them moves nothing), on its own canvas.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    fig.get_layout_engine().execute(fig)
+    renderer = canvas.get_renderer()
+    placed = {}
+    for ax, method, style, xs, ys, tags, shown in wanted:
+        page = ax.transData.transform(np.column_stack([xs, ys]))
+        prefix = "K" if method == "zonal" else "q"
+        groups = []
+        for index, (x, y) in enumerate(page):
+            group = groups[-1] if groups else None
+            if group and math.dist(page[group[0]], (x, y)) * 72 / fig.dpi <= _SAME_PLACE:
+                group.append(index)
+            else:
+                groups.append([index])
+        for group in groups:
+            if not any(tags[i] in shown for i in group):
+                continue
+            first, last = tags[group[0]], tags[group[-1]]
+            text = f"{prefix}{first}" if first == last else f"{prefix}{first}–{prefix}{last}"
+            label = ax.annotate(text, (xs[group[0]], ys[group[0]]), textcoords="offset points",
+                                xytext=style["offset"], ha=style["ha"], fontsize=7.5, color=style["color"],
+                                in_layout=False)
+            box = label.get_window_extent(renderer)
+            if any(box.overlaps(other) for other in placed.setdefault(ax, [])):
+                label.remove()
+            else:
+                placed[ax].append(box)
 
 
 def _few(count: int) -> set[int]:
@@ -195,6 +246,13 @@ def sweep_title(name: str, header) -> str:
     return f"{name}: quality against size, dctconv {n}×{n} blocks and other codecs"
 
 
+def error_map_top() -> str:
+    """The name of the colour the summary's error map draws at its white point (the top of its colours)."""
+    from ._summary import ERROR_COLOURS, colour_name
+
+    return colour_name(ERROR_COLOURS()[-1])
+
+
 def summary_titles(name: str, header, quality, *, compressed_bytes: int, bits_per_pixel: float,
                    error_scale: float, nonzero_fraction: float, data_range=None) -> tuple[str, str]:
     """The summary figure's two title lines: the key numbers, then the settings.
@@ -218,5 +276,5 @@ def summary_titles(name: str, header, quality, *, compressed_bytes: int, bits_pe
              f"({_format_bytes(compressed_bytes)})")
     subtitle = (f"{n}×{n} blocks, {_settings_text(header)}, {keep_text}{threshold_text}, "
                 f"{100 * nonzero_fraction:.1f} % nonzero;  "
-                f"largest error {quality.max_abs_error:g}{bound_text}, error map white = {255 / error_scale:.3g}")
+                f"largest error {quality.max_abs_error:g}{bound_text}, error map {error_map_top()} = {255 / error_scale:.3g}")
     return title, subtitle

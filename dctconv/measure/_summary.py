@@ -85,6 +85,30 @@ def inferno() -> np.ndarray:
     return _table(_INFERNO_HEX)
 
 
+#: The colours of the error panel and its colour bar, 0 at the first, the white point at the last.
+ERROR_COLOURS = inferno
+
+
+def colour_name(rgb) -> str:
+    """A word for an RGB colour (0..255), for text that refers to it ("yellow", "white").
+
+    From its hue, saturation and value: nearly unsaturated colours are white, gray or
+    black by their value, the others named by their hue (inferno's pale yellow top,
+    (252, 255, 164), is "yellow").
+    """
+    import colorsys
+
+    red, green, blue = (float(c) / 255 for c in rgb)
+    hue, saturation, value = colorsys.rgb_to_hsv(red, green, blue)
+    if value < 0.2:
+        return "black"
+    if saturation < 0.15:
+        return "white" if value > 0.9 else "gray"
+    names = ((15, "red"), (40, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
+             (300, "purple"), (340, "magenta"), (360, "red"))
+    return next(name for end, name in names if 360 * hue < end)
+
+
 @functools.cache
 def gray() -> np.ndarray:
     return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
@@ -282,10 +306,10 @@ def _error_bar(drawing: _Drawing, top: int, left: int, height: int, *, white: fl
     """
     length = max(2, height - BAR)
     bar_top = top + BAR
-    ramp = inferno()[np.rint(np.linspace(255, 0, length)).astype(np.intp)]  # white at the top
+    ramp = ERROR_COLOURS()[np.rint(np.linspace(255, 0, length)).astype(np.intp)]  # the white point at the top
     drawing.block(bar_top, left, np.repeat(ramp[:, None], BAR, axis=1), frame=True)
     if extend:
-        drawing.arrow(top, bar_top - 2, left - 1, left + BAR, inferno()[-1])
+        drawing.arrow(top, bar_top - 2, left - 1, left + BAR, ERROR_COLOURS()[-1])
     label_font = _font(LABEL_SIZE)
     line = _line_height(label_font)
     widest, last = 0, math.inf
@@ -443,7 +467,7 @@ def summary_picture(
     panels = [
         (_panel(mean_pool(original, factor), gray(), low, high), ["original", window]),
         (_panel(mean_pool(reconstruction, factor), gray(), low, high), ["reconstruction", window]),
-        (_panel(error, inferno(), 0.0, white), ["|original − reconstruction|"]),
+        (_panel(error, ERROR_COLOURS(), 0.0, white), ["|original − reconstruction|"]),
     ]
     drawing = _Drawing()
     title_lines = [title] + ([subtitle] if subtitle else [])

@@ -89,6 +89,12 @@ CURVE_LABELS = {
     **_anchors.LABELS,
 }
 
+#: The note of a sweep whose source is a JPEG file: Pillow's JPEG then re-encodes
+#: pixels that JPEG's own quantization made, and at the source's quality its
+#: steps fall on the levels the source kept (a spike of its curve there).
+JPEG_SOURCE_NOTE = ("the source is itself a JPEG file: the JPEG curve re-encodes JPEG's own output "
+                    "(it jumps near the source's quality), and every curve measures against an already lossy image")
+
 #: Interpolation of the BD-rate (``bjontegaard.bd_rate(method=...)``).
 BD_METHOD = "akima"
 
@@ -179,6 +185,8 @@ class Sweep:
     """Per curve: its label and the settings it was run with."""
     left_out: dict[str, str] = field(default_factory=dict)
     """Curves not drawn, and why (e.g. Pillow's encoders on a 16-bit image)."""
+    notes: list[str] = field(default_factory=list)
+    """What a reader of the curves needs to know about the source (a JPEG source: :data:`JPEG_SOURCE_NOTE`)."""
 
     def as_dict(self) -> dict:
         return {
@@ -186,6 +194,7 @@ class Sweep:
             "bd_rate_method": BD_METHOD,
             "curves": self.curves,
             "left_out": self.left_out,
+            "notes": self.notes,
             "bd_rates": {b.anchor: b.as_dict() for b in self.bd_rates},
             "points": [p.as_dict() for p in self.points],
         }
@@ -417,6 +426,7 @@ def sweep(
     others=("jpeg", "webp", "avif"),
     anchors=_anchors.ANCHORS,
     value_range=None,
+    source_format: str | None = None,
 ) -> Sweep:
     """Every curve of the sweep for one image, and the BD-rates of ``dctconv`` against the others.
 
@@ -442,6 +452,9 @@ def sweep(
     value_range : (float, float), optional
         The data range (low, high) of the codec and the anchors; default 0 ..
         ``data_range``.
+    source_format : str, optional
+        Pillow's name of the source file's format; "JPEG" adds :data:`JPEG_SOURCE_NOTE`
+        to ``Sweep.notes``.
 
     Returns
     -------
@@ -491,7 +504,8 @@ def sweep(
         points += found
         curves[method] = {"label": CURVE_LABELS[method], "encoder": "imagecodecs " + _anchors.CODECS[method],
                           "settings": [p.setting for p in found]}
-    return Sweep(points, bd_rates(points), curves, left_out)
+    notes = [JPEG_SOURCE_NOTE] if source_format == "JPEG" else []
+    return Sweep(points, bd_rates(points), curves, left_out, notes)
 
 
 def write_csv(file, points) -> None:

@@ -389,7 +389,9 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
             from ..measure._sweep import NAMES, OWN_CURVES, sweep as run_sweep
 
             found = run_sweep(image, data_range=high - low, block_size=n, quality=header.quality,
-                              step=header.step, threshold=header.threshold, value_range=(low, high))
+                              step=header.step, threshold=header.threshold, value_range=(low, high),
+                              source_format=info.file_format)
+            notes += [f"sweep: {note}" for note in found.notes]
             others = [NAMES[m] for m in found.curves if m not in OWN_CURVES]
             if nan_pixels and others:
                 notes.append(f"the sweep's {_listed(others)} compress the image with its {nan_pixels:,} NaN "
@@ -472,6 +474,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                                "ssim": report.ssim, "max_abs_error": report.max_abs_error},
                     # Scientific data: the largest error in its units is the second view.
                     views=("psnr_db", "ssim") if info.mode == "L" else ("psnr_db", "max_abs_error"),
+                    notes=[f"Note: {note}" for note in found.notes],
                 )
         with open(outputs.path(out_dir / names["metrics"]), "w") as f:
             json.dump(report.as_dict(), f, indent=2, allow_nan=False)  # NaN and Infinity are not JSON

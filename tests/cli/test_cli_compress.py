@@ -176,6 +176,7 @@ def test_sweep_writes_its_curves_and_bd_rates(tmp_path, small_camera):
     methods += ["jpegxl"] if imagecodecs is not None and imagecodecs.JPEGXL.available else []
     assert list(sweep["curves"]) == methods
     assert list(sweep["bd_rates"]) == methods[1:]
+    assert sweep["notes"] == [] and "JPEG file" not in result.stderr  # a PNG source: nothing to warn of
     assert [p["quality"] for p in points if p["method"] == "dctconv"] == list(range(5, 100, 5))
     assert [p["keep"] for p in points if p["method"] == "zonal"] == list(range(1, 17))
     with open(out / "cam_sweep.csv", newline="") as f:
@@ -266,6 +267,18 @@ def test_sweep_of_a_float_image_says_which_codecs_cannot_take_it(tmp_path):
         assert f"Note: {source}: JPEG 2000 left out of the sweep: it takes integers only" in notes
     sweep = json.loads((tmp_path / "out" / "field_sweep.json").read_text())
     assert not {"jpegls", "jpeg2k", "png"} & set(sweep["curves"])
+
+
+def test_sweep_of_a_jpeg_source_says_that_the_source_was_a_jpeg(tmp_path, small_camera):
+    # Its JPEG curve re-encodes JPEG's own output: the reader needs to know.
+    source = tmp_path / "photo.jpg"
+    Image.fromarray(pixels(small_camera)[:40, :40]).save(source, quality=60)
+    result = run("compress", source, "-o", tmp_path / "out", "--sweep", "--no-pictures")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "itself a JPEG file" in line]
+    assert len(notes) == 1 and notes[0].startswith(f"Note: {source}: sweep: the source is itself a JPEG file")
+    sweep = json.loads((tmp_path / "out" / "photo_sweep.json").read_text())
+    assert len(sweep["notes"]) == 1 and notes[0].endswith(sweep["notes"][0])
 
 
 def test_json_prints_the_files_as_transform_does_with_their_numbers(tmp_path, small_camera):

@@ -62,7 +62,8 @@ test-torch: $(VENV)/.installed-torch
 # Results (CSV, tables, plot) go to benchmarks/results/.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_transform.py
-	$(BIN)/python benchmarks/bench_cli.py
+	$(BIN)/python benchmarks/bench_cli.py --only startup memory profile jobs
+	$(BIN)/python benchmarks/bench_cli.py --only large --out benchmarks/results/large
 	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_batch.py

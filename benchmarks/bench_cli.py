@@ -9,7 +9,7 @@
    PNG, and every function it calls directly is one step (decode, transform, encode of
    each output, ...), with its share of the time. No list of steps is written here, so
    a new pipeline function is profiled as soon as it exists. Then the PNG encoding of
-   the outputs with Pillow's default settings and with ``image_io.PNG_OPTIONS``.
+   the outputs with Pillow's default settings and with ``dctconv.io._images.PNG_OPTIONS``.
 4. ``--jobs``: 32 images of 1024 x 1024 through ``dctconv compress`` (``transform``
    while ``compress`` does not exist or has no ``--jobs``), with ``--jobs 1`` and
    ``--jobs 2``, interleaved rounds, median wall time; the outputs are compared.
@@ -23,6 +23,9 @@ Writes benchmarks/results/bench_cli.md.
 
     python benchmarks/bench_cli.py            # everything (about 10 minutes)
     python benchmarks/bench_cli.py --only profile jobs --rounds 1
+
+``make bench`` runs sections 1 to 4 into benchmarks/results/bench_cli.md and section 5
+alone into benchmarks/results/large/ (docs/performance.md shows each once).
 """
 
 from __future__ import annotations
@@ -166,10 +169,20 @@ def steps(function, *args, **kwargs) -> tuple[float, list[tuple[str, float]]]:
     for (filename, _, name), (*_, callers) in stats.items():
         if target in callers:
             cumulative = callers[target][3]
-            module = Path(filename).stem if filename.startswith(("/", ".")) else filename
-            shares.append((f"{module}.{name}", cumulative))
+            shares.append((f"{_module_name(filename)}.{name}", cumulative))
     shares.sort(key=lambda share: -share[1])
     return total, shares
+
+
+def _module_name(filename: str) -> str:
+    """A profiled function's module as the docs name it: ``io._images`` inside dctconv, else its file's stem."""
+    if not filename.startswith(("/", ".")):
+        return filename  # a built-in: "~"
+    path = Path(filename).resolve()
+    package = Path(__file__).resolve().parent.parent / "dctconv"
+    if path.is_relative_to(package):
+        return ".".join(path.relative_to(package).with_suffix("").parts)
+    return path.stem
 
 
 def profile(photo: Path, work: Path) -> list[str]:
@@ -182,7 +195,7 @@ def profile(photo: Path, work: Path) -> list[str]:
     if hasattr(pipeline, "compress_file"):
         calls.append(("compress_file", pipeline.compress_file, (photo, out / "compress"), {}))
     else:
-        lines.append("(`pipeline.compress_file` does not exist yet: compress not profiled.)\n")
+        lines.append("(`runtime._jobs.compress_file` does not exist yet: compress not profiled.)\n")
     for name, function, args, kwargs in calls:
         function(*args, **kwargs)  # warm-up: imports, page cache
         # The timed run writes into a fresh folder, as a first run does: replacing the

@@ -303,8 +303,8 @@ WHY = {
     "scipy": "`scipy.fft` and `scipy.signal`: the independent references that `verify` checks against",
     "scikit-image": "PSNR and SSIM as its well-tested functions compute them (`measure._metrics` "
     "repeats their operations without importing `skimage.metrics`, which imports `scipy.stats`; the "
-    "tests compare to the last bit); `util.montage` lays out the maps and kernels mosaics, "
-    "`measure.block_reduce` averages large images down for the summary picture",
+    "tests compare to the last bit); `skimage.util.montage` lays out the maps and kernels mosaics, "
+    "`skimage.measure.block_reduce` averages large images down for the summary picture",
     "matplotlib": "the rate-distortion figure of `compress --sweep`; its DejaVu Sans font (found "
     "without importing matplotlib) for the labels Pillow draws; the summary picture's colour maps "
     "(inferno, Blues), tabulated in `measure._summary` and compared with matplotlib's by the tests",
@@ -319,7 +319,7 @@ WHY = {
     "hypothesis": "property tests over random sizes, block sizes and dtypes",
     "pytest-xdist": "`make test` runs the suite in two processes, half the time on two cores",
     "threadpoolctl": "the benchmarks report which BLAS (and which CPU kernel of it) numpy runs",
-    "dask": "`--scheduler`: each file a task on a dask.distributed cluster (`cluster.py`)",
+    "dask": "`--scheduler`: each file a task on a dask.distributed cluster (`runtime/_cluster.py`)",
     "array-api-compat": "`forward`, `inverse` and `dct_kernels` on PyTorch, JAX, CuPy, dask and other "
     "array-API arrays, computed by their own library (docs/layers.md); small, pure Python",
     "array-api-strict": "the strict reference implementation of the array API: the tests show the "
@@ -387,7 +387,7 @@ PAGE_SUMMARIES = {
     "development.md": "tests, layout, dependencies and why, how the numbers in these pages are generated",
     "layers.md": "the transform on PyTorch, JAX and other array libraries, layouts, gradients, JPEG coefficients",
     "science.md": "16-bit, 32-bit and float images: data range, error bound, lossless, NaN, against SZ3 and JPEG-LS",
-    "history.md": "designs that were replaced (the codec's former coder), for the files they wrote",
+    "history.md": "the measurements behind the tuning choices, the alternatives measured and the designs replaced (the codec's former coder), with their dates",
 }
 
 
@@ -711,11 +711,24 @@ def _bench_transform() -> str:
     return text.split("\nAll cases:")[0].rstrip() + "\n"
 
 
+#: Modules of the flat layout before 36d2045, as a results file recorded before it names them,
+#: and where the same functions live now: the pages name code that exists.
+_MOVED_MODULES = {"image_io": "io._images", "coefficient_file": "io._npz", "pictures": "measure._mosaics",
+                  "pipeline": "runtime._jobs", "plots": "measure._figures", "metrics": "measure._metrics"}
+
+
+def _current_names(text: str) -> str:
+    """Function names of an older results file under their modules of today (image_io: io._images)."""
+    return re.sub(r"`(\w+)\.(\w+)`", lambda m: f"`{_MOVED_MODULES.get(m[1], m[1])}.{m[2]}`", text)
+
+
 @block("bench-cli")
 def _bench_cli() -> str:
     text = _results("bench_cli.md")
+    # Section 5, the large image, is shown once, from its own run (bench-large).
+    text = re.sub(r"^## A large image\n.*?(?=^## |^\(load average at the end|\Z)", "", text, flags=re.M | re.S)
     # The file's own title line would repeat the page's heading.
-    return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
+    return _current_names(_demote(text.split("\n", 1)[1].strip(), 1)) + "\n"
 
 
 @block("bench-layers")

@@ -136,6 +136,166 @@ def test_relative_links_resolve(page):
     assert missing == [], f"{page.relative_to(ROOT)} links to missing files"
 
 
+HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.M)
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a page: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    found = set()
+    for heading in HEADING.findall(text):
+        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
+        found.add(slug)
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_link_anchors_name_a_heading_of_their_page(page):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target) or "#" not in target:
+            continue
+        file, anchor = target.split("#", 1)
+        linked = (page.parent / file) if file else page
+        if linked.suffix == ".md" and linked.exists() and anchor not in anchors(linked):
+            broken.append(target)
+    assert broken == [], f"{page.relative_to(ROOT)}: links to headings that do not exist"
+
+
+#: Short names the pages use for things outside dctconv: a module under another name, a
+#: class of another library, an array of an example (``x.copy()``), or a library that only an
+#: extra the tests do not install brings (torch).
+OTHER_NAMES = {"np", "Image", "Figure", "x", "component", "torch"}
+#: A backticked name ending in one of these is a file name of an example (``photo_maps.png``) or
+#: of another project (``LzmaDec.c``).
+EXAMPLE_FILES = {"png", "jpg", "tif", "npz", "dctz", "json", "csv", "md", "txt", "toml", "c", "h"}
+CODE = re.compile(r"`([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+)(?:\([^`]*\))?`")
+PATH = re.compile(r"`((?:dctconv|tests|benchmarks|docs|sample_images)/[\w./-]*|[\w/-]+\.py)`")
+
+
+def dctconv_names() -> set[str]:
+    """Every module and subpackage name of dctconv/ (``transform``, ``_images``, ``io``, ...)."""
+    package = ROOT / "dctconv"
+    names = {"dctconv"}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        names.update(part for part in parts if part != "__init__")
+    return names
+
+
+def resolve(reference: str) -> bool:
+    """Whether ``dctconv.x.y`` (or ``x.y`` inside a subpackage, such as ``_parallel._start_forkserver``) exists."""
+    import importlib
+    import pkgutil
+
+    import dctconv
+
+    parts = reference.split(".")
+    if parts[0] == "dctconv":
+        parts = parts[1:]
+    packages = [""] + [f"{m.name}." for m in pkgutil.iter_modules(dctconv.__path__) if m.ispkg]
+    for prefix in packages:
+        for split in range(len(parts), -1, -1):
+            try:
+                target = importlib.import_module(f"dctconv.{prefix}{'.'.join(parts[:split])}".rstrip("."))
+            except ImportError:
+                continue
+            try:
+                for attribute in parts[split:]:
+                    target = getattr(target, attribute)
+            except AttributeError:
+                break
+            return True
+    return False
+
+
+def code_references(page: Path) -> tuple[list[str], list[str]]:
+    """The dotted names and the file paths that ``page`` puts in backticks (code blocks left out)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return CODE.findall(text), PATH.findall(text)
+
+
+@pytest.mark.parametrize("page", PAGES + [ROOT / "docs" / "generate.py"], ids=lambda page: page.name)
+def test_every_code_reference_resolves(page):
+    """``dctconv.x.y``, ``module.function``, ``path/to/file.py``: each names what the code has today."""
+    import importlib.util
+
+    ours = dctconv_names()
+    python_files = {path.name for path in ROOT.rglob("*.py") if ".venv" not in path.parts}
+    dotted, paths = code_references(page)
+    wrong = []
+    for reference in dotted:
+        first, last = reference.split(".")[0], reference.rsplit(".", 1)[1]
+        if last == "py":  # a file: ``_quantize.py``
+            if reference not in python_files:
+                wrong.append(reference)
+        elif first in ours:
+            if not resolve(reference):
+                wrong.append(reference)
+        elif not (last in EXAMPLE_FILES or first in OTHER_NAMES or importlib.util.find_spec(first)):
+            wrong.append(reference)  # an old module's name, most likely
+    for path in paths:
+        if "/" in path:
+            if not any((base / path).exists() for base in (ROOT, ROOT / "dctconv")):
+                wrong.append(path)
+        elif path not in python_files:
+            wrong.append(path)
+    assert wrong == [], f"{page.relative_to(ROOT)} names code that does not exist"
+
+
+#: What a reference page does not say: the page of the project's history has dates and
+#: issue numbers, and the stories of what was tried.
+DIARY = re.compile(r"\b20\d\d-\d\d\b|\b[Ii]ssue \d+|\bwas tried\b|\bthrowaway\b|\bdiary\b|"
+                   r"\bcommit [0-9a-f]{7}|\bwent from\b|\bhow it was tuned\b", re.I)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name != "history.md"], ids=lambda page: page.name)
+def test_reference_pages_are_in_the_present_tense(page):
+    """Hand-written text only: a generated block of benchmark results names the run it comes from
+    (its date and commit), which is what a measurement is labelled with, not a diary."""
+    text = re.sub(r"\]\([^)]*\)", "]", page.read_text())  # link targets may hold anything
+    text = generate.MARKER.sub(lambda m: m["open"] + "\n" * m["body"].count("\n") + m["close"], text)
+    found = [f"line {text[:m.start()].count(chr(10)) + 1}: {m[0]!r}" for m in DIARY.finditer(text)]
+    assert found == [], f"{page.name}: history belongs in docs/history.md"
+
+
+def test_the_history_page_dates_its_entries():
+    text = (ROOT / "docs" / "history.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    assert sections
+    for section in sections:
+        assert re.search(r"\b20\d\d-\d\d-\d\d\b", section), section.split("\n", 1)[0]
+
+
+def test_errors_md_names_the_commands_that_take_folders(tmp_path):
+    """Exit 2 for a folder only where the command takes files alone (tests/hostile.py's COMMANDS say which)."""
+    from hostile import COMMANDS as COMMAND_CASES
+
+    row = next(line for line in (ROOT / "docs" / "errors.md").read_text().splitlines() if line.startswith("| 2 |"))
+    refused, taken = re.search(r"a folder given to (.+?) \((.+?) take folders", row).groups()
+    def named(text):
+        return set(re.findall(r"`([a-z -]+)`", text))
+
+    def command_line(case):  # "transform --inverse": the words before the input
+        argv = case.argv([tmp_path / "in.png"], tmp_path / "out")  # (some write a companion file beside it)
+        return " ".join(argv[: next(i for i, word in enumerate(argv) if word.startswith(str(tmp_path)))])
+
+    assert named(refused) == {command_line(c) for c in COMMAND_CASES if not c.folders}
+    assert named(taken) == {command_line(c) for c in COMMAND_CASES if c.folders}
+
+
+def test_every_page_and_help_says_the_same_of_tif_reconstructions():
+    """Which reconstructions are written as .tif: one wording everywhere, and true."""
+    from dctconv.io._images import image_suffix
+
+    texts = [page.read_text() for page in PAGES]
+    texts += [CliRunner().invoke(cli, [name, "--help"], terminal_width=200).output for name in ("transform", "compress")]
+    said = {re.sub(r"\s+", " ", m) for text in texts for m in re.findall(r"\.tif`? for ([^)]*)\)", text)}
+    assert said == {"32-bit integer and float sources"}
+    assert [image_suffix(mode) for mode in ("L", "I;16", "I", "F")] == [".png", ".png", ".tif", ".tif"]
+
+
 def test_the_docs_index_links_every_docs_page():
     index = generate.BLOCKS["docs-index"].render()
     for page in PAGES[1:]:

@@ -218,7 +218,8 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
 
     \b
       <stem>_compressed.dctz      the compressed file (decode it with transform --inverse)
-      <stem>_reconstruction.png   the decoded image at the source bit depth (.tif for 32-bit)
+      <stem>_reconstruction.png   the decoded image at the source bit depth
+                                  (.tif for 32-bit integer and float sources)
       <stem>_error.png            |original - reconstruction|, stretched, its scale below it
       <stem>_maps.png             the decoded coefficient maps (dropped ones hatched)
       <stem>_summary.png          original, reconstruction, error and nonzero frequencies

@@ -77,7 +77,7 @@ def transform(ctx, inputs, output_dir, inverse, block_size, dtype, layout, chann
     transforming its decoded pixels.
 
     Inverse: for each coefficient file write DIR/<stem>_reconstruction.png (.tif for
-    32-bit and float sources) at the bit depth of the original image.
+    32-bit integer and float sources) at the bit depth of the original image.
 
     A folder stands for the files directly in it (sorted by name): its images, or
     with --inverse its .npz and .dctz files, each told by its content. A file given

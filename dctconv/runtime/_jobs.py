@@ -178,7 +178,7 @@ def _jpeg_file(path: Path, out_dir: Path, *, dtype, max_pixels, protected, pictu
 def invert_file(
     path, out_dir, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, protected=()
 ) -> FileResult:
-    """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit sources) from a coefficient file.
+    """Write ``<stem>_reconstruction.png`` (``.tif`` for 32-bit integer and float sources) from a coefficient file.
 
     The file is a compressed file of :func:`dctconv.encode`, decoded to exactly the
     pixels ``compress`` wrote, or a ``.npz`` of ``transform`` or of the older
@@ -270,7 +270,7 @@ def compress_file(
     """Compress one image with :func:`dctconv.encode` and write, all or nothing, in ``out_dir``:
 
     ``<stem>_compressed.dctz`` (the compressed file), ``<stem>_reconstruction.png``
-    (``.tif`` for 32-bit and float sources; exactly what decoding the file gives),
+    (``.tif`` for 32-bit integer and float sources; exactly what decoding the file gives),
     ``<stem>_error.png``, ``<stem>_maps.png`` (the decoded maps), ``<stem>_summary.png``,
     ``<stem>_metrics.json``; with ``sweep`` also ``<stem>_sweep.csv``,
     ``<stem>_sweep.json`` (the curves and the BD-rates) and ``<stem>_sweep.png``.

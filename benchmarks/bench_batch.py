@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from _common import DaskCluster, descendants, load, rss_mib, same_outputs
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLES = ROOT / "sample_images"
@@ -51,14 +52,6 @@ BIN = Path(sys.executable).parent
 DCTCONV = str(BIN / "dctconv") if (BIN / "dctconv").exists() else shutil.which("dctconv")
 #: files/s with --jobs 2 (issue 19: compress with its pictures at least 20, without at least 200).
 TARGETS = {"transform --no-pictures": 200, "compress --no-pictures": 200, "compress": 20}
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def load() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "?"
 
 
 def make_batch(folder: Path, count: int, side: int) -> list[Path]:
@@ -84,29 +77,6 @@ def make_batch(folder: Path, count: int, side: int) -> list[Path]:
 # ---------------------------------------------------------------- memory of a process tree
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _rss_mib(pid: int) -> float:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _tree(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(_children(p))
-    return found
-
-
 class Sampler:
     """RSS of the command (its own process) and of the other processes given or below it, with progress."""
 
@@ -116,9 +86,9 @@ class Sampler:
 
     def sample(self, pid: int) -> None:
         done = len(list(self.out.glob(f"*{self.suffix}"))) if self.out.exists() else 0
-        others = [p for p in _tree(pid) if p != pid] + self.extra
+        others = descendants(pid) + self.extra
         # The fork server and resource tracker of --jobs count as workers: they hold memory too.
-        self.samples.append((done / self.total, _rss_mib(pid), sum(_rss_mib(p) for p in others)))
+        self.samples.append((done / self.total, rss_mib(pid) or 0.0, sum(rss_mib(p) or 0.0 for p in others)))
 
     def start_end(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """(parent, workers) MiB in the first sample past 10 % of the batch and the last before 100 %."""
@@ -162,52 +132,6 @@ def floor(images: list[Path], out: Path) -> dict:
 
 
 # ---------------------------------------------------------------- a local dask cluster
-
-
-class LocalDask:
-    """``dask scheduler`` and two ``dask worker --nthreads 1`` processes on 127.0.0.1."""
-
-    def __init__(self, folder: Path, workers: int = 2):
-        self.folder, self.workers, self.processes = folder, workers, []
-        self.scheduler_file = folder / "scheduler.json"
-
-    def __enter__(self):
-        from distributed import Client
-
-        self.folder.mkdir()
-        log = open(self.folder / "dask.log", "wb")
-        self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(self.scheduler_file)], stdout=log, stderr=log, cwd=self.folder))
-        while not self.scheduler_file.exists():
-            time.sleep(0.05)
-        for _ in range(self.workers):
-            self.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "dask", "worker", "--scheduler-file", str(self.scheduler_file),
-                 "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                 "--death-timeout", "120", "--local-directory", str(self.folder)],
-                stdout=log, stderr=log, cwd=self.folder))
-        with Client(scheduler_file=str(self.scheduler_file), timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(self.workers, timeout=180)
-            # Each worker imports what the work needs once, as a long-running cluster has.
-            client.run(lambda: __import__("dctconv.runtime._jobs") and __import__("skimage.metrics"))
-            self.worker_pids = list(client.run(os.getpid).values())
-        return self
-
-    def __exit__(self, *exc):
-        for process in reversed(self.processes):
-            process.send_signal(signal.SIGTERM)
-        for process in reversed(self.processes):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def same_outputs(a: Path, b: Path) -> bool:
-    names = sorted(p.name for p in a.iterdir())
-    return names == sorted(p.name for p in b.iterdir()) and all(
-        (a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
 # ---------------------------------------------------------------- report
@@ -266,12 +190,18 @@ def main(argv=None) -> int:
             dctconv(f"compress --jobs 2 ({len(few)} files) [{machine['baseline']}]", "compress", few, tmp / "c2pb",
                     "_metrics.json", "--jobs", "2", env=baseline_env)
         dctconv(f"compress --jobs 2 ({len(few)} files)", "compress", few, tmp / "c2p", "_metrics.json", "--jobs", "2")
-        with LocalDask(tmp / "dask") as cluster:
+        cluster = DaskCluster(tmp / "dask", workers=2).start(timeout=180)
+        try:
+            # Each worker imports what the work needs once, as a long-running cluster has.
+            cluster.client.run(lambda: __import__("dctconv.runtime._jobs"))
+            worker_pids = list(cluster.worker_pids().values())
             place = ("--scheduler-file", cluster.scheduler_file)
             dctconv("transform --no-pictures --scheduler (2 workers)", "transform", images, tmp / "td",
-                    "_coefficients.npz", "--no-pictures", *place, extra_pids=cluster.worker_pids)
+                    "_coefficients.npz", "--no-pictures", *place, extra_pids=worker_pids)
             dctconv("compress --no-pictures --scheduler (2 workers)", "compress", images, tmp / "cd",
-                    "_metrics.json", "--no-pictures", *place, extra_pids=cluster.worker_pids)
+                    "_metrics.json", "--no-pictures", *place, extra_pids=worker_pids)
+        finally:
+            cluster.stop()
         identical = {"transform": same_outputs(tmp / "t2", tmp / "td"), "compress": same_outputs(tmp / "c2", tmp / "cd")}
     machine["load_at_end"] = load()
 

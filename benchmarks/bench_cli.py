@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from _common import load, same_outputs
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLE = ROOT / "sample_images" / "camera.png"
@@ -60,13 +62,6 @@ def make_photo(path: Path, side: int, seed: int) -> Path:
     big = np.roll(big, seed * 37, axis=seed % 2) + rng.normal(0, 2, big.shape)
     Image.fromarray(np.clip(np.rint(big), 0, 255).astype(np.uint8)).save(path)
     return path
-
-
-def load() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "?"
 
 
 # ---------------------------------------------------------------- 1. start-up
@@ -283,20 +278,6 @@ def jobs(work: Path, rounds: int, count: int = 32, side: int = 1024) -> list[str
         f"Outputs identical: {same}.",
     ]
     return lines
-
-
-def same_outputs(a: Path, b: Path) -> bool:
-    names = sorted(p.name for p in a.iterdir())
-    if names != sorted(p.name for p in b.iterdir()):
-        return False
-    for name in names:
-        if name.endswith(".npz"):  # zip members carry their write time: compare the arrays
-            with np.load(a / name) as x, np.load(b / name) as y:
-                if x.files != y.files or not all(np.array_equal(x[k], y[k]) for k in x.files):
-                    return False
-        elif (a / name).read_bytes() != (b / name).read_bytes():
-            return False
-    return True
 
 
 # ---------------------------------------------------------------- 5. a large image

@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from _common import descendants, process_stat, rss_mib
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLES = ROOT / "sample_images"
@@ -73,38 +75,6 @@ def make_images(folder: Path, count: int) -> None:
         Image.fromarray(np.clip(np.rint(crop), 0, 255).astype(np.uint8)).save(folder / f"img{k:04d}.png")
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, state) of ``pid``, or None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), fields[0]
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
-            children.setdefault(stat[0], []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def role(pid: int, main: int) -> str:
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -115,7 +85,7 @@ def role(pid: int, main: int) -> str:
     if "resource_tracker" in command:
         return "resource tracker"
     if "forkserver" in command:
-        stat = _stat(pid)
+        stat = process_stat(pid)
         return "worker" if stat and stat[0] != main else "fork server"
     return "other"
 

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .errors import InvalidCoefficientsError, InvalidImageError, InvalidOptionError
-from .kernels import kernel_matrix
+from .kernels import kernel_matrix, zigzag_order
 from .limits import BLOCK_SIZE_RANGE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 # Python scalars and sequences are array_like for numpy: never worth importing array-api-compat for.
@@ -53,12 +53,6 @@ def ordered_kernel_matrix(block_size: int, channel_order: str) -> np.ndarray:
     return weights
 
 
-def zigzag_order(block_size: int) -> np.ndarray:
-    """The codec's JPEG zigzag order of the n*n frequencies (channel k of "zigzag" holds frequency order[k])."""
-    # Imported here: the codec sits above the transform core, and only this ordering is shared.
-    from .codec._zigzag import zigzag_order as codec_zigzag_order
-
-    return codec_zigzag_order(block_size)
 
 
 def _device(x):

@@ -1,7 +1,9 @@
 """Helpers shared by several test files (tests/ is on sys.path: ``from _helpers import ...``).
 
 The independent references (scipy per-block DCTs, tolerances, sample paths) are in
-references.py; the hostile inputs and the checks of every command's outputs in hostile.py.
+references.py; the hostile inputs and the checks of every command's outputs in hostile.py;
+the dask cluster in dask_cluster.py. The benchmarks use the process helpers below too
+(benchmarks/_common.py imports them), so each is written once.
 """
 
 from __future__ import annotations
@@ -36,3 +38,50 @@ def output_names(folder) -> list[str]:
 def record_names(folder) -> list[str]:
     """The sorted names of the hidden records in ``folder``."""
     return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".") and p.name.endswith(".made"))
+
+
+def write_images(folder, count: int, size=(20, 28), *, seed: int = 7, name: str = "im{k}.png") -> list[Path]:
+    """``count`` random 8-bit PNGs of ``size`` in ``folder`` (made if missing), named ``name.format(k=k)``."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(count):
+        path = folder / name.format(k=k)
+        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------- processes (Linux /proc)
+
+
+def process_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state letter) of ``pid`` from /proc, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), fields[0]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started, directly or not, by ``pid``: fork server, workers, resource tracker."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := process_stat(int(entry.name))) is not None:
+            children.setdefault(stat[0], []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, finished but not yet waited for, does not)."""
+    stat = process_stat(pid)
+    return stat is not None and stat[1] != "Z"

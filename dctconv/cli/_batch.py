@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import traceback
 from pathlib import Path
 
@@ -111,11 +112,16 @@ def interrupted_line(stop: Interrupted) -> str:
     )
 
 
+def _progress_bar(length: int, label: str):
+    """click's progress bar on stderr: how many of the files have finished."""
+    return click.progressbar(length=length, label=label, file=sys.stderr)
+
+
 def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options):
     report = functools.partial(report_failure, debug=bool(ctx.obj["debug"]))
     place = ctx.meta.get("dctconv.place", {})
     if not (cluster and ("scheduler" in place or "scheduler_file" in place)):
-        return _run_each_here(items, work, label=label, on_failure=report, **options)
+        return _run_each_here(items, work, label=label, on_failure=report, progress=_progress_bar, **options)
     from ..runtime._cluster import WORKER_TIMEOUT, connect, map_on_cluster, silence_logging
 
     silence_logging()
@@ -126,7 +132,8 @@ def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options)
                                   worker_timeout=ctx.meta.get("dctconv.worker_timeout", WORKER_TIMEOUT),
                                   output_dirs=ctx.meta.get("dctconv.output_dirs", ()))
 
-        return _run_each_here(items, work, label=label, on_failure=report, backend=backend, **options)
+        return _run_each_here(items, work, label=label, on_failure=report, backend=backend, progress=_progress_bar,
+                              **options)
     finally:
         client.close(timeout=5)
 

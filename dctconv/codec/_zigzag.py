@@ -2,7 +2,8 @@
 checks of the encoder's keep, step and threshold settings.
 
 The zonal mode of :func:`dctconv.encode` (``keep``) reads the zigzag from here, and so
-does the coefficient maps picture.
+does the coefficient maps picture; the order itself is :func:`dctconv.kernels.zigzag_order`,
+in the transform core, since ``channel_order="zigzag"`` of the transform uses it too.
 """
 
 from __future__ import annotations
@@ -14,45 +15,7 @@ import numpy as np
 from ..errors import InvalidCompressionError
 from ..limits import DEFAULT_BLOCK_SIZE
 from .._validation import check_block_size
-
-
-def zigzag_order(block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
-    """Channel indices of an n x n block in JPEG zigzag order, lowest frequencies first.
-
-    The zigzag visits the anti-diagonals ``s = x + y = 0, 1, ..., 2n - 2`` in turn,
-    where (x, y) is (row frequency, column frequency). On an even diagonal it goes
-    from (s, 0) up to (0, s), on an odd one from (0, s) down to (s, 0); cells
-    outside the block are skipped. Frequency (x, y) is channel ``x*n + y`` of
-    :func:`dctconv.forward`.
-
-    Parameters
-    ----------
-    block_size : int, optional
-        n, from 2 to 64. Default 4.
-
-    Returns
-    -------
-    order : ndarray of int64, shape (n*n,)
-        A permutation of ``0 .. n*n - 1``; ``order[k]`` is the k-th channel visited.
-
-    References
-    ----------
-    .. [1] ITU-T T.81 (JPEG), 1992, Figure 5 and Figure A.6 (the 8 x 8 zigzag).
-
-    Examples
-    --------
-    >>> from dctconv.codec._zigzag import zigzag_order
-    >>> [divmod(int(c), 4) for c in zigzag_order(4)[:7]]
-    [(0, 0), (0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3)]
-    """
-    n = check_block_size(block_size)
-    order = []
-    for s in range(2 * n - 1):
-        rows = range(min(s, n - 1), max(0, s - n + 1) - 1, -1)  # x from high to low
-        if s % 2:
-            rows = reversed(rows)
-        order.extend(x * n + (s - x) for x in rows)
-    return np.array(order, dtype=np.int64)
+from ..kernels import zigzag_order  # noqa: F401 (the order is the transform's; the codec's modules read it here)
 
 
 def check_keep(block_size: int, keep) -> int:

@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-import click
 
 from ..errors import OutputCollisionError, WorkerLostError, WorkerStartError
 
@@ -30,7 +29,7 @@ def default_jobs() -> int:
 
 
 def run_each(items, work, *, label: str, on_failure, jobs: int | None = 1, output_name=None, preload=(),
-             backend=None):
+             backend=None, progress=None):
     """Call ``work(item)`` for each item; report failures through ``on_failure`` and go on.
 
     Returns the list of results of the items that worked, in the order of ``items``,
@@ -38,8 +37,10 @@ def run_each(items, work, *, label: str, on_failure, jobs: int | None = 1, outpu
     item that failed, as it happens. With ``jobs`` > 1 (None: :func:`default_jobs`)
     the items are processed that many at a time by ``backend`` (default
     :func:`map_in_processes`); ``work`` must then be picklable, e.g. a
-    ``functools.partial`` of a module-level function. A progress bar (click's) on
-    stderr counts finished items when there is more than one.
+    ``functools.partial`` of a module-level function. ``progress(length, label)``, when
+    given, makes the progress bar that counts finished items when there is more than one
+    (a context manager with ``update(n)``: the command line passes click's, so that only
+    the command line imports click).
 
     ``output_name(item)`` gives the name the item's outputs are made from (its stem).
     An item whose name an earlier item already has would overwrite that one's
@@ -55,10 +56,9 @@ def run_each(items, work, *, label: str, on_failure, jobs: int | None = 1, outpu
         for item, exc in refused:
             failed = True
             on_failure(item, exc)
-    bar = (
-        click.progressbar(length=len(items), label=f"{label} {len(items)} files", file=sys.stderr)
-        if len(items) > 1 else contextlib.nullcontext()
-    )
+    counted = progress is not None and len(items) > 1
+    bar = progress(len(items), f"{label} {len(items)} files") if counted else contextlib.nullcontext()
+
     def take(outcome):
         nonlocal failed
         index, result, exc = outcome
@@ -69,7 +69,7 @@ def run_each(items, work, *, label: str, on_failure, jobs: int | None = 1, outpu
         else:
             failed = True
             on_failure(items[index], exc)
-        if len(items) > 1:
+        if counted:
             bar.update(1)
 
     outcomes = backend(items, work, jobs=jobs, preload=preload)

@@ -12,23 +12,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from _helpers import output_names, write_images
 from dctconv.cli import cli
-from _helpers import output_names
 
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def write_images(folder: Path, count: int, size=(20, 28)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    paths = []
-    for k in range(count):
-        path = folder / f"im{k}.png"
-        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
 
 
 def names(folder: Path) -> list[str]:

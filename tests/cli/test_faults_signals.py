@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import alive, descendants
 from references import SAMPLES
 from _helpers import output_names
 
@@ -54,34 +55,6 @@ def test_sigterm_while_writing_one_file_removes_the_temporaries(tmp_path):
 # ---------------------------------------------------------------- the processes of a --jobs run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process started, directly or not, by ``pid``: fork server, workers, resource tracker."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            children.setdefault(_parent_of(int(entry.name)), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _cmdline(pid: int) -> str:

@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
+import _helpers
 from dask_cluster import slow_transform
 from _helpers import output_names
 from dctconv.runtime._cluster import connect, map_on_cluster, scheduler_address
@@ -30,14 +29,7 @@ from dctconv.runtime._jobs import transform_file
 
 
 def write_images(folder: Path, count: int, size=(24, 20)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(count)
-    paths = []
-    for k in range(count):
-        path = folder / f"image{k:03d}.png"
-        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
+    return _helpers.write_images(folder, count, size, seed=count, name="image{k:03d}.png")
 
 
 def free_port() -> int:

@@ -20,6 +20,9 @@ HEAD_BYTES = 32
 #: The first bytes of a compressed file (``dctconv.codec._dctz.MAGIC``; a test keeps them equal).
 DCTZ_MAGIC = b"DCTZ"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: A zip archive that starts with a member (every .npz that holds arrays) is read as an archive,
+#: damaged or not; one that starts with the end record holds nothing, unless its directory says otherwise.
+_ZIP_MEMBER = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ def _head(path) -> bytes | None:
         return None
 
 
-def _is_zonal(path) -> bool:
-    """Whether a zip archive holds the arrays of a zonal file (``kept``), by its directory alone."""
+def _zip_names(path) -> list[str] | None:
+    """The member names of a zip archive, from its directory alone; None if it is no readable archive."""
     import zipfile
 
     from ..errors import DctconvError
@@ -101,9 +104,9 @@ def _is_zonal(path) -> bool:
 
     try:
         with open_regular(path, DctconvError) as file, zipfile.ZipFile(file) as archive:
-            return "kept.npy" in archive.namelist()
+            return archive.namelist()
     except (DctconvError, OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return False
+        return None
 
 
 def kind_of(path) -> Kind | None:
@@ -111,8 +114,9 @@ def kind_of(path) -> Kind | None:
 
     A zip archive is a coefficient file, or a zonal file when it holds their ``kept``
     array. An empty, damaged or unknown file is the kind its suffix hints at (so that
-    reading it reports the damage), and a path that is not a regular file is judged
-    by its name alone.
+    reading it reports the damage), a file that starts with the end record of an
+    empty zip archive and has no readable directory of members included; a path that
+    is not a regular file is judged by its name alone.
 
     Example
     -------
@@ -127,7 +131,12 @@ def kind_of(path) -> Kind | None:
     if head:
         for kind in _KINDS:
             if kind.accept(head):
-                return ZONAL if kind is COEFFICIENTS and _is_zonal(path) else kind
+                if kind is not COEFFICIENTS:
+                    return kind
+                names = _zip_names(path) or []
+                if names or head.startswith(_ZIP_MEMBER):
+                    return ZONAL if "kept.npy" in names else kind
+                break  # an archive of nothing, or not one: the kind its name hints at reads it and says so
     name = Path(path).name.lower()
     for kind in (ZONAL, *_KINDS):
         if name.endswith(suffixes(kind)):

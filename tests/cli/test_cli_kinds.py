@@ -84,3 +84,13 @@ def test_verify_tells_a_renamed_compressed_file_by_its_content(image, tmp_path):
     result = run("verify", renamed, tmp_path / "a.png")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith(f"file:      {renamed} (compressed")
+
+
+def test_verify_of_an_image_that_starts_like_a_zip_archive_reports_the_damage(tmp_path):
+    # Not a usage error (exit 2, "give FILE IMAGE"): the file is no archive, so it is the image
+    # its name says, and a damaged one.
+    damaged = tmp_path / "fuzzed.png"
+    damaged.write_bytes(b"PK\x05\x06\x89PNG\r\n\x1a\n" + bytes(60))
+    result = run("verify", damaged, "-n", 4)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: {damaged}: not an image")

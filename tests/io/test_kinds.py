@@ -85,3 +85,20 @@ def test_a_file_of_the_wrong_kind_gets_the_command_that_reads_it():
         "is a coefficient file (.npz), not an image; reconstruct the image with dctconv transform --inverse")
     assert kinds.wrong_kind(kinds.ZONAL, kinds.COEFFICIENT_KINDS) is None
     assert kinds.wrong_kind(None, (kinds.IMAGE,)) is None
+
+
+def test_a_file_that_only_starts_like_a_zip_archive_is_the_kind_its_name_hints(tmp_path):
+    # "PK\x05\x06" begins an empty archive; with no readable directory after it the file is
+    # damaged, and the reader of the kind its name hints at says so (found by test_fuzz).
+    for name, kind in [("photo.png", "image"), ("a.npz", "coefficients"), ("a_compressed.npz", "zonal")]:
+        (tmp_path / name).write_bytes(b"PK\x05\x06" + b"\x89PNG\r\n\x1a\n" + bytes(40))
+        assert kinds.kind_of(tmp_path / name).name == kind, name
+    assert kinds.kind_of(_archive(tmp_path / "renamed.png")).name == "coefficients"  # a real one still is
+
+
+def _archive(path):
+    import numpy as np
+
+    np.savez(path.with_suffix(".npz"), block_size=np.int64(4))
+    path.with_suffix(".npz").rename(path)
+    return path

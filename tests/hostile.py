@@ -303,14 +303,18 @@ def default_steps(n: int, dtype, data_range=None) -> np.ndarray:
 
 def default_data_range(pixels: np.ndarray) -> tuple[float, float]:
     """The documented default data range: 0 .. 255 for 8-bit, else the smallest and largest
-    value (NaN left out), ``low .. low + 1`` for a constant image."""
+    value (NaN left out); a constant image ``low .. low + w`` with w = max(1, |low| / 2**23),
+    or ``low - w .. low`` where ``low + w`` passes float32's largest number."""
     if pixels.dtype == np.uint8:
         return 0.0, 255.0
     values = pixels[~np.isnan(pixels)] if pixels.dtype.kind == "f" else pixels
     if values.size == 0:
         return 0.0, 1.0
     low, high = float(values.min()), float(values.max())
-    return low, (high if high > low else low + 1.0)
+    if high > low:
+        return low, high
+    width = max(1.0, abs(low) / 2**23)
+    return (low - width, low) if low + width > float(np.finfo(np.float32).max) else (low, low + width)
 
 
 def compressed_levels(path: Path) -> tuple:

@@ -58,8 +58,10 @@ def check_max_error(max_error, mode: str, data_range) -> float | None:
 
 def float32_spacing(data_range) -> float:
     """Spacing of float32 numbers at the larger magnitude of ``data_range`` (u above)."""
-    top = max(abs(float(data_range[0])), abs(float(data_range[1])))
-    return float(np.spacing(np.float32(top)))
+    top = np.float32(max(abs(float(data_range[0])), abs(float(data_range[1]))))
+    if top == np.finfo(np.float32).max:  # np.spacing is inf there: the binade's spacing is that of its neighbour below
+        top = np.nextafter(top, np.float32(0))
+    return float(np.spacing(top))
 
 
 def residual_step(max_error: float, mode: str, data_range) -> float:

@@ -62,6 +62,9 @@ class Levels:
         return dequantize(self.levels, self.steps, self.offsets, self.header.quantization)
 
 
+#: float32's largest finite number: a data range must stay within it.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 def dequantize(levels: np.ndarray, steps: np.ndarray, offsets: np.ndarray | None, quantization: str) -> np.ndarray:
     """float64 coefficients of (n*n, rows, columns) levels (or of any band of their block rows): see :class:`Levels`."""
     if quantization == "none":
@@ -126,7 +129,8 @@ def check_data_range(image, mode: str, data_range=None) -> tuple[float, float]:
 
     8-bit images (mode L) keep 0 .. 255: a photo's black is 0 whatever it contains.
     Other images take the range of their own values (NaN left out); a constant image
-    gets ``low .. low + max(1, |low| / 2**23)`` (a width float32 can hold). A given ``data_range`` must hold two finite numbers
+    gets ``low .. low + w``, w = ``max(1, |low| / 2**23)`` (a width float32 can hold),
+    or ``low - w .. low`` where ``low + w`` passes float32's largest number. A given ``data_range`` must hold two finite numbers
     ``low < high`` that contain every value of the image.
 
     Raises
@@ -152,8 +156,12 @@ def check_data_range(image, mode: str, data_range=None) -> tuple[float, float]:
         if largest > smallest:
             return smallest, largest
         # A constant image: a width of 1, or of float32's spacing where 1 is below it (at
-        # 2**53, smallest + 1 == smallest and every step would be 0).
-        return smallest, smallest + max(1.0, abs(smallest) * 2.0**-23)
+        # 2**53, smallest + 1 == smallest and every step would be 0); below the value
+        # where above it would pass float32's largest number (the bound's spacing is inf there).
+        width = max(1.0, abs(smallest) * 2.0**-23)
+        if smallest + width > _FLOAT32_MAX:
+            return smallest - width, smallest
+        return smallest, smallest + width
     try:
         low, high = (float(value) for value in data_range)
     except (TypeError, ValueError):

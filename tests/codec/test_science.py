@@ -178,19 +178,25 @@ def test_the_file_records_the_bound_and_its_sections():
     assert [tag for tag, _, _ in header.section_table] == ["ADPT", "ADRS"]
 
 
-@pytest.mark.parametrize("value", [0.0, 1.0, -7.5, 9.007199e15, -3.0e38, 3.0e38])
+@pytest.mark.parametrize("value", [0.0, 1.0, -7.5, 8388609.0, 9.007199e15, -3.0e38, 3.0e38, 3.402823e38,
+                                   -3.4028235e38, 3.4028235e38])
 def test_a_constant_float_image_of_any_magnitude_round_trips(value):
     # Found by the fuzz test: at 2**53 a range of width 1 vanished (low + 1 == low) and
-    # every quality step was 0.
+    # every quality step was 0; next to float32's largest number the bound's float32
+    # spacing was inf (np.spacing of that number), and compress refused its own default.
     image = np.full((3, 5), value, np.float32)
-    with np.errstate(divide="raise", invalid="raise"):  # no step of 0, no 0/0
+    with np.errstate(divide="raise", invalid="raise", over="raise"):  # no step of 0, no 0/0, no inf
         decoded = dctconv.decode(dctconv.encode(image))
     low, high = read_header(dctconv.encode(image)).data_range
-    assert low == float(image[0, 0]) < high
+    # The documented rule: a width w = max(1, |v| / 2**23) above the value, or below it
+    # where above would pass float32's largest number.
+    v, w = float(image[0, 0]), max(1.0, abs(float(image[0, 0])) / 2**23)
+    assert (low, high) == ((v - w, v) if v + w > float(np.finfo(np.float32).max) else (v, v + w))
     # The default quality's promise on a range of that width: within 1 % of it (and float32's
     # own spacing, where that is larger).
     error = np.abs(decoded.astype(np.float64) - image)
-    assert np.all(np.isfinite(decoded)) and np.all(error <= 0.01 * (high - low) + np.spacing(np.abs(image)))
+    assert np.all(np.isfinite(decoded)) and np.all(
+        error <= 0.01 * (high - low) + np.spacing(np.nextafter(np.abs(image), np.float32(0))))
 
 
 @pytest.mark.parametrize("dtype, low, high, bound", [(np.uint16, 0, 840, 16.0), (np.float32, 236.0, 1076.0, 16.8)])

@@ -8,6 +8,8 @@ the dask cluster in dask_cluster.py. The benchmarks use the process helpers belo
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,18 @@ def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, finished but not yet waited for, does not)."""
     stat = process_stat(pid)
     return stat is not None and stat[1] != "Z"
+
+
+def temporary_of_a_process(folder: Path, *, killed: bool):
+    """A real dctconv temporary in ``folder``, of a process SIGKILLed while writing it, or still running."""
+    code = ("import sys, time; from pathlib import Path; from dctconv.io._atomic import atomic_outputs\n"
+            "with atomic_outputs() as outputs:\n"
+            "    temp = outputs.path(Path(sys.argv[1]) / 'x.npz'); temp.write_bytes(b'half')\n"
+            "    print(temp, flush=True); time.sleep(300)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    temp = Path(process.stdout.readline().strip())
+    assert temp.exists() and temp.name.startswith(f".dctconv-{process.pid}-")
+    if killed:
+        process.kill()
+        process.wait()
+    return temp, process

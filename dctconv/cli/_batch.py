@@ -121,7 +121,14 @@ def _run_each(ctx, items, work, *, label: str, cluster: bool = False, **options)
     report = functools.partial(report_failure, debug=bool(ctx.obj["debug"]))
     place = ctx.meta.get("dctconv.place", {})
     if not (cluster and ("scheduler" in place or "scheduler_file" in place)):
-        return _run_each_here(items, work, label=label, on_failure=report, progress=_progress_bar, **options)
+        # Temporaries that killed runs (SIGKILL, a crash) of this machine left in the output
+        # folders go before and after the run, as a cluster run's do.
+        folders = ctx.meta.get("dctconv.output_dirs", ())
+        _remove_stale_temporaries(folders)
+        try:
+            return _run_each_here(items, work, label=label, on_failure=report, progress=_progress_bar, **options)
+        finally:
+            _remove_stale_temporaries(folders)
     from ..runtime._cluster import WORKER_TIMEOUT, connect, map_on_cluster, silence_logging
 
     silence_logging()
@@ -147,15 +154,23 @@ def for_workers(ctx, inputs, output_dir):
     """``inputs`` and ``output_dir``, made absolute when they go to a cluster's workers.
 
     The workers do not share this process's working folder, so a relative path
-    would name another file there (or none). The output folder is also where the
-    run removes the temporaries of killed workers (``Path()``, which ``verify``
-    gives, writes nothing: none).
+    would name another file there (or none). The output folder is also where every
+    run, here or on a cluster, removes the temporaries that killed processes of this
+    machine left (``Path()``, which ``verify`` gives, writes nothing: none).
     """
-    if not on_cluster(ctx):
-        return list(inputs), output_dir
     if output_dir != Path():
         ctx.meta.setdefault("dctconv.output_dirs", []).append(output_dir.absolute())
+    if not on_cluster(ctx):
+        return list(inputs), output_dir
     return [path.absolute() for path in inputs], output_dir.absolute()
+
+
+def _remove_stale_temporaries(folders) -> None:
+    """:func:`dctconv.io._atomic.remove_stale_temporaries` in each output folder of a run here."""
+    from ..io._atomic import remove_stale_temporaries
+
+    for folder in folders:
+        remove_stale_temporaries(folder)
 
 
 def skip_up_to_date(items, *, command: str, work, out_dir, stem_of):

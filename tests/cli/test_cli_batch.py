@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from _helpers import output_names, write_images
+from _helpers import output_names, temporary_of_a_process, write_images
 from dctconv.cli import cli
 
 
@@ -150,3 +150,25 @@ def test_compress_skip_existing_counts_the_set_it_would_write(tmp_path):
     assert not up_to_date(images[0], **check, settings=settings_of("compress", {**options, "sweep": True}))
     result = invoke("compress", tmp_path / "in", "-o", out, "--skip-existing")
     assert result.exit_code == 0 and skip_note(3, 3) in result.output
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_run_here_removes_the_temporaries_of_killed_processes_and_only_those(tmp_path, jobs):
+    # A SIGKILLed run (or --jobs worker) leaves its hidden temporary; only cluster runs removed them.
+    images = write_images(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, _ = temporary_of_a_process(out, killed=True)
+    live, writer = temporary_of_a_process(out, killed=False)  # another run, writing there now
+    backup = out / ".dctconv-ab12cd34.old"  # an output's only copy, perhaps
+    backup.write_bytes(b"kept")
+    try:
+        result = invoke("transform", *images, "-o", out, "--no-pictures", "--jobs", jobs)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert live.exists() and backup.exists()
+    assert [name for name in names(out) if not name.startswith(".dctconv-")] == [
+        "im0_coefficients.npz", "im1_coefficients.npz"]

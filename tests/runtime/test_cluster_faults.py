@@ -11,13 +11,12 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from _helpers import temporary_of_a_process
 from dask_cluster import DaskCluster, hang_once_while_writing, slow_transform
 from dctconv.errors import ClusterError
 from dctconv.io._npz import load_coefficients
@@ -109,21 +108,6 @@ def test_outputs_the_client_does_not_see_are_errors_not_results(bare_scheduler, 
         rf"{re.escape(host)} wrote \(13 bytes, CRC32 [0-9a-f]{{8}} here; [\d,]+ bytes, CRC32 [0-9a-f]{{8}} there\); "
         rf"{share} \(or another run wrote it since\)", lines[1]), lines[1]
     assert len(lines) == 2
-
-
-def temporary_of_a_process(folder: Path, *, killed: bool):
-    """A real dctconv temporary in ``folder``, of a process SIGKILLed while writing it, or still running."""
-    code = ("import sys, time; from pathlib import Path; from dctconv.io._atomic import atomic_outputs\n"
-            "with atomic_outputs() as outputs:\n"
-            "    temp = outputs.path(Path(sys.argv[1]) / 'x.npz'); temp.write_bytes(b'half')\n"
-            "    print(temp, flush=True); time.sleep(300)\n")
-    process = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
-    temp = Path(process.stdout.readline().strip())
-    assert temp.exists() and temp.name.startswith(f".dctconv-{process.pid}-")
-    if killed:
-        process.kill()
-        process.wait()
-    return temp, process
 
 
 def test_temporaries_of_a_killed_worker_are_removed_when_the_run_ends(bare_scheduler, tmp_path):

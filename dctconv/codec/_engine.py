@@ -180,6 +180,20 @@ def _enc_uint(buf, st, probs, base, value):
 
 
 @njit(cache=True)
+def _dec_normalize(data, st):
+    """Shift bytes into the decoder until its range is at least TOP again (bytes past the end read as 0)."""
+    while st[0] < TOP:
+        st[0] <<= 8
+        pos = st[2]
+        if pos < data.size:
+            st[1] = ((st[1] << 8) | data[pos]) & 0xFFFFFFFF
+        else:
+            st[1] = (st[1] << 8) & 0xFFFFFFFF
+            st[3] += 1
+        st[2] = pos + 1
+
+
+@njit(cache=True)
 def _dec_bit(data, st, probs, ctx):
     # st: range, code, next byte, bytes read past the end
     fast = probs[ctx, 0]
@@ -196,15 +210,7 @@ def _dec_bit(data, st, probs, ctx):
         probs[ctx, 0] = fast - (fast >> RATE_FAST)
         probs[ctx, 1] = slow - (slow >> RATE_SLOW)
         bit = 1
-    while st[0] < TOP:
-        st[0] <<= 8
-        pos = st[2]
-        if pos < data.size:
-            st[1] = ((st[1] << 8) | data[pos]) & 0xFFFFFFFF
-        else:
-            st[1] = (st[1] << 8) & 0xFFFFFFFF
-            st[3] += 1
-        st[2] = pos + 1
+    _dec_normalize(data, st)
     return bit
 
 
@@ -215,15 +221,7 @@ def _dec_bypass(data, st):
     if st[1] >= st[0]:
         st[1] -= st[0]
         bit = 1
-    while st[0] < TOP:
-        st[0] <<= 8
-        pos = st[2]
-        if pos < data.size:
-            st[1] = ((st[1] << 8) | data[pos]) & 0xFFFFFFFF
-        else:
-            st[1] = (st[1] << 8) & 0xFFFFFFFF
-            st[3] += 1
-        st[2] = pos + 1
+    _dec_normalize(data, st)
     return bit
 
 

@@ -168,7 +168,10 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
             if future.status == "finished":
                 try:
                     result, described, host = future.result()
-                except Exception:  # the scheduler went away while sending it
+                except Exception:  # the scheduler went away while sending it, or the worker holding it died
+                    if _connected(client):
+                        completed.add(future)  # the scheduler computes it again
+                        continue
                     raise lost() from None
                 folders.update(os.path.dirname(path) for path, _, _ in described)
                 try:
@@ -185,6 +188,10 @@ def map_on_cluster(items, work, *, address=None, scheduler_file=None, client=Non
                     exc = ClusterError("the workers that ran it died, too often to try again")
                 failed.append(index)
                 yield index, None, exc
+            elif future.status != "cancelled" and _connected(client):
+                # "lost" (or "pending" again): the worker that held the finished result died
+                # before this client fetched it; the scheduler computes it again.
+                completed.add(future)
             else:  # cancelled: only the client does that, or dask when the scheduler is gone
                 raise lost()
     finally:
@@ -232,6 +239,11 @@ def _remove_stale_in(folders) -> int:
     from ..io._atomic import remove_stale_temporaries
 
     return sum(len(remove_stale_temporaries(folder)) for folder in folders)
+
+
+def _connected(client) -> bool:
+    """Whether the client still talks to its scheduler (dask's status; "connecting" after losing it)."""
+    return client.status == "running"
 
 
 def _run_and_describe(work, item):

@@ -192,22 +192,17 @@ def test_decode_levels_of_a_damaged_offsets_or_model_section():
         decode_levels(bytes(old))
 
 
-def test_the_adaptive_sections_must_end_exactly():
-    adaptive = section(VALID, read_header(VALID), "ADPT")
+@pytest.mark.parametrize("tag, cut, extra, left", [("ADPT", 3, b"\x00\x00", "2 bytes"), ("ADRS", 2, b"\x01", "1 byte")])
+def test_the_adaptive_sections_must_end_exactly(tag, cut, extra, left):
+    data = VALID if tag == "ADPT" else BOUNDED  # ADRS: the residual of a bounded file
+    coded = section(data, read_header(data), tag)
+    assert coded
     with pytest.raises(CodecFileError) as info:
-        dctconv.decode(with_section(VALID, "ADPT", adaptive[:-3]))
-    assert one_line(info.value) == "section ADPT ends early (its coded data is truncated or damaged)"
+        dctconv.decode(with_section(data, tag, coded[:-cut]))
+    assert one_line(info.value) == f"section {tag} ends early (its coded data is truncated or damaged)"
     with pytest.raises(CodecFileError) as info:
-        dctconv.decode(with_section(VALID, "ADPT", adaptive + b"\x00\x00"))
-    assert one_line(info.value) == "section ADPT has 2 bytes left over after its last symbol"
-    residual = section(BOUNDED, read_header(BOUNDED), "ADRS")
-    assert residual
-    with pytest.raises(CodecFileError) as info:
-        dctconv.decode(with_section(BOUNDED, "ADRS", residual[:-2]))
-    assert one_line(info.value) == "section ADRS ends early (its coded data is truncated or damaged)"
-    with pytest.raises(CodecFileError) as info:
-        dctconv.decode(with_section(BOUNDED, "ADRS", residual + b"\x01"))
-    assert one_line(info.value) == "section ADRS has 1 byte left over after its last symbol"
+        dctconv.decode(with_section(data, tag, coded + extra))
+    assert one_line(info.value) == f"section {tag} has {left} left over after its last symbol"
 
 
 @pytest.mark.parametrize("name", ["v4_n4_q75", "v4_n4_q50_bound2"])

@@ -621,10 +621,13 @@ def _science_steps() -> str:
     factors = ", ".join(f"{f:g}" for f in _bound.STEP_FACTORS)
     deltas = " and then ".join(f"{d}" for d in _bound.REFINE_DELTAS)
     return (f"the qualities {qualities} (steps over the data range) and the flat steps {factors} times E "
-            f"(times max(E, 1/2) for integers), each tried on the central {_bound.TRIAL_SIDE} x "
+            f"(times max(E, 1/2) for integers) and no DCT levels at all (a flat step that rounds every level to "
+            f"0: the residual is then the image itself, quantized to the bound, and ADRP predicts it pixel by "
+            f"pixel as JPEG-LS does), each tried on the central {_bound.TRIAL_SIDE} x "
             f"{_bound.TRIAL_SIDE} pixels of the image (all of it when smaller); when a quality gives the "
             f"smallest file, the qualities {deltas} on either side of the best so far are tried too. The "
-            "candidate whose file is smallest, residual included, is used for the whole image.\n")
+            "candidate whose file is smallest, residual included (coded in ADRS or ADRP, whichever is smaller), "
+            "is used for the whole image.\n")
 
 
 @block("science-limits")

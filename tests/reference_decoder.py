@@ -1,4 +1,4 @@
-"""A second decoder of dctconv's compressed files (.dctz version 4, sections ADPT, ADRS, NANM, RAWB),
+"""A second decoder of dctconv's compressed files (.dctz version 4, sections ADPT, ADRS, ADRP, NANM, RAWB),
 written from docs/formats.md alone ("The compressed file", "The engine").
 
 It uses numpy and the standard library only: its own header reader, its own range decoder,
@@ -308,6 +308,77 @@ def decode_map(coded: bytes, height: int, width: int) -> np.ndarray:
     return np.array(v, np.int64)
 
 
+# ---------------------------------------------------------------- predicted maps (ADRP)
+
+
+def decode_predicted_map(section: bytes, height: int, width: int) -> np.ndarray:
+    if not section:
+        raise Damaged("an empty ADRP")
+    h = section[0]
+    if h > 62:
+        raise Damaged("a gradient shift beyond 62")
+    rd = RangeDecoder(section[1:], 32 * 30)
+    limit = 1 << 20
+
+    def clamp(x):
+        return max(-limit, min(limit, x))
+
+    def gradient_class(g):
+        x = abs(g) >> h
+        t = 0 if x == 0 else 1 if x <= 2 else 2 if x <= 6 else 3 if x <= 20 else 4
+        return -t if g < 0 else t
+
+    def kind(x):
+        return 0 if x == 0 else (1 if x > 0 else 2)
+
+    sums, counts = [0] * 729, [0] * 729
+    above, here = [0] * width, [0] * width
+    v = [[0] * width for _ in range(height)]
+    for r in range(height):
+        for c in range(width):
+            if r == 0:
+                a = v[0][c - 1] if c > 0 else 0
+                b = d = e = a
+            else:
+                b = v[r - 1][c]
+                a, d = (v[r][c - 1], v[r - 1][c - 1]) if c > 0 else (b, b)
+                e = v[r - 1][c + 1] if c + 1 < width else b
+            m = min(a, b) if d >= max(a, b) else max(a, b) if d <= min(a, b) else a + b - d
+            g1, g2, g3 = e - b, b - d, d - a
+            t = [gradient_class(g1), gradient_class(g2), gradient_class(g3)]
+            nonzero = [x for x in t if x]
+            s = -1 if nonzero and nonzero[0] < 0 else 1
+            if s < 0:
+                t = [-x for x in t]
+            k = 81 * (t[0] + 4) + 9 * (t[1] + 4) + (t[2] + 4)
+            corr = (sums[k] + (counts[k] >> 1)) // counts[k] if counts[k] else 0
+            ea = here[c - 1] if c > 0 else 0
+            eb = above[c] if r > 0 else 0
+            ec = above[c - 1] if r > 0 and c > 0 else 0
+            ed = above[c + 1] if r > 0 and c + 1 < width else 0
+            act = min(abs(g1), limit) + min(abs(g2), limit) + min(abs(g3), limit) + 2 * abs(ea) + abs(eb)
+            act += (abs(ec) + abs(ed)) // 2
+            n = bitlen(act)
+            j = act if act < 2 else min(2 * n - 2 + ((act >> (n - 2)) & 1), 31)
+            err = rd.integer(30 * j)
+            if err and rd.bit(30 * j + 21 + 3 * kind(ea) + kind(eb)):
+                err = -err
+            o = err + corr
+            value = m + o if s == 1 else m - o
+            if abs(value) >= 1 << 59:
+                raise Damaged("a value beyond 2**59")
+            v[r][c] = value
+            sums[k] += clamp(o)
+            counts[k] += 1
+            if counts[k] == 64:
+                sums[k] >>= 1
+                counts[k] = 32
+            here[c] = clamp(err)
+        above, here = here, above
+    rd.check_end()
+    return np.array(v, np.int64)
+
+
 # ---------------------------------------------------------------- the file
 
 
@@ -382,8 +453,14 @@ def decode(data: bytes, *, reconstruction: bool = False):
         info = np.iinfo(dtype)
         pixels = np.clip(np.rint(image), info.min, info.max).astype(dtype)
         pixels = np.clip(pixels, math.ceil(low), math.floor(high)).astype(dtype)
-    if "ADRS" in sections:
-        q = decode_map(sections["ADRS"], height, width)
+    residuals = [tag for tag in ("ADRS", "ADRP") if tag in sections]
+    if len(residuals) > 1:
+        raise Damaged("two residuals")
+    if residuals:
+        if residuals[0] == "ADRS":
+            q = decode_map(sections["ADRS"], height, width)
+        else:
+            q = decode_predicted_map(sections["ADRP"], height, width)
         if dtype.kind == "f":
             spacing = float(np.spacing(np.float32(max(abs(low), abs(high)))))
             values = pixels.astype(np.float64) + q * (2.0 * (max_error - spacing))

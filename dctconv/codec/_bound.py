@@ -84,6 +84,40 @@ def quantize_residual(image, prediction, max_error: float, mode: str, data_range
     return q.astype(np.int64)
 
 
+def residual_sections(image, source, nan, prediction, max_error: float, mode: str, data_range) -> dict:
+    """The section of the residual of a bound, the smaller of its two codings (none when every q is 0).
+
+    ``ADRS`` codes q as it is (:func:`dctconv.codec._engine.encode_map`), ``ADRP`` predicts
+    each q from its decoded neighbours (:func:`dctconv.codec._engine.encode_predicted_map`):
+    the first wins where the prediction ``prediction`` already leaves an unstructured
+    residual, the second where q still holds the image's structure (no DCT levels, or
+    coarse ones). At NaN pixels (``nan``) q is 0 for ADRS; for ADRP it is the residual of
+    the filled ``source`` there, which continues the field around the holes (those pixels
+    decode as NaN whatever their q).
+    """
+    from ._engine import encode_map, encode_predicted_map
+
+    q = quantize_residual(image, prediction, max_error, mode, data_range)
+    if not q.any():
+        return {}
+    filled = q if nan is None else np.where(nan, quantize_residual(source, prediction, max_error, mode, data_range), q)
+    codings = [("ADRS", encode_map(q[None])), ("ADRP", encode_predicted_map(filled))]
+    tag, data = min(codings, key=lambda coding: len(coding[1]))
+    return {tag: data}
+
+
+def no_levels_step(data_range, block_size: int) -> float:
+    """A flat step under which every DCT level of an image within ``data_range`` is 0.
+
+    An orthonormal n x n DCT coefficient is at most n times the largest magnitude of the
+    block's pixels; four times that rounds to 0. The decoded levels are then a constant
+    image, and the residual q of a bound is the image itself, quantized as JPEG-LS's
+    near-lossless mode does, for ADRP's per-pixel prediction to code.
+    """
+    top = max(abs(float(data_range[0])), abs(float(data_range[1])), 1.0)
+    return 4.0 * block_size * top
+
+
 def apply_residual(prediction, q, max_error: float, mode: str, data_range) -> np.ndarray:
     """The decoded pixels: ``prediction + q * step`` in the prediction's dtype, clipped to the data range."""
     step = residual_step(max_error, mode, data_range)

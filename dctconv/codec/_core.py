@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from ._bound import (apply_residual, check_max_error, decode_mask, encode_mask, fill_nans, float32_spacing,
-                     quantize_residual, REFINE_DELTAS, TRIAL_QUALITIES, trial_crop, trial_steps)
+                     no_levels_step, residual_sections, REFINE_DELTAS, TRIAL_QUALITIES, trial_crop, trial_steps)
 from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, section, sections
 from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map
@@ -444,14 +444,22 @@ def _chosen_step(image, source, nan, settings) -> dict:
     mode = _DTYPE_MODES[image.dtype]
     sizes = {}
 
+    def chosen(candidate: tuple) -> dict:
+        # "levels", None: no DCT levels at all (a step that rounds every one to 0), the
+        # residual then being the near-lossless image that ADRP predicts pixel by pixel.
+        if candidate[0] == "levels":
+            return {"step": no_levels_step(settings["data_range"], settings["block_size"]), "keep": 1}
+        return {candidate[0]: candidate[1]}
+
     def size(candidate: tuple) -> int:
         if candidate not in sizes:
-            trial = dict(settings, **{candidate[0]: candidate[1]})
+            trial = dict(settings, **chosen(candidate))
             sizes[candidate] = len(_encode_settings(crop, crop_source, crop_nan, mode, trial, check=False)[0])
         return sizes[candidate]
 
     candidates = [("quality", q) for q in TRIAL_QUALITIES]
     candidates += [("step", s) for s in trial_steps(settings["max_error"], mode)]
+    candidates.append(("levels", None))
     best = min(candidates, key=size)
     # The size is smooth in the quality near its best: a few steps of a descent find a
     # better one between the grid's qualities (2-5 % smaller files at bounds of 0.5-2 %
@@ -460,7 +468,7 @@ def _chosen_step(image, source, nan, settings) -> dict:
         for delta in REFINE_DELTAS:
             around = [("quality", q) for q in (best[1] - delta, best[1] + delta) if 1 <= q <= 100]
             best = min([best, *around], key=size)
-    return {best[0]: best[1]}
+    return chosen(best)
 
 
 def _encode_settings(image, source, nan, mode, settings, *, check=True):
@@ -478,11 +486,8 @@ def _encode_settings(image, source, nan, mode, settings, *, check=True):
             offsets = np.rint(levels.offsets[:, _class_representatives(n)] * 256).astype(np.uint8).tobytes()
         parts = {"ADPT": offsets + _engine.encode_levels(levels.levels, header.keep, n, levels.steps)}
     if header.max_error is not None:
-        q = quantize_residual(image, prediction_pixels(levels), header.max_error, mode, header.value_range)
-        if q.any():
-            from . import _engine
-
-            parts["ADRS"] = _engine.encode_map(q[None])
+        parts.update(residual_sections(image, source, nan, prediction_pixels(levels), header.max_error, mode,
+                                       header.value_range))
     if nan is not None:
         parts["NANM"] = encode_mask(nan)
     data = pack(header, parts)
@@ -771,9 +776,10 @@ def _with_sections(data, header: CodecHeader, pixels: np.ndarray) -> np.ndarray:
     """``pixels`` (the prediction) with the file's residual added and its NaN pixels put back, in place."""
     # The file's own header: the one of encode's Levels has no section table.
     header = header if header.section_table else read_header(data, max_pixels=None)
-    residual, tag = section(data, header, "ADRS"), "ADRS"
-    if not residual:
-        residual, tag = section(data, header, "RESD"), "RESD"
+    for tag in ("ADRS", "ADRP", "RESD"):
+        residual = section(data, header, tag)
+        if residual:
+            break
     if residual:
         if header.max_error is None:
             raise CodecFileError(f"the file holds a residual ({tag}) but promises no largest error")
@@ -781,6 +787,10 @@ def _with_sections(data, header: CodecHeader, pixels: np.ndarray) -> np.ndarray:
             from . import _engine
 
             q = _engine.decode_map(residual, (1, *header.image_shape))[0]
+        elif tag == "ADRP":
+            from . import _engine
+
+            q = _engine.decode_predicted_map(residual, header.image_shape)
         else:
             q = decode_integer_map(residual, (1, *header.image_shape))[0]
         # Row bands of 64K pixels: the arithmetic makes four int64 or float64 temporaries

@@ -45,7 +45,9 @@ table times ``(high - low) / 255``; versions 1 to 3 used the container's range: 
 largest error E (the header's field): the map q (H x W) of the quantized residual
 against the pixels the levels decode to, coded by
 ``dctconv.codec._entropy.encode_integer_map`` (files written before the engine), or
-the same map in ``ADRS``, coded by the engine (``dctconv.codec._engine.encode_map``);
+the same map in ``ADRS``, coded by the engine (``dctconv.codec._engine.encode_map``),
+or in ``ADRP``, coded by the engine with a prediction of each value from its decoded
+neighbours (``dctconv.codec._engine.encode_predicted_map``; a file holds one of the three);
 a pixel decodes to ``P + q (2 floor(E) + 1)``
 for integer modes, ``float32(P + q 2 (E - u))`` for float ones (u the float32 spacing at
 the larger magnitude of the data range), clipped to the data range; absent when every
@@ -121,6 +123,7 @@ SECTION_TAGS = {
     "NANM": "the NaN mask",
     "ADPT": "the adaptively coded levels",
     "ADRS": "the adaptively coded residual",
+    "ADRP": "the residual coded with per-pixel prediction",
 }
 #: The sections of versions 1 to 3, in file order.
 _CLASSIC_TAGS = ("MODL", "WORD", "RAWB")
@@ -382,8 +385,9 @@ def _read_table(data, count: int):
     classic = [tag for tag in ("MODL", "WORD") if tag in lengths]
     if "ADPT" in lengths and classic:
         raise CodecFileError(f"sections ADPT and {classic[0]} both hold levels; a file has one coding of them")
-    if "ADRS" in lengths and "RESD" in lengths:
-        raise CodecFileError("sections ADRS and RESD both hold a residual; a file has one of them")
+    residuals = [tag for tag in ("ADRS", "ADRP", "RESD") if tag in lengths]
+    if len(residuals) > 1:
+        raise CodecFileError(f"sections {residuals[0]} and {residuals[1]} both hold a residual; a file has one of them")
     if lengths.get("WORD", 0) % 4:
         raise CodecFileError(f"section WORD has {lengths['WORD']} bytes, not a whole number of 32-bit words")
     return tuple(table), lengths.get("MODL", 0), lengths.get("WORD", 0) // 4, lengths.get("RAWB", 0)

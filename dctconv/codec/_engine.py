@@ -1,8 +1,8 @@
 """The codec's compiled entropy engine: an adaptive binary range coder over the levels, block by block.
 
 Format version 4 codes the quantization levels in section ADPT, the residual of a
-bound (``--max-error``) in section ADRS and a NaN mask of kind 2 (NANM) with this
-engine (docs/formats.md, "The engine: sections ADPT, ADRS and NANM kind 2", is the
+bound (``--max-error``) in section ADRS or ADRP and a NaN mask of kind 2 (NANM) with this
+engine (docs/formats.md, "The engine: sections ADPT, ADRS, ADRP and NANM kind 2", is the
 complete specification, tests/reference_decoder.py a second decoder written from it;
 this docstring is its summary).
 
@@ -29,6 +29,14 @@ this docstring is its summary).
 * **Integer maps** (the residual of a bound): pixel by pixel in raster order, a
   signed integer in a set chosen by the magnitudes of the four causal neighbours,
   its sign in a context of the signs of the left and upper ones.
+* **Predicted maps** (ADRP, the same residual): each value predicted from its decoded
+  neighbours by LOCO-I's median [4]_, corrected by the mean of the earlier errors in
+  its context of the three quantized local gradients (LOCO-I's 365 contexts, sign
+  merged; CALIC's mean rather than LOCO-I's unit steps), and the difference coded as
+  an integer in a set chosen by the local gradients and the neighbours' errors (CALIC's
+  error energy), two sets per octave. With no DCT levels (a constant prediction) this
+  is JPEG-LS's (near-)lossless coding with the engine's adaptive contexts in place of
+  Golomb codes.
 
 The compiled loops are built by numba on first use and cached on disk (``cache=True``):
 the first call in a fresh environment compiles (seconds, docs/performance.md), later
@@ -515,6 +523,143 @@ def _code_map(values, buf, st, data, dst, decoding):
     return buf, 0
 
 
+# ---------------------------------------------------------------- predicted maps (ADRP)
+
+#: Sets of the predicted map: by the activity around a pixel, two per octave, capped.
+PRED_SETS = 32
+#: Bias contexts of the predicted map: the three local gradients, each in 9 classes.
+PRED_CONTEXTS = 729
+#: A bias context's sum and count are halved when its count reaches this (LOCO-I's RESET).
+PRED_RESET = 64
+#: Largest gradient shift of ADRP's first byte.
+MAX_SHIFT = 62
+
+
+@njit(cache=True)
+def _bitlen(value):
+    k = 0
+    while value > 0:
+        value >>= 1
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def _gradient_class(g, shift):
+    """LOCO-I's quantized gradient, on a scale set by ``shift``: -4 .. 4."""
+    m = abs(g) >> shift
+    if m == 0:
+        k = 0
+    elif m <= 2:
+        k = 1
+    elif m <= 6:
+        k = 2
+    elif m <= 20:
+        k = 3
+    else:
+        k = 4
+    return k if g >= 0 else -k
+
+
+@njit(cache=True)
+def _activity_set(act):
+    """Two sets per octave of the activity: 0, 1, then 2 (2), 3 (3), 4 (4..5), 5 (6..7), ..."""
+    if act == 0:
+        return 0
+    k = _bitlen(act)
+    if k == 1:
+        return 1
+    return min(2 * k - 2 + ((act >> (k - 2)) & 1), PRED_SETS - 1)
+
+
+@njit(cache=True)
+def _kind(value):
+    return 0 if value == 0 else (1 if value > 0 else 2)
+
+
+@njit(cache=True)
+def _code_pmap(values, shift, buf, st, data, dst, decoding):
+    """Encode or decode an integer map with per-pixel prediction (LOCO-I's median, bias per context)."""
+    rows, cols = values.shape
+    probs = np.empty((PRED_SETS * SET_SIZE, 2), np.int64)
+    probs[:, :] = PROB_ONE >> 1
+    bias_sum = np.zeros(PRED_CONTEXTS, np.int64)
+    bias_count = np.zeros(PRED_CONTEXTS, np.int64)
+    above = np.zeros(cols, np.int64)  # the coded errors of the row above, clamped
+    here = np.zeros(cols, np.int64)
+    for r in range(rows):
+        if not decoding:
+            buf = _reserve(buf, st, cols * ROOM + 64)
+        for c in range(cols):
+            if r == 0:
+                a = values[0, c - 1] if c > 0 else 0
+                b = a
+                d = a
+                e = a
+            else:
+                b = values[r - 1, c]
+                if c > 0:
+                    a = values[r, c - 1]
+                    d = values[r - 1, c - 1]
+                else:
+                    a = b
+                    d = b
+                e = values[r - 1, c + 1] if c + 1 < cols else b
+            if d >= max(a, b):
+                med = min(a, b)
+            elif d <= min(a, b):
+                med = max(a, b)
+            else:
+                med = a + b - d
+            g1 = e - b
+            g2 = b - d
+            g3 = d - a
+            q1 = _gradient_class(g1, shift)
+            q2 = _gradient_class(g2, shift)
+            q3 = _gradient_class(g3, shift)
+            sign = 1
+            if q1 < 0 or (q1 == 0 and (q2 < 0 or (q2 == 0 and q3 < 0))):
+                sign = -1
+                q1, q2, q3 = -q1, -q2, -q3
+            ctx = (q1 + 4) * 81 + (q2 + 4) * 9 + (q3 + 4)
+            count = bias_count[ctx]
+            corr = (bias_sum[ctx] + (count >> 1)) // count if count > 0 else 0
+            ea = here[c - 1] if c > 0 else 0
+            eb = above[c] if r > 0 else 0
+            ec = above[c - 1] if r > 0 and c > 0 else 0
+            ed = above[c + 1] if r > 0 and c + 1 < cols else 0
+            act = min(abs(g1), CLAMP) + min(abs(g2), CLAMP) + min(abs(g3), CLAMP) + 2 * abs(ea) + abs(eb) + (abs(ec) + abs(ed)) // 2
+            base = _activity_set(act) * SET_SIZE
+            sign_ctx = base + _SIGN + 3 * _kind(ea) + _kind(eb)
+            if decoding:
+                err = _dec_uint(data, dst, probs, base)
+                if err < 0:
+                    return buf, _ERR_EXPONENT
+                if err != 0 and _dec_bit(data, dst, probs, sign_ctx) == 1:
+                    err = -err
+                off = err + corr
+                value = med + off if sign > 0 else med - off
+                if abs(value) >= LEVEL_LIMIT:
+                    return buf, _ERR_LEVEL
+                values[r, c] = value
+                if dst[3] > 8:
+                    return buf, _ERR_ENDS_EARLY
+            else:
+                off = (values[r, c] - med) * sign
+                err = off - corr
+                _enc_uint(buf, st, probs, base, abs(err))
+                if err != 0:
+                    _enc_bit(buf, st, probs, sign_ctx, 1 if err < 0 else 0)
+            bias_sum[ctx] += min(max(off, -CLAMP), CLAMP)
+            bias_count[ctx] = count + 1
+            if count + 1 == PRED_RESET:
+                bias_sum[ctx] >>= 1
+                bias_count[ctx] = PRED_RESET >> 1
+            here[c] = min(max(err, -CLAMP), CLAMP)
+        above, here = here, above
+    return buf, 0
+
+
 @njit(cache=True)
 def _finish(buf, st):
     buf = _reserve(buf, st, 16)
@@ -642,5 +787,60 @@ def decode_map(data, shape, *, tag: str = "ADRS") -> np.ndarray:
         _, err = _code_map(plane, _empty(), np.zeros(5, np.int64), data, st, True)
         if err:
             raise _error(err, tag)
+    _check_end(st, data.size, tag)
+    return values
+
+
+def gradient_shift(plane: np.ndarray) -> int:
+    """The shift of ADRP's gradient classes for a map: the classes' thresholds 1, 3, 7, 21 then
+    sit at 2**shift times those of 8-bit JPEG-LS, scaled to the map's typical gradient."""
+    plane = np.asarray(plane, np.int64)
+    if plane.shape[1] < 2:
+        return 0
+    typical = float(np.mean(np.abs(np.diff(plane[:, : min(plane.shape[1], 1024)], axis=1))))
+    return int(min(MAX_SHIFT, max(0, _bitlen_py(int(typical)) - 3)))
+
+
+def _bitlen_py(value: int) -> int:
+    return int(value).bit_length()
+
+
+def encode_predicted_map(values, *, shift: int | None = None) -> bytes:
+    """The ADRP bytes of an integer map (R, W) (every value below 2**59 in magnitude): its gradient
+    shift (one byte), then the map coded with per-pixel prediction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dctconv.codec._engine import encode_predicted_map, decode_predicted_map
+    >>> values = np.add.outer(np.arange(5), 2 * np.arange(7)); values[2, 3] = -4
+    >>> np.array_equal(decode_predicted_map(encode_predicted_map(values), values.shape), values)
+    True
+    """
+    values = np.asarray(values)
+    if values.ndim != 2 or values.dtype.kind not in "iu":
+        raise ValueError(f"an integer map must be a (R, W) integer array, got {values.dtype} {values.shape}")
+    values = np.ascontiguousarray(values, np.int64)
+    shift = gradient_shift(values) if shift is None else int(shift)
+    buf, st = _new_encoder()
+    buf, _ = _code_pmap(values, shift, buf, st, _empty(), np.zeros(4, np.int64), False)
+    buf = _finish(buf, st)
+    return bytes([shift]) + buf[1 : st[4]].tobytes()
+
+
+def decode_predicted_map(data, shape, *, tag: str = "ADRP") -> np.ndarray:
+    """The int64 map of ``shape`` (R, W) that :func:`encode_predicted_map` coded; CodecFileError unless
+    it ends exactly."""
+    if len(data) < 1:
+        raise CodecFileError(f"section {tag} is empty")
+    shift = data[0]
+    if shift > MAX_SHIFT:
+        raise CodecFileError(f"section {tag} is damaged: its gradient shift {shift} is beyond {MAX_SHIFT}")
+    data = np.frombuffer(data, np.uint8)[1:].copy()
+    values = np.zeros(tuple(int(s) for s in shape), np.int64)
+    st = _dec_start(data)
+    _, err = _code_pmap(values, shift, _empty(), np.zeros(5, np.int64), data, st, True)
+    if err:
+        raise _error(err, tag)
     _check_end(st, data.size, tag)
     return values

@@ -140,15 +140,16 @@ def test_a_damaged_file_is_one_line_naming_the_section_and_exit_1(tmp_path):
     for tag, length, _ in table:
         offsets[tag.decode()] = start
         start += length
-    assert set(offsets) == {"ADPT", "ADRS"}
+    assert set(offsets) == {"ADPT", "ADRP"}  # lossless: no levels, the image predicted pixel by pixel
     damaged = bytearray(data)
-    damaged[offsets["ADRS"] + 1] ^= 0x04
+    damaged[offsets["ADRP"] + 1] ^= 0x04
     path = tmp_path / "x_compressed.dctz"
     path.write_bytes(bytes(damaged))
     result = CliRunner().invoke(cli, ["transform", "--inverse", str(path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"Error: {path}: section ADRS (the adaptively coded residual) is damaged (its CRC-32 does not match)"]
+        f"Error: {path}: section ADRP (the residual coded with per-pixel prediction) is damaged "
+        "(its CRC-32 does not match)"]
     damaged = bytearray(data)
     damaged[20] ^= 0x01  # the step, in the header
     path.write_bytes(bytes(damaged))

@@ -87,7 +87,7 @@ def patched(offset: int, fmt: str, value, source: bytes = VALID) -> bytes:
         (patched(62, "<H", 0), "header gives 0 sections, not from 1 to 16"),
         (patched(62, "<H", 17), "header gives 17 sections, not from 1 to 16"),
         (patched(64, "<4s", b"JUNK"),
-         "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB, RESD, NANM, ADPT, ADRS)"),
+         "unknown section 'JUNK' (this dctconv knows MODL, WORD, RAWB, RESD, NANM, ADPT, ADRS, ADRP)"),
         (patched(76, "<4s", b"ADPT", BOUNDED), "section ADPT appears twice"),
         (patched(76, "<4s", b"WORD", BOUNDED),
          "sections ADPT and WORD both hold levels; a file has one coding of them"),

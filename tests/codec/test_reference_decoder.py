@@ -42,6 +42,11 @@ CORPUS = {
     "float bound": (FIELD, dict(block_size=4, max_error=0.05)),
     "float NaN runs": (HOLES, dict(block_size=4, quality=75, max_error=0.5)),
     "float NaN speckle": (SPECKLED, dict(block_size=8, quality=40)),
+    # ADRP: the residual predicted pixel by pixel, with and without DCT levels under it.
+    "32-bit lossless": (mr_slice((30, 35)).astype(np.int32) * 70000 - 2**30, dict(max_error=0)),
+    "16-bit bound 3": (TERRAIN, dict(max_error=3)),
+    "float NaN bound": (HOLES, dict(max_error=0.02)),
+    "n8 quality 5 bound 2": (PHOTO, dict(block_size=8, quality=5, max_error=2)),
 }
 
 
@@ -76,7 +81,7 @@ def test_the_corpus_covers_every_section_and_kind():
         for tag, start_end in header.section_offsets().items():
             if tag == "NANM":
                 kinds.add(data[start_end[0]])
-    assert tags == {"ADPT", "ADRS", "NANM", "MODL", "WORD", "RAWB"}  # MODL/WORD/RAWB: step 0's (empty, empty, zlib)
+    assert tags == {"ADPT", "ADRS", "ADRP", "NANM", "MODL", "WORD", "RAWB"}  # MODL/WORD/RAWB: step 0's (empty, empty, zlib)
     assert kinds == {0, 2}
 
 

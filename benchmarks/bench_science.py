@@ -22,9 +22,12 @@ an encoder:
    floor(E)): the bound checked on every pixel, and the size against SZ3 at the same
    absolute bound (every image; integers through a float64 copy, rounded back) and
    JPEG-LS with NEAR = floor(E) (8- and 16-bit integers), through imagecodecs; dctconv
-   at its default block size and with ``block_size=8``.
+   at its default block size and with ``block_size=8``; what the encoder's trial chose (DCT
+   steps or no levels, residual in ADRS or ADRP), and the size against the same encoder with
+   its residual coded in ADRS only (before ADRP), in the same run.
 3. ``encode(max_error=0)`` on the integer images (n = 4 and 8): bit-exact, and its size
-   against JPEG-LS, JPEG 2000, JPEG XL and PNG lossless.
+   against JPEG-LS, JPEG 2000, JPEG XL and PNG lossless; what the trial chose, and the size
+   against ADRS only, as in 2.
 4. NaN pixels of ``sst_nan`` at E = 0.5 % of the range: kept exactly, and the cost of
    the mask against the same field with the holes filled.
 
@@ -166,6 +169,41 @@ def anchor_jpegls(image, near):
     return len(data), largest_error(image, imagecodecs.jpegls_decode(data)), seconds
 
 
+def choice_of(data: bytes) -> str:
+    """What the encoder chose for a file: its DCT steps (or no levels) and its residual's section."""
+    from dctconv.codec._core import decode_levels
+    from dctconv.codec._dctz import read_header
+
+    header = read_header(data)
+    residual = next((tag for tag, _, _ in header.section_table if tag in ("ADRS", "ADRP")), "none")
+    if not decode_levels(data).levels.any():
+        return f"no levels, {residual}"
+    steps = f"q{header.quality}" if header.quantization == "quality" else f"step {header.step:.4g}"
+    return f"{steps}, {residual}"
+
+
+def encode_before(image, **settings) -> bytes:
+    """``dctconv.encode`` as it was before ADRP: the residual coded in ADRS only (the candidate with
+    no levels then never wins: its residual is the whole image, uncoded by any prediction)."""
+    import dctconv
+    from dctconv.codec import _bound, _core
+
+    def adrs_only(image, source, nan, prediction, max_error, mode, data_range):
+        q = _bound.quantize_residual(image, prediction, max_error, mode, data_range)
+        if not q.any():
+            return {}
+        from dctconv.codec._engine import encode_map
+
+        return {"ADRS": encode_map(q[None])}
+
+    original = _core.residual_sections
+    _core.residual_sections = adrs_only
+    try:
+        return dctconv.encode(image, **settings)
+    finally:
+        _core.residual_sections = original
+
+
 def run_bounds(named) -> dict:
     import dctconv
 
@@ -183,7 +221,9 @@ def run_bounds(named) -> dict:
             error = largest_error(image, dctconv.decode(data))
             row = {"image": name, "share": share, "bound": bound, "dctconv_bytes": len(data),
                    "dctconv_bpp": bits(len(data), image), "dctconv_max_error": error, "held": error <= bound,
-                   "dctconv_seconds": seconds}
+                   "dctconv_seconds": seconds, "chosen": choice_of(data)}
+            before = encode_before(image, max_error=bound)
+            row.update(before_bytes=len(before), over_before=len(data) / len(before))
             size, err, secs = anchor_sz3(image, bound)
             row.update(sz3_bytes=size, sz3_bpp=bits(size, image), sz3_max_error=err, sz3_seconds=secs)
             if integer and image.dtype in (np.uint8, np.uint16):
@@ -213,6 +253,7 @@ def run_bounds(named) -> dict:
         "by_kind": by_kind,
         "by_share": by_share,
         "every_bound_held": all(r["held"] for r in rows),
+        "geometric_mean_over_before": float(np.exp(np.mean(np.log([r["over_before"] for r in rows])))),
     }
 
 
@@ -229,7 +270,9 @@ def run_lossless(named) -> dict:
         row = {"image": name, "dtype": str(image.dtype), "dctconv_bytes": len(data),
                "dctconv_bpp": bits(len(data), image), "bit_exact": bool(np.array_equal(decoded, image)
                                                                        and decoded.dtype == image.dtype),
-               "dctconv_seconds": seconds}
+               "dctconv_seconds": seconds, "chosen": choice_of(data)}
+        before = encode_before(image, max_error=0)
+        row.update(before_bytes=len(before), over_before=len(data) / len(before))
         data8 = dctconv.encode(image, max_error=0, block_size=8)
         row.update(n8_bytes=len(data8), n8_bpp=bits(len(data8), image),
                    n8_bit_exact=bool(np.array_equal(dctconv.decode(data8), image)))
@@ -254,6 +297,7 @@ def run_lossless(named) -> dict:
         rows.append(row)
     return {"rows": rows, "every_bit_exact": all(r["bit_exact"] for r in rows),
             "geometric_mean_over_jpegls": float(np.exp(np.mean(np.log([r["over_jpegls"] for r in rows])))),
+            "geometric_mean_over_before": float(np.exp(np.mean(np.log([r["over_before"] for r in rows])))),
             "n8_geometric_mean_over_jpegls": float(np.exp(np.mean(np.log([r["n8_over_jpegls"] for r in rows]))))}
 
 
@@ -306,14 +350,14 @@ def report(results: dict) -> str:
               "Every size in bits per pixel; every largest error measured on the decoded pixels. dctconv at "
               "its default 4 x 4 blocks (`--max-error E` alone) and with `-n 8`; integers take floor(E) "
               "(0.1 % of 840 is 0: lossless).", "",
-              "| image | E (share of range) | dctconv | its largest error | dctconv -n 8 | SZ3 | JPEG-LS | "
-              "dctconv / the better | -n 8 / the better |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| image | E (share of range) | dctconv | its largest error | chosen | dctconv -n 8 | SZ3 | JPEG-LS | "
+              "dctconv / the better | -n 8 / the better | dctconv / ADRS only |",
+              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in b["rows"]:
         jls = f"{r['jpegls_bpp']:.3f}" if "jpegls_bpp" in r else "-"
         lines.append(f"| {r['image']} | {r['bound']:.6g} ({100 * r['share']:g} %) | {r['dctconv_bpp']:.3f} | "
-                     f"{r['dctconv_max_error']:.6g} | {r['n8_bpp']:.3f} | {r['sz3_bpp']:.3f} | {jls} | "
-                     f"{r['over_better']:.3f} | {r['n8_over_better']:.3f} |")
+                     f"{r['dctconv_max_error']:.6g} | {r['chosen']} | {r['n8_bpp']:.3f} | {r['sz3_bpp']:.3f} | {jls} | "
+                     f"{r['over_better']:.3f} | {r['n8_over_better']:.3f} | {r['over_before']:.3f} |")
     kinds = b["by_kind"]
     lines += ["", f"Every bound held on every pixel: {'yes' if b['every_bound_held'] else '**no**'}. "
               f"dctconv's size over the better anchor, geometric mean over the {len(b['rows'])} rows: "
@@ -321,7 +365,12 @@ def report(results: dict) -> str:
               f"{kinds['floats']:.3f}; at 0.1 % {b['by_share']['0.001']:.3f}, 0.5 % {b['by_share']['0.005']:.3f}, "
               f"2 % {b['by_share']['0.02']:.3f}); with `-n 8` **{b['n8_geometric_mean_over_better']:.3f}**. "
               f"Target: at most 1: {_verdict(b['geometric_mean_over_better'])} at the default block size, "
-              f"{_verdict(b['n8_geometric_mean_over_better'])} with `-n 8`."]
+              f"{_verdict(b['n8_geometric_mean_over_better'])} with `-n 8`.",
+              "", "`chosen`: the DCT steps the encoder's trial picked for the file (`no levels`: none at all, the "
+              "image itself quantized to the bound) and the section of its residual (`ADRS`: coded as it is, "
+              "`ADRP`: predicted pixel by pixel). `dctconv / ADRS only`: against the same encoder with its "
+              f"residual coded in ADRS only (as before ADRP), in this run: geometric mean "
+              f"**{b['geometric_mean_over_before']:.3f}**."]
     seconds = {key: sum(r[f"{key}_seconds"] for r in b["rows"] if f"{key}_seconds" in r)
                for key in ("dctconv", "sz3", "jpegls")}
     lines += ["", f"What the search for steps costs in time: the {len(b['rows'])} encodes took {seconds['dctconv']:.1f} s "
@@ -330,13 +379,14 @@ def report(results: dict) -> str:
               "one run each on the busy machine above."]
     lo = results["lossless"]
     lines += ["", "## `--max-error 0` (lossless) against JPEG-LS, JPEG 2000, JPEG XL and PNG", "",
-              "| image | dctconv | dctconv -n 8 | bit-exact | JPEG-LS | JPEG 2000 | JPEG XL | PNG | dctconv / JPEG-LS "
-              "| -n 8 / JPEG-LS |",
-              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+              "| image | dctconv | chosen | dctconv -n 8 | bit-exact | JPEG-LS | JPEG 2000 | JPEG XL | PNG | "
+              "dctconv / JPEG-LS | -n 8 / JPEG-LS | dctconv / ADRS only |",
+              "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in lo["rows"]:
-        lines.append(f"| {r['image']} ({r['dtype']}) | {r['dctconv_bpp']:.3f} | {r['n8_bpp']:.3f} | "
+        lines.append(f"| {r['image']} ({r['dtype']}) | {r['dctconv_bpp']:.3f} | {r['chosen']} | {r['n8_bpp']:.3f} | "
                      f"{'yes' if r['bit_exact'] else '**no**'} | {r['jpegls_bpp']:.3f} | {r['jpeg2k_bpp']:.3f} | "
-                     f"{r['jpegxl_bpp']:.3f} | {r['png_bpp']:.3f} | {r['over_jpegls']:.3f} | {r['n8_over_jpegls']:.3f} |")
+                     f"{r['jpegxl_bpp']:.3f} | {r['png_bpp']:.3f} | {r['over_jpegls']:.3f} | {r['n8_over_jpegls']:.3f} | "
+                     f"{r['over_before']:.3f} |")
     lines += ["", f"Geometric mean of dctconv over JPEG-LS: **{lo['geometric_mean_over_jpegls']:.3f}**, with `-n 8` "
               f"**{lo['n8_geometric_mean_over_jpegls']:.3f}**. Target: at most 1: "
               f"{_verdict(lo['geometric_mean_over_jpegls'])} at the default block size, "

@@ -654,22 +654,31 @@ def _science_limits() -> str:
         f"is smaller than both (down to {100 * best_jxl:.0f} % of dctconv's size). With 8 x 8 blocks (`-n 8`) the "
         f"averages are {bounds['n8_geometric_mean_over_better']:.3f} of the better anchor under a bound and "
         f"{lossless['n8_geometric_mean_over_jpegls']:.3f} of JPEG-LS lossless.")
+    rows = bounds["rows"] + lossless["rows"]
+    bare = [r for r in rows if r["chosen"].startswith("no levels")]
+    kept = sorted({f"{r['image']} at {100 * r['share']:g} %" for r in bounds["rows"]
+                   if not r["chosen"].startswith("no levels")})
     lines.append("")
     lines.append(
-        "What limits it: at a bound of a few units, and losslessly, most of the file is the residual, not "
-        "the DCT levels. dctconv codes the difference between the image and its DCT reconstruction with the "
-        "engine's integer-map coder (adaptive binary coding in contexts of the neighbouring residuals' "
-        "magnitudes and signs, no prediction of the value), so the DCT reconstruction is the only predictor "
-        "of a pixel. JPEG-LS predicts every pixel from its decoded neighbours (the median "
-        "edge detector) and corrects that prediction's bias per context; on noisy data (photon noise, the "
-        "fine texture of terrain) a per-pixel predictor leaves a smaller residual than a block transform whose "
-        "quantization error the residual must also carry. As the bound grows the DCT levels take over "
-        f"(on average {bounds['by_share']['0.001']:.3f}, {bounds['by_share']['0.005']:.3f} and "
-        f"{bounds['by_share']['0.02']:.3f} of the better anchor at 0.1, 0.5 and 2 % of the range). Larger "
-        "blocks help on smooth fields (the -n 8 columns). What would close the rest: a prediction of each residual from its decoded neighbours "
-        "(as JPEG-LS predicts pixels) inside the engine's integer-map coder, which is engine work, not a "
-        "choice of steps; the steps are already the best of a search (above), and 8 x 8 blocks are the "
-        "user's choice (`-n 8`), not the encoder's.")
+        f"Which coding wins: the encoder's trial chooses no DCT levels at all in {len(bare)} of the {len(rows)} "
+        f"files above (the `chosen` columns), every lossless one included; DCT levels win in the others "
+        f"({'; '.join(kept) if kept else 'none'}). Against the same "
+        f"encoder with its residual in ADRS only, the files are {bounds['geometric_mean_over_before']:.3f} of "
+        f"that size under a bound and {lossless['geometric_mean_over_before']:.3f} lossless (geometric means).")
+    lines.append("")
+    lines.append(
+        "What limits it: at a bound of a few units, and losslessly, the image is best coded pixel by pixel, "
+        "as JPEG-LS codes it: each value predicted from its decoded neighbours by LOCO-I's median edge "
+        "detector, the prediction's bias corrected per context of local gradients, and the error coded. dctconv "
+        "does this in section ADRP with the engine's adaptive binary contexts, which is where it gains on "
+        "JPEG-LS's Golomb codes; what is left is the predictor. One fixed predictor per pixel "
+        "cannot follow every texture: JPEG XL's lossless mode blends several predictors by their recent errors "
+        "and learns a context tree per image, and is smaller still (above). On photon-noise-limited data "
+        "(the micrograph) every coder is near the noise's own entropy, and the differences are a few per cent. "
+        "As the bound grows the DCT levels take over on smooth fields (the DCT rows above), and larger blocks "
+        "help more there (the -n 8 columns); 8 x 8 blocks are the user's choice (`-n 8`), not the encoder's. "
+        "A file with no levels shows them as what it holds: one flat step far above any coefficient, K = 1, "
+        "0 % nonzero.")
     return "\n".join(lines) + "\n"
 
 

@@ -340,7 +340,7 @@ def dequantized(levels, steps, offsets) -> np.ndarray:
 
 
 def levels_match(stored, image, n, steps, *, kept=None, threshold=0.0, dead_zone: float = 0.0,
-                 slack: float = 1.0) -> np.ndarray:
+                 slack: float = 1.0, rdoq: bool = False) -> np.ndarray:
     """Where the levels ``stored`` are the documented quantization of ``image``, recomputed with
     scipy: per-block dctn; channels outside ``kept`` and AC coefficients below ``threshold``
     zeroed; level sign(c) floor(|c| / step + 1/2 - z), with z = ``dead_zone`` (in steps) for AC
@@ -348,7 +348,9 @@ def levels_match(stored, image, n, steps, *, kept=None, threshold=0.0, dead_zone
 
     A level may be either neighbour where |c| / step is within float rounding of a
     rounding boundary (a tie: common for integer images, whose DC is a sum / n), and 0
-    where |c| is within float rounding of the threshold.
+    where |c| is within float rounding of the threshold. With ``rdoq`` (8-bit quality
+    files without a bound: docs/codec.md) an AC level may also be 0 or up to two below
+    the plain rounding of |c| / step, never above it.
     """
     image = np.asarray(image, dtype=np.float64)
     truth = reference_blockwise_dct(image, n)
@@ -370,7 +372,19 @@ def levels_match(stored, image, n, steps, *, kept=None, threshold=0.0, dead_zone
     # of huge values, whose AC coefficients are rounding noise of either sign).
     signs_agree = (stored == 0) | (np.sign(stored) == np.sign(truth)) | (np.abs(truth) <= rounding)
     near = (low <= magnitude) & (magnitude <= high) & signs_agree
+    if rdoq:
+        shift[1:] = 0.5
+        rounded_high = np.floor(size + err + shift)
+        chosen = (magnitude == 0) | ((np.floor(size - err + shift) - 2 <= magnitude) & (magnitude <= rounded_high)
+                                     & signs_agree)
+        chosen[0] = False
+        near |= chosen
     return near | (either & (stored == 0))
+
+
+def rdoq_applies(header) -> bool:
+    """Whether the encoder chose the levels of ``header``'s file by rate-distortion cost (docs/codec.md)."""
+    return header.quantization == "quality" and header.mode == "L" and header.max_error is None
 
 
 def check_compressed(path: Path, written: np.ndarray, image: np.ndarray, mode: str, *, steps,
@@ -383,7 +397,8 @@ def check_compressed(path: Path, written: np.ndarray, image: np.ndarray, mode: s
     assert header.image_shape == image.shape and header.mode == mode
     assert np.array_equal(file_steps, np.broadcast_to(steps, (n * n,)))
     dead_zone = getattr(header, "dead_zone", 0) / 256
-    match = levels_match(stored, image, n, steps, kept=kept, threshold=threshold, dead_zone=dead_zone)
+    match = levels_match(stored, image, n, steps, kept=kept, threshold=threshold, dead_zone=dead_zone,
+                         rdoq=rdoq_applies(header))
     assert match.all(), (np.argwhere(~match)[:5], stored[~match][:5])
     coefficients = dequantized(stored, file_steps, offsets)
     decoded = reference_blockwise_idct(coefficients, image.shape)
@@ -537,7 +552,8 @@ def compressed_file_matches_image(path: Path, image_path: Path) -> bool | None:
         return True if worst <= rounding / 4 else False if worst > 4 * rounding else None
     dead_zone = getattr(header, "dead_zone", 0) / 256
     verdicts = {bool(levels_match(stored, pixels, n, steps, kept=kept, threshold=header.threshold,
-                                  dead_zone=dead_zone, slack=slack).all()) for slack in (0.25, 4.0)}
+                                  dead_zone=dead_zone, slack=slack, rdoq=rdoq_applies(header)).all())
+                for slack in (0.25, 4.0)}
     return verdicts.pop() if len(verdicts) == 1 else None
 
 

@@ -26,7 +26,7 @@ from ._entropy import decode_levels as _decode_coded
 from ..errors import CodecFileError, InvalidCompressionError, InvalidImageError, OutOfMemoryError
 from ..io._images import to_pixels
 from ..limits import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_PIXELS
-from ._quantize import DEAD_ZONE, DEFAULT_QUALITY, check_quality, step_table
+from ._quantize import DEAD_ZONE, DEFAULT_QUALITY, check_quality, rdoq_lambda, step_table
 from ..transform import forward, inverse
 from .._validation import check_block_size, check_image
 
@@ -214,7 +214,7 @@ def channel_steps(header: CodecHeader) -> np.ndarray:
     return step_table(header.block_size, step=header.step)
 
 
-def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
+def quantize_image(image, header: CodecHeader, *, coefficients=None, rdoq: bool = True) -> Levels:
     r"""The levels and offsets :func:`encode` computes for ``image`` with the settings of ``header``.
 
     For every channel c kept (the first K of the zigzag order) and every block, the
@@ -227,7 +227,16 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
       values towards zero saves more bits than it costs in error;
     * "none": ``x`` itself is kept.
 
-    Channels not kept are 0. With ``quality`` the encoder also fits reconstruction
+    Channels not kept are 0. With ``quality``, for 8-bit images without a bound
+    (``max_error``) and ``rdoq`` true, the AC levels are then chosen by rate-distortion
+    cost (:mod:`dctconv.codec._rdoq`): each nonzero level may move one towards zero or
+    to 0, and each block's last level move forward, where the bits saved outweigh the
+    error, with lambda :func:`dctconv.codec._quantize.rdoq_lambda`. At n = 8 (JPEG's
+    tables) the choice starts from plain rounding and takes the largest lambda whose
+    decoded pixels are no further from the image (squared error) than plain rounding's
+    decoded with no offsets (:func:`dctconv.codec._rdoq.rdoq_within`); its offsets are
+    then the fitted ones or none, whichever decodes closer. ``rdoq=False`` gives the
+    rounded levels (what files written before RDOQ hold). With ``quality`` the encoder also fits reconstruction
     offsets, per channel class (:func:`dctconv.codec._entropy.channel_classes`) and
     separately for ``|q| = 1`` and ``|q| >= 2``: the mean of ``|q| - |x|/s`` over those
     coefficients (the centroid of their quantization cells), clipped to 0 .. 127/256
@@ -257,6 +266,9 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
         kept[small] = 0.0
     if header.quantization == "none":
         return Levels(header, kept, steps)
+    lam = rdoq_lambda(steps, n) if rdoq and header.mode == "L" and header.max_error is None else None
+    # At n = 8 (JPEG's tables) RDOQ starts from plain rounding, the error it must not exceed.
+    plain = np.rint(kept).astype(np.int64) if lam is not None and n == 8 else None
     if header.dead_zone:
         np.rint(kept[:1], out=kept[:1])
         magnitude = np.empty(kept.shape[1:])
@@ -275,7 +287,26 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None) -> Levels:
     levels = kept.astype(np.int64)
     if header.quantization != "quality":
         return Levels(header, levels, steps)
-    return Levels(header, levels, steps, fit_offsets(levels, coefficients, steps, n))
+    offsets = fit_offsets(levels, coefficients, steps, n)
+    if lam is not None:
+        from ._rdoq import rdoq_within, rdoq as choose
+
+        if n == 8:
+            levels, offsets = rdoq_within(plain, coefficients, steps, n, lam,
+                                          keep=header.keep, fit=lambda lv: fit_offsets(lv, coefficients, steps, n),
+                                          error=lambda lv, off: _pixel_error(image, lv, steps, off, header))
+        else:
+            choose(levels, coefficients, steps, n, lam, keep=header.keep, offsets=offsets)
+            offsets = fit_offsets(levels, coefficients, steps, n)
+    return Levels(header, levels, steps, offsets)
+
+
+def _pixel_error(image, levels, steps, offsets, header) -> float:
+    """Squared error of the pixels ``levels`` decode to (no residual), summed."""
+    coefficients = dequantize(levels, steps, offsets, "quality")
+    pixels = _pixels_of(inverse(coefficients, image.shape), header)
+    difference = pixels.astype(np.float64) - image
+    return float(np.einsum("ij,ij->", difference, difference))
 
 
 def fit_offsets(levels: np.ndarray, coefficients: np.ndarray, steps: np.ndarray, block_size: int) -> np.ndarray:

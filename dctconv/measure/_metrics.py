@@ -16,6 +16,7 @@ image, whatever its PSNR.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -151,10 +152,38 @@ def _psnr(original, reconstruction, data_range, identical: bool) -> float | None
     return _skimage_psnr(_float64(original), _float64(reconstruction), data_range)
 
 
+def _exact_sum(original, reconstruction, errors: _Errors) -> bool:
+    """True when ``errors.squared_sum`` is the exact sum of the squared errors, whatever its order.
+
+    Integer pixels differ by whole numbers; while the largest square times the number of
+    pixels stays within 2**53 every square and every partial sum is a whole float64,
+    exact. scikit-image's ``np.mean`` of the squares then adds the same exact numbers.
+    """
+    whole = original.dtype.kind in "iu" and reconstruction.dtype.kind in "iu"
+    return whole and errors.largest**2 * original.size <= 2.0**53
+
+
+def _psnr_of(original, reconstruction, data_range, errors: _Errors) -> float | None:
+    """:func:`_psnr`, from the sum of the squared errors when it is exact (:func:`_exact_sum`).
+
+    scikit-image's MSE is that sum divided by the number of pixels, so the PSNR is the
+    same float64 number, without the four float64 images of scikit-image's computation.
+    """
+    if errors.largest == 0:
+        return None
+    if _exact_sum(original, reconstruction, errors):
+        return _psnr_of_mse(errors.squared_sum / original.size, data_range)
+    return _psnr(original, reconstruction, data_range, False)
+
+
+def _psnr_of_mse(error, data_range) -> float:
+    """scikit-image's last step of ``peak_signal_noise_ratio``: 10 log10(R**2 / MSE)."""
+    return float(10 * np.log10((float(data_range) ** 2) / np.float64(error)))
+
+
 def _skimage_psnr(original, reconstruction, data_range) -> float:
     """scikit-image's ``peak_signal_noise_ratio`` of two float64 arrays, its operations in its order."""
-    error = np.mean((original - reconstruction) ** 2, dtype=np.float64)
-    return float(10 * np.log10((float(data_range) ** 2) / error))
+    return _psnr_of_mse(np.mean((original - reconstruction) ** 2, dtype=np.float64), data_range)
 
 
 def ssim(original, reconstruction, *, data_range: float) -> float | None:
@@ -189,8 +218,9 @@ def _ssim(original, reconstruction, data_range) -> float | None:
     along each edge, whose windows would reach past the image. Each band's map is
     computed with ``pad`` more rows of context above and below, and only its own
     rows of the map are summed: the window of every summed pixel lies in the band
-    given, so the map values are those of the whole image (up to the order of the
-    floating-point sums, about 1e-16).
+    given, so the map values are those of the whole image (up to the rounding of the
+    running sums, which start at each band's top: about 1e-16). Each row is summed
+    with compensation and the rows' sums are added correctly rounded (``math.fsum``).
     """
     window = min(SSIM_WINDOW, *original.shape)
     window -= 1 - window % 2  # the window side must be odd
@@ -199,25 +229,22 @@ def _ssim(original, reconstruction, data_range) -> float | None:
     pad = (window - 1) // 2
     height, width = original.shape
 
-    def band_sum(band) -> float:
+    def band_sums(band) -> np.ndarray:
         top, bottom = band
-        similarity = _ssim_map(_float64(original[top - pad : bottom + pad]),
-                               _float64(reconstruction[top - pad : bottom + pad]), data_range, window)
-        return float(np.sum(similarity[pad : pad + bottom - top, pad : width - pad], dtype=np.float64))
+        return _ssim_rows(original[top - pad : bottom + pad], reconstruction[top - pad : bottom + pad],
+                          data_range, window, pad, pad + bottom - top)
 
     bands = _bands(height, width, start=pad, stop=height - pad)
     workers = min(len(bands), _threads())
-    if workers > 1:  # the compiled map releases the GIL: bands side by side, summed in order
+    if workers > 1:  # the compiled loop releases the GIL: bands side by side
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers, thread_name_prefix="dctconv-ssim") as pool:
-            sums = list(pool.map(band_sum, bands))
+            sums = list(pool.map(band_sums, bands))
     else:
-        sums = map(band_sum, bands)
-    total = 0.0
-    for value in sums:
-        total += value
-    return total / ((height - 2 * pad) * (width - 2 * pad))
+        sums = list(map(band_sums, bands))
+    # Correctly rounded: the same number in any order of the rows.
+    return math.fsum(np.concatenate(sums).tolist()) / ((height - 2 * pad) * (width - 2 * pad))
 
 
 def _threads() -> int:
@@ -227,10 +254,17 @@ def _threads() -> int:
     return default_workers()
 
 
+def _ssim_rows(x, y, data_range, window: int, first: int, last: int) -> np.ndarray:
+    """Sums of rows ``first`` to ``last`` of scikit-image's SSIM map of ``x`` and ``y``, over the
+    columns whose windows lie in the image (:func:`dctconv.measure._ssim.ssim_rows`)."""
+    from ._ssim import ssim_rows
+
+    return ssim_rows(x, y, data_range, window, SSIM_K1, SSIM_K2, first, last)[0]
+
+
 def _ssim_map(x, y, data_range, window: int) -> np.ndarray:
-    """scikit-image's SSIM map (``structural_similarity(..., full=True)``'s ``S``) of two float64
-    arrays with a uniform ``window`` x ``window`` filter: its operations in its order
-    (:func:`dctconv.measure._ssim.ssim_map`)."""
+    """scikit-image's SSIM map (``structural_similarity(..., full=True)``'s ``S``) of two images with a
+    uniform ``window`` x ``window`` filter: its operations in its order (:func:`dctconv.measure._ssim.ssim_map`)."""
     from ._ssim import ssim_map
 
     return ssim_map(x, y, data_range, window, SSIM_K1, SSIM_K2)
@@ -271,7 +305,7 @@ def compare(original, reconstruction, *, data_range: float) -> Quality:
 def _quality(original, reconstruction, data_range, errors: _Errors, *, psnr_db=None) -> Quality:
     """The four numbers; ``psnr_db``, if given, a callable giving the PSNR computed elsewhere."""
     if psnr_db is None:
-        psnr_db = _now(_psnr, original, reconstruction, data_range, errors.largest == 0)
+        psnr_db = _now(_psnr_of, original, reconstruction, data_range, errors)
     ssim = _ssim(original, reconstruction, data_range)
     return Quality(
         psnr_db=psnr_db(),
@@ -290,7 +324,8 @@ def measure(original, reconstruction, *, data_range: float,
     and PSNR (most of the time): ``compress`` starts encoding the picture then.
     ``submit``, if given, is called as ``submit(function, *args)`` to compute the
     PSNR elsewhere (another thread) while the SSIM is computed here, and returns a
-    callable that gives the result; the numbers are the same.
+    callable that gives the result; the numbers are the same. Integer images need no
+    such work: their PSNR comes from the sum of the squared errors (:func:`_psnr_of`).
 
     Returns
     -------
@@ -312,7 +347,9 @@ def measure(original, reconstruction, *, data_range: float,
     original, reconstruction = _pair(original, reconstruction)
     errors = _errors(original, reconstruction)
     picture, scale = _error_picture(errors)
-    psnr_db = None if submit is None else submit(_psnr, original, reconstruction, data_range, errors.largest == 0)
+    psnr_db = None
+    if submit is not None and not _exact_sum(original, reconstruction, errors):
+        psnr_db = submit(_psnr, original, reconstruction, data_range, errors.largest == 0)
     if on_error_picture is not None:
         on_error_picture(picture, scale, errors.largest)
     return _quality(original, reconstruction, data_range, errors, psnr_db=psnr_db), picture, scale

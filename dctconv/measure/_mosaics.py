@@ -248,6 +248,8 @@ def maps_picture(coefficients, *, mask=None, dc_range=None) -> np.ndarray:
     Parameters
     ----------
     coefficients : ndarray, shape (n*n, rows, columns)
+        Or any object with that ``shape`` whose ``coefficients[c]`` is channel c's map
+        (``compress`` decodes one channel at a time).
     mask : array_like of bool, shape (n*n,), optional
         As for :func:`maps_mosaic`.
     dc_range : (float, float), optional

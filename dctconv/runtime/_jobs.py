@@ -322,6 +322,25 @@ def _listed(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+class _DecodedMaps:
+    """The decoded coefficient maps of :class:`~dctconv.codec._core.Levels`, made one channel at a time
+    as the maps picture reads them: the same numbers as ``levels.coefficients`` without the
+    float64 maps of the whole image (128 MiB for 4096 x 4096), whose fresh memory cost more
+    than the work (docs/performance.md)."""
+
+    def __init__(self, levels):
+        self._levels = levels
+        self.shape = levels.levels.shape
+
+    def __getitem__(self, channel: int):
+        from ..codec._core import dequantize
+
+        levels = self._levels
+        offsets = None if levels.offsets is None else levels.offsets[:, channel : channel + 1]
+        return dequantize(levels.levels[channel : channel + 1], levels.steps[channel : channel + 1], offsets,
+                          levels.header.quantization)[0]
+
+
 def _compress_file(path: Path, out_dir: Path, background: Background, *, block_size, quality, step, keep,
                    threshold, data_range, max_error, sweep, max_pixels, protected, pictures, record) -> FileResult:
     import json
@@ -375,7 +394,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                     lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest,
                                                                     data_range=(low, high))))
                 encoded["maps"] = background.submit(
-                    lambda: picture_bytes(maps_picture(levels.coefficients, mask=mask,
+                    lambda: picture_bytes(maps_picture(_DecodedMaps(levels), mask=mask,
                                                        dc_range=(n * low, n * high))))
         quality_numbers, _, error_scale = measure(measured_image, measured_pixels, data_range=high - low,
                                                   on_error_picture=encode_pictures if pictures else None,

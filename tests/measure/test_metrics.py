@@ -205,8 +205,10 @@ def test_measure_hands_over_the_error_picture_before_psnr_and_ssim(monkeypatch, 
 
 
 def test_psnr_computed_elsewhere_is_the_same(rng):
+    # A float image's PSNR is scikit-image's computation, handed to another thread.
     image, _ = read_image(SAMPLES / "camera.png")
-    other = noisy(image, rng, 4)
+    image = image.astype(np.float32) / 255
+    other = (image + rng.normal(0, 0.01, image.shape)).astype(np.float32)
     handed = []
 
     def submit(function, *args):
@@ -214,10 +216,44 @@ def test_psnr_computed_elsewhere_is_the_same(rng):
         result = function(*args)
         return lambda: result
 
-    quality = measure(image, other, data_range=255, submit=submit)[0]
+    quality = measure(image, other, data_range=1.0, submit=submit)[0]
     assert len(handed) == 1
-    assert quality.psnr_db == pytest.approx(peak_signal_noise_ratio(image, other, data_range=255), rel=1e-12)
-    assert quality == measure(image, other, data_range=255)[0]
+    assert quality.psnr_db == peak_signal_noise_ratio(image.astype(np.float64), other.astype(np.float64),
+                                                      data_range=1.0)
+    assert quality == measure(image, other, data_range=1.0)[0]
+
+
+@pytest.mark.parametrize(("dtype", "data_range", "spread"), [(np.uint8, 255, 4), (np.uint16, 65535, 900),
+                                                             (np.int32, 2**20, 3000)])
+def test_the_psnr_of_integer_images_is_scikit_images_from_the_summed_errors(dtype, data_range, spread, rng):
+    # Whole errors: their squares and every partial sum are exact in float64, so the PSNR
+    # from the sum of squared errors is scikit-image's to the last bit, and nothing is
+    # handed to another thread (scikit-image's computation makes four float64 images).
+    image = rng.integers(0, min(data_range, 60000), (150, 97)).astype(dtype)
+    other = noisy(image, rng, spread)
+    handed = []
+    quality = measure(image, other, data_range=data_range, submit=lambda *task: handed.append(task))[0]
+    assert handed == []
+    assert quality.psnr_db == peak_signal_noise_ratio(image, other, data_range=data_range)
+    assert compare(image, other, data_range=data_range).psnr_db == quality.psnr_db
+
+
+def test_int32_errors_too_large_to_sum_exactly_take_scikit_images_way(rng):
+    # Squares of errors near 2**31 are not whole float64 numbers: scikit-image's mean of
+    # the squares is computed as it computes it (here on the other thread).
+    image = rng.integers(-(2**31), 2**31 - 1, (40, 30), dtype=np.int64).astype(np.int32)
+    other = rng.integers(-(2**31), 2**31 - 1, (40, 30), dtype=np.int64).astype(np.int32)
+    handed = []
+
+    def submit(function, *args):
+        handed.append(function)
+        result = function(*args)
+        return lambda: result
+
+    quality = measure(image, other, data_range=2.0**32, submit=submit)[0]
+    assert len(handed) == 1
+    assert quality.psnr_db == peak_signal_noise_ratio(image.astype(np.float64), other.astype(np.float64),
+                                                      data_range=2.0**32)
 
 
 @pytest.mark.parametrize(("dtype", "data_range", "window"), [
@@ -243,15 +279,36 @@ def test_psnr_and_ssim_map_are_scikit_images_to_the_last_bit(dtype, data_range, 
 
 
 @pytest.mark.parametrize("window", [3, 5, 7])
-def test_the_ssim_window_means_are_scipys_uniform_filter_to_the_last_bit(window, rng):
-    # The running sums of scipy.ndimage.uniform_filter (reflected edges), compiled: down to
-    # lines exactly as long as the window, where both edges reflect into one window.
-    from scipy.ndimage import uniform_filter
-
+def test_the_ssim_map_row_by_row_is_scikit_images_to_the_last_bit(window, rng):
+    # scipy.ndimage.uniform_filter's running sums (reflected edges), kept row by row: down to
+    # lines exactly as long as the window, where both edges reflect into one window, and
+    # values far from 1.
     from dctconv.measure import _ssim
 
     for shape in [(window, window), (window, 40), (33, window + 1), (70, 45)]:
-        values = rng.normal(0, 1, shape) * 10.0 ** rng.integers(-3, 8)
-        scratch, out = np.empty(shape), np.empty(shape)
-        _ssim._window_mean(values, window, scratch, out)
-        assert np.array_equal(out, uniform_filter(values, size=window)), shape
+        scale = 10.0 ** rng.integers(-3, 8)
+        x = rng.normal(0, 1, shape) * scale
+        y = x + rng.normal(0, 0.1, shape) * scale
+        _, expected = structural_similarity(x, y, data_range=4 * scale, win_size=window, full=True)
+        assert np.array_equal(_ssim.ssim_map(x, y, 4 * scale, window, 0.01, 0.03), expected), shape
+        # Rows of a band: the same numbers, and each row's sum over the columns scikit-image averages.
+        pad = (window - 1) // 2
+        sums, rows = _ssim.ssim_rows(x, y, 4 * scale, window, 0.01, 0.03, pad, shape[0] - pad, full=True)
+        assert np.array_equal(rows, expected[pad : shape[0] - pad])
+        inner = expected[pad : shape[0] - pad, pad : shape[1] - pad]
+        np.testing.assert_allclose(sums, inner.sum(axis=1), rtol=0, atol=1e-14 * np.abs(inner).max() * shape[1])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+def test_the_ssim_reads_pixels_in_their_own_type(dtype, rng):
+    # No float64 copy of the images: the compiled loop reads each pixel type as it is.
+    image = rng.integers(0, 250, (37, 41)).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        other = (image + rng.normal(0, 3, image.shape)).astype(dtype)
+    else:
+        other = noisy(image, rng, 5)
+    a, b = image.astype(np.float64), other.astype(np.float64)
+    _, expected = structural_similarity(a, b, data_range=255, full=True)
+    assert np.array_equal(metrics._ssim_map(image, other, 255, 7), expected)
+    assert ssim(image, other, data_range=255) == pytest.approx(structural_similarity(a, b, data_range=255),
+                                                               rel=1e-13)

@@ -116,7 +116,7 @@ def probe(_):
     from dctconv.codec import _engine
     from dctconv.measure import _ssim
     # Compiled (or loaded from numba's cache) before this worker's first file.
-    return min(len(_engine._code_levels.signatures), len(_ssim._ssim_map.signatures))
+    return min(len(_engine._code_levels.signatures), len(_ssim._ssim_rows.signatures))
 '''
 
 

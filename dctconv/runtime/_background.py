@@ -41,7 +41,12 @@ class Background:
                     future.set_exception(exc)
 
     def submit(self, function, *args):
-        """Start ``function(*args)``; returns a callable that waits for its result (or raises its error)."""
+        """Start ``function(*args)``; returns a callable that gives its result (or raises its error).
+
+        A task the thread has not started when its result is asked for runs in the asking
+        thread instead: the caller, which would only wait, does the work, while the thread
+        goes on with the tasks before it.
+        """
         if self._tasks is None:
             result = function(*args)
             return lambda: result
@@ -50,7 +55,13 @@ class Background:
         future = Future()
         self._futures.append(future)
         self._tasks.put((future, function, args))
-        return future.result
+
+        def result():
+            if future.cancel():  # not started: the thread will skip it
+                return function(*args)
+            return future.result()
+
+        return result
 
     def __enter__(self):
         return self

@@ -304,6 +304,9 @@ def compress_file(
                               protected=protected, pictures=pictures, record=record)
 
 
+#: What :func:`compress_file` imports on its other thread while it reads and encodes: the
+#: compiled loops, loaded (imported by the fork server of ``--jobs`` already).
+_WARM_IMPORTS = ("dctconv.runtime._warm",)
 #: What :func:`compress_file` imports after the encode: the sweep's figure.
 _SWEEP_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
@@ -353,12 +356,30 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
     from ..io._images import image_bytes, image_suffix, read_image
     from ..measure._metrics import loss_notes, measure, over_valid
 
+    # The compiled loops of the engine and the SSIM are loaded (0.5-0.7 s of numba's first
+    # use) on the other thread while this one reads and quantizes the image; their modules
+    # are imported here first, so that the two threads never import the same module at once.
+    from ..codec import _engine  # noqa: F401
+    from ..measure import _ssim  # noqa: F401
+
+    background.submit(_import_all, _WARM_IMPORTS)
     image, info = read_image(_an_image(path), max_pixels=max_pixels, allow_nan=True)
     notes = image_notes(info)
     data, levels = encode_image(image, block_size=block_size, quality=quality, step=step, keep=keep,
                                 threshold=threshold, data_range=data_range, max_error=max_error)
     header = levels.header
     low, high = header.value_range
+    n = header.block_size
+    mask = keep_mask(n, header.keep)
+    # The other thread encodes the pictures and the reconstruction into memory (in the order
+    # they can be made) while this one decodes and measures; this one writes every file.
+    tasks = {}
+    if pictures:
+        from ..io._images import picture_bytes, save_picture
+        from ..measure._mosaics import error_picture_with_legend, maps_picture
+
+        tasks["maps"] = background.submit(
+            lambda: picture_bytes(maps_picture(_DecodedMaps(levels), mask=mask, dc_range=(n * low, n * high))))
     # What decode gives (the same levels and sections, through the same function):
     # transform --inverse of the file writes these pixels exactly.
     pixels = decoded_pixels(data, levels)
@@ -370,10 +391,8 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         # same value in both images, and PSNR, MSE and RMSE leave them out (over_valid).
         measured_image = np.where(nan, np.float32(low), image)
         measured_pixels = np.where(nan, np.float32(low), pixels)
-    n = header.block_size
     nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
     blocks = levels.levels[0].size
-    mask = keep_mask(n, header.keep)
     height, width = image.shape
     names = compress_output_names(path.stem, image_suffix(info.mode), sweep=sweep, pictures=pictures)
     with atomic_outputs(protected) as outputs:
@@ -381,21 +400,13 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         _write_bytes(temp, data)
         # The rename into place keeps the size, so this is the size on disk.
         compressed_bytes = os.path.getsize(temp)
-        # The reconstruction, the PSNR and the pictures are computed on the other thread
-        # (in the order they are needed) while this one computes the SSIM.
-        reconstruction_png = background.submit(image_bytes, pixels, info.mode)
-        encoded = {}
-        if pictures:
-            from ..io._images import picture_bytes, save_picture
-            from ..measure._mosaics import error_picture_with_legend, maps_picture
+        tasks["reconstruction"] = background.submit(image_bytes, pixels, info.mode)
 
-            def encode_pictures(picture, scale, largest):
-                encoded["error"] = background.submit(
-                    lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest,
-                                                                    data_range=(low, high))))
-                encoded["maps"] = background.submit(
-                    lambda: picture_bytes(maps_picture(_DecodedMaps(levels), mask=mask,
-                                                       dc_range=(n * low, n * high))))
+        def encode_pictures(picture, scale, largest):
+            tasks["error"] = background.submit(
+                lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest,
+                                                                data_range=(low, high))))
+
         quality_numbers, _, error_scale = measure(measured_image, measured_pixels, data_range=high - low,
                                                   on_error_picture=encode_pictures if pictures else None,
                                                   submit=background.submit)
@@ -468,9 +479,11 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
                 measured_image, measured_pixels, channel_mask=mask, error_scale=error_scale, value_range=(low, high),
                 channel_share=nonzero / blocks, title=title, subtitle=subtitle,
             )
-        _write_bytes(outputs.path(out_dir / names["reconstruction"]), reconstruction_png())
-        for kind, content in encoded.items():
-            _write_bytes(outputs.path(out_dir / names[kind]), content())
+        # The latest tasks first: one the other thread has not started is done here (Background.submit).
+        encoded = {kind: tasks[kind]() for kind in reversed(tasks)}
+        for kind in ("reconstruction", "error", "maps"):
+            if kind in encoded:
+                _write_bytes(outputs.path(out_dir / names[kind]), encoded[kind])
         if pictures:
             save_picture(outputs.path(out_dir / names["summary"]), summary)
         if sweep:

@@ -49,16 +49,21 @@ DEAD_ZONE = 13
 #: squared DC steps per bit: one lambda for every channel (the same slope everywhere is
 #: what minimizes the summed error), ``RDOQ_LAMBDA * step[0]**2``; 0 turns RDOQ off.
 #: Tuned for BD-rate (PSNR) at n = 4 on scikit-image's photos, not on sample_images/
-#: (docs/codec.md). At n = 8 (JPEG's tables) it is the largest lambda tried.
+#: (docs/codec.md).
 RDOQ_LAMBDA = 0.15
+
+#: At n = 8 (JPEG's tables) the lambda is searched (:func:`dctconv.codec._rdoq.rdoq_within`):
+#: this is its largest c, in the same units.
+RDOQ_LAMBDA_N8 = 2.0
 
 
 def rdoq_lambda(steps, block_size: int):
-    """Lambda per channel of :func:`dctconv.codec._rdoq.rdoq` for these steps, or None (no RDOQ)."""
+    """Lambda per channel of :func:`dctconv.codec._rdoq.rdoq` for these steps (at n = 8 the largest
+    one tried), or None (no RDOQ)."""
     if RDOQ_LAMBDA <= 0:
         return None
     steps = np.asarray(steps, np.float64)
-    return np.full(steps.shape, RDOQ_LAMBDA * steps[0] ** 2)
+    return np.full(steps.shape, (RDOQ_LAMBDA_N8 if block_size == 8 else RDOQ_LAMBDA) * steps[0] ** 2)
 
 
 #: The pixel range the steps of ``quality`` are written for: 8-bit images.

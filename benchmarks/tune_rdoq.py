@@ -61,8 +61,8 @@ def variant(*, c=None, per_channel=False, dead_zone=None, passes=1, fixed_n8=Fal
             _rdoq.rdoq = lambda *args, **kwargs: saved[3](*args, **kwargs, passes=passes)
         if fixed_n8:
             def fixed(plain, coefficients, steps, n, lam, *, keep, fit, error):
-                levels = plain.copy()
-                saved[3](levels, coefficients, steps, n, lam, keep=keep, offsets=fit(levels))
+                levels = plain.copy()  # lambda c * (DC step)**2, not the search's largest
+                saved[3](levels, coefficients, steps, n, c * steps[0] ** 2, keep=keep, offsets=fit(levels))
                 return levels, fit(levels)
             _rdoq.rdoq_within = fixed
         yield

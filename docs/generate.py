@@ -755,6 +755,12 @@ def _bench_codec() -> str:
     return _demote(text.split("\n", 1)[1].strip(), 1) + "\n"
 
 
+@block("tune-rdoq")
+def _tune_rdoq() -> str:
+    text = _results("tune_rdoq.md")
+    return text.split("\n", 2)[2].strip() + "\n"  # below its title: the page's paragraph introduces it
+
+
 @block("bench-compress")
 def _bench_compress() -> str:
     """The compress command's speed from bench_codec.json, beside the encode and WebP's encode."""

@@ -154,7 +154,8 @@ class CodecHeader:
     keep: int
     threshold: float
     dead_zone: int = 0
-    """Dead zone of the AC rounding in 1/256 of a step (quality only): level = floor(|c|/step + 1/2 - dead_zone/256)."""
+    """Dead zone of the AC rounding in 1/256 of a step (quality only): level = floor(|c|/step + 1/2 - dead_zone/256),
+    before the encoder's rate-distortion choice of 8-bit levels (:mod:`dctconv.codec._rdoq`)."""
     model_bytes: int = 0
     word_count: int = 0
     raw_bytes: int = 0

@@ -188,7 +188,7 @@ def encode_before(image, **settings) -> bytes:
     import dctconv
     from dctconv.codec import _bound, _core
 
-    def adrs_only(image, source, nan, prediction, max_error, mode, data_range):
+    def adrs_only(image, source, nan, prediction, max_error, mode, data_range, **_):
         q = _bound.quantize_residual(image, prediction, max_error, mode, data_range)
         if not q.any():
             return {}

@@ -84,8 +84,9 @@ def quantize_residual(image, prediction, max_error: float, mode: str, data_range
     return q.astype(np.int64)
 
 
-def residual_sections(image, source, nan, prediction, max_error: float, mode: str, data_range) -> dict:
-    """The section of the residual of a bound, the smaller of its two codings (none when every q is 0).
+def residual_sections(image, source, nan, prediction, max_error: float, mode: str, data_range, *,
+                      codings=("ADRS", "ADRP")) -> dict:
+    """The section of the residual of a bound, the smaller of its ``codings`` (none when every q is 0).
 
     ``ADRS`` codes q as it is (:func:`dctconv.codec._engine.encode_map`), ``ADRP`` predicts
     each q from its decoded neighbours (:func:`dctconv.codec._engine.encode_predicted_map`):
@@ -100,9 +101,13 @@ def residual_sections(image, source, nan, prediction, max_error: float, mode: st
     q = quantize_residual(image, prediction, max_error, mode, data_range)
     if not q.any():
         return {}
-    filled = q if nan is None else np.where(nan, quantize_residual(source, prediction, max_error, mode, data_range), q)
-    codings = [("ADRS", encode_map(q[None])), ("ADRP", encode_predicted_map(filled))]
-    tag, data = min(codings, key=lambda coding: len(coding[1]))
+    coded = []
+    if "ADRS" in codings:
+        coded.append(("ADRS", encode_map(q[None])))
+    if "ADRP" in codings:
+        filled = q if nan is None else np.where(nan, quantize_residual(source, prediction, max_error, mode, data_range), q)
+        coded.append(("ADRP", encode_predicted_map(filled)))
+    tag, data = min(coded, key=lambda coding: len(coding[1]))
     return {tag: data}
 
 

@@ -11,6 +11,8 @@
    ``dctconv.decode`` against WebP's decode, and the command a user runs,
    ``dctconv compress PHOTO.png -o DIR`` with every output (a subprocess of this Python,
    start-up included), against the same WebP encode; interleaved rounds, medians, ratios.
+   Then one more such process, with timers around the functions compress calls
+   (:data:`STAGES`), says where its time goes (the table of docs/performance.md).
 4. The first call's latency: a new process encodes and decodes a 64 x 64 image with an
    empty numba cache (the engine compiles), then another does it with the cache written
    (the engine's machine code loaded); import and each call timed apart.
@@ -170,6 +172,74 @@ def compress_command(photo: Path, out_dir: Path) -> float:
     return seconds
 
 
+#: The functions whose calls the profile of one ``compress`` run times: (module, function, what it does).
+STAGES = [
+    ("dctconv.runtime._jobs", "compress_file", "`compress_file`, in all (the work of one file)"),
+    ("dctconv.io._images", "read_image", "read the PNG"),
+    ("dctconv.runtime._jobs", "_import_all", "load numba's compiled loops (`runtime._warm`)"),
+    ("dctconv.codec._core", "quantize_image", "encode: DCT, quantization, RDOQ, offsets"),
+    ("dctconv.codec._engine", "encode_levels", "encode: the engine codes the levels"),
+    ("dctconv.codec._core", "decoded_pixels", "decode the levels to the reconstruction's pixels"),
+    ("dctconv.measure._metrics", "_errors", "errors: sum of squares (PSNR, MSE), largest"),
+    ("dctconv.measure._metrics", "_error_picture", "error picture (99th percentile, scaled)"),
+    ("dctconv.measure._metrics", "_ssim", "SSIM"),
+    ("dctconv.measure._metrics", "loss_notes", "distinct values (the loss notes)"),
+    ("dctconv.measure._summary", "summary_picture", "draw the summary picture"),
+    ("dctconv.measure._mosaics", "maps_picture", "draw the maps picture"),
+    ("dctconv.measure._mosaics", "error_picture_with_legend", "frame the error picture with its legend"),
+    ("dctconv.io._images", "picture_bytes", "PNG-encode the picture drawn before it on its thread"),
+    ("dctconv.io._images", "image_bytes", "PNG-encode the reconstruction"),
+    ("dctconv.io._images", "save_picture", "PNG-encode and write the summary"),
+]
+
+#: Run as ``python -c``: the command line in this process, each of STAGES timed; prints JSON.
+STAGE_PROFILE = """
+import functools, importlib, json, resource, sys, threading, time
+start = time.perf_counter()
+events = []
+
+def timed(module_name, name, what):
+    module = importlib.import_module(module_name)
+    function = getattr(module, name)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            events.append({"what": what, "function": module_name.replace("dctconv.", "") + "." + name,
+                           "main": threading.current_thread() is threading.main_thread(),
+                           "start": began - start, "seconds": time.perf_counter() - began})
+    setattr(module, name, wrapper)
+
+from dctconv.cli import cli
+for stage in json.loads(sys.argv[1]):
+    timed(*stage)
+try:
+    cli(sys.argv[2:], prog_name="dctconv")
+except SystemExit as exc:
+    if exc.code:
+        raise
+print(json.dumps({"events": events, "ended": time.perf_counter() - start,
+                  "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def compress_stages(photo: Path, out_dir: Path) -> dict:
+    """One ``dctconv compress PHOTO -o OUT_DIR`` in a new process with its stages timed (STAGE_PROFILE)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", STAGE_PROFILE, json.dumps(STAGES), "compress", str(photo),
+                           "-o", str(out_dir)], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"dctconv compress (profiled) failed ({done.returncode}): {done.stderr.strip()}")
+    profile = json.loads(done.stdout.strip().splitlines()[-1])
+    profile["wall"] = wall
+    profile["load_average"] = os.getloadavg()
+    return profile
+
+
 def run_speed(rounds: int) -> dict:
     load_start = os.getloadavg()
     image = big_photo()
@@ -201,6 +271,7 @@ def run_speed(rounds: int) -> dict:
             out_dir = Path(temp) / f"out{index}"  # a new folder each round: every output written anew
             times["compress"].append(compress_command(photo, out_dir))
         outputs = sorted(path.name for path in out_dir.iterdir() if not path.name.startswith("."))
+        stages = compress_stages(photo, Path(temp) / "profiled")
     medians = {key: statistics.median(values) for key, values in times.items()}
     return {
         "side": image.shape[0],
@@ -210,6 +281,7 @@ def run_speed(rounds: int) -> dict:
         "decode_over_webp": medians["decode"] / medians["webp_decode"],
         "compress_over_webp": medians["compress"] / medians["webp_encode"],
         "compress_outputs": outputs,
+        "compress_stages": stages,
         "load_average": {"start": load_start, "end": os.getloadavg()},
         "dctconv_bpp": 8 * len(data) / image.size,
         "rounded_bpp": 8 * len(rounded) / image.size,

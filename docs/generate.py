@@ -787,6 +787,39 @@ def _bench_compress() -> str:
     return "\n".join(lines) + "\n"
 
 
+@block("bench-compress-stages")
+def _bench_compress_stages() -> str:
+    """Where the time of one compress of the photo goes: the timed functions of bench_codec.json, in time order."""
+    speed = json.loads(_results("bench_codec.json"))["speed"]
+    profile = speed.get("compress_stages")
+    if profile is None:
+        return "Not measured yet: `python benchmarks/bench_codec.py --only speed`.\n"
+    events = sorted(profile["events"], key=lambda e: e["start"])
+    whole = next(e for e in events if e["function"] == "runtime._jobs.compress_file")
+    # The warm-up runs the timed functions on a tiny image: its own row covers them.
+    warm = [(e["start"], e["start"] + e["seconds"]) for e in events if e["function"] == "runtime._jobs._import_all"]
+    events = [e for e in events if e["main"] or e["function"] == "runtime._jobs._import_all"
+              or not any(start <= e["start"] < end for start, end in warm)]
+    lines = [
+        f"One `dctconv compress PHOTO.png -o DIR` of the {speed['side']} x {speed['side']} photo in a new process, "
+        f"{profile['wall']:.2f} s from its start to its exit (load average {profile['load_average'][0]:.2f}), "
+        f"at most {profile['max_rss_mib']:.0f} MiB resident; its functions timed where they are called "
+        "(seconds from the process's start; \"second\": the thread beside the main one, "
+        "`runtime._background`):",
+        "",
+        "| step | function | thread | starts at | s |",
+        "|---|---|---|---:|---:|",
+        f"| start-up: Python, imports, the command line | | main | 0.00 | {whole['start']:.2f} |",
+    ]
+    for event in events:
+        thread = "main" if event["main"] else "second"
+        lines.append(f"| {event['what']} | `{event['function']}` | {thread} | {event['start']:.2f} "
+                     f"| {event['seconds']:.2f} |")
+    end = whole["start"] + whole["seconds"]
+    lines.append(f"| the result printed, the process's exit | | main | {end:.2f} | {profile['wall'] - end:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 @block("bench-first-call")
 def _bench_first_call() -> str:
     """The first call's latency (numba compiling, or loading its cache) from bench_codec.json."""

@@ -142,8 +142,12 @@ _READ_AS_IS = (np.uint8, np.uint16, np.int32, np.float32, np.float64)
 
 
 def _pixels(a) -> np.ndarray:
+    """``a`` as the compiled loop reads it: C-contiguous, and read-only (a view), so that images read
+    from files (read-only) and decoded ones (writable) share one compiled version per type."""
     a = np.asarray(a)
-    return np.ascontiguousarray(a if a.dtype in _READ_AS_IS else a.astype(np.float64))
+    a = np.ascontiguousarray(a if a.dtype in _READ_AS_IS else a.astype(np.float64)).view()
+    a.flags.writeable = False
+    return a
 
 
 def ssim_map(x, y, data_range: float, window: int, k1: float, k2: float) -> np.ndarray:

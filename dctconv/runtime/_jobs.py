@@ -25,7 +25,8 @@ TRANSFORM_IMPORTS = (
 #: most of its start-up is numba (the codec's engine and the SSIM), whose compiled
 #: loops ``dctconv.runtime._warm`` loads.
 COMPRESS_DATA_IMPORTS = TRANSFORM_IMPORTS + (
-    "dctconv.codec._core", "dctconv.codec._engine", "dctconv.codec._zigzag", "dctconv.measure._metrics",
+    "dctconv.codec._core", "dctconv.codec._engine", "dctconv.codec._rdoq", "dctconv.codec._zigzag",
+    "dctconv.measure._metrics",
     "dctconv.measure._ssim", "dctconv.runtime._warm",
 )
 #: The same for :func:`compress_file` with its pictures (drawn with Pillow; matplotlib
@@ -356,12 +357,9 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
     from ..io._images import image_bytes, image_suffix, read_image
     from ..measure._metrics import loss_notes, measure, over_valid
 
-    # The compiled loops of the engine and the SSIM are loaded (0.5-0.7 s of numba's first
-    # use) on the other thread while this one reads and quantizes the image; their modules
-    # are imported here first, so that the two threads never import the same module at once.
-    from ..codec import _engine  # noqa: F401
-    from ..measure import _ssim  # noqa: F401
-
+    # numba and the compiled loops of the quantization, the engine and the SSIM are imported
+    # and loaded (0.5-1 s) on the other thread while this one reads the image; the encode
+    # waits for a module the other thread is still importing (Python's lock per module).
     background.submit(_import_all, _WARM_IMPORTS)
     image, info = read_image(_an_image(path), max_pixels=max_pixels, allow_nan=True)
     notes = image_notes(info)

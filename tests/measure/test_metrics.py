@@ -312,3 +312,18 @@ def test_the_ssim_reads_pixels_in_their_own_type(dtype, rng):
     assert np.array_equal(metrics._ssim_map(image, other, 255, 7), expected)
     assert ssim(image, other, data_range=255) == pytest.approx(structural_similarity(a, b, data_range=255),
                                                                rel=1e-13)
+
+
+def test_read_only_and_writable_images_share_one_compiled_ssim(rng):
+    # An image read from a file is read-only, a decoded one writable: numba compiles (or loads)
+    # a version for each combination it is given, so the loop is always given read-only views.
+    from dctconv.measure import _ssim
+
+    image = rng.integers(0, 256, (20, 20)).astype(np.uint8)
+    other = noisy(image, rng, 3)
+    expected = ssim(image, other, data_range=255)
+    before = len(_ssim._ssim_rows.signatures)
+    image.flags.writeable = False
+    assert ssim(image, other, data_range=255) == expected
+    ssim(other[::-1], image, data_range=255)
+    assert len(_ssim._ssim_rows.signatures) == before

@@ -113,10 +113,11 @@ print(json.dumps([r for _, r, _ in map_in_processes([1, 2], probe, jobs=2, prelo
 
 _ENGINE_PROBE = '''
 def probe(_):
-    from dctconv.codec import _engine
+    from dctconv.codec import _engine, _rdoq
     from dctconv.measure import _ssim
     # Compiled (or loaded from numba's cache) before this worker's first file.
-    return min(len(_engine._code_levels.signatures), len(_ssim._ssim_rows.signatures))
+    return min(len(_engine._code_levels.signatures), len(_rdoq._decide.signatures),
+               len(_ssim._ssim_rows.signatures))
 '''
 
 

@@ -283,13 +283,57 @@ def save_picture(path, picture) -> None:
     _write_picture(path, picture)
 
 
-def picture_bytes(picture) -> bytes:
-    """The bytes :func:`save_picture` writes for ``picture``: to encode now and write later."""
+def picture_bytes(picture, *, unfiltered: bool = False) -> bytes:
+    """The bytes :func:`save_picture` writes for ``picture``: to encode now and write later.
+
+    With ``unfiltered`` the rows are stored as they are (PNG filter type 0) and deflated
+    with :data:`PNG_OPTIONS`' strategy, by :func:`unfiltered_png`: for pictures of
+    noise-like values such as errors, which Pillow's choice of a filter per row makes
+    larger and slower to write (docs/performance.md).
+    """
+    if unfiltered:
+        return unfiltered_png(np.asarray(picture, dtype=np.uint8))
     import io
 
     buffer = io.BytesIO()
     _write_picture(buffer, picture)
     return buffer.getvalue()
+
+
+#: Rows deflated per call by :func:`unfiltered_png`: a copy with their filter bytes stays small.
+_PNG_BAND_BYTES = 1 << 18
+
+
+def unfiltered_png(picture: np.ndarray) -> bytes:
+    """An 8-bit gray (H, W) or RGB (H, W, 3) picture as PNG bytes, every row with filter type 0.
+
+    The PNG specification's layout: the signature, IHDR (8-bit samples, colour type 0 or
+    2, no interlace), one IDAT holding the zlib stream of the rows, each led by its
+    filter byte 0, and IEND; each chunk with its CRC-32. The rows are deflated a band
+    at a time, so no copy of the whole picture is made.
+    """
+    import struct
+
+    if picture.dtype != np.uint8 or picture.ndim not in (2, 3) or (picture.ndim == 3 and picture.shape[2] != 3):
+        raise ValueError(f"an 8-bit gray or RGB picture is needed, got {picture.dtype} {picture.shape}")
+    height, width = picture.shape[:2]
+    row_bytes = picture[:1].nbytes
+    rows = np.ascontiguousarray(picture).reshape(height, row_bytes)
+    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8, PNG_OPTIONS["compress_type"])
+    step = max(1, _PNG_BAND_BYTES // (row_bytes + 1))
+    band = np.zeros((min(step, height), row_bytes + 1), np.uint8)  # column 0: the filter byte, 0
+    parts = []
+    for top in range(0, height, step):
+        count = min(step, height - top)
+        band[:count, 1:] = rows[top : top + count]
+        parts.append(deflate.compress(band[:count].tobytes()))
+    parts.append(deflate.flush())
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if picture.ndim == 2 else 2, 0, 0, 0)
+    return b"".join([_PNG_SIGNATURE, chunk(b"IHDR", header), chunk(b"IDAT", b"".join(parts)), chunk(b"IEND", b"")])
 
 
 def _write_picture(target, picture) -> None:

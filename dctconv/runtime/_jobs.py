@@ -403,7 +403,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         def encode_pictures(picture, scale, largest):
             tasks["error"] = background.submit(
                 lambda: picture_bytes(error_picture_with_legend(picture, scale, largest_error=largest,
-                                                                data_range=(low, high))))
+                                                                data_range=(low, high)), unfiltered=True))
 
         quality_numbers, _, error_scale = measure(measured_image, measured_pixels, data_range=high - low,
                                                   on_error_picture=encode_pictures if pictures else None,

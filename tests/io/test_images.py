@@ -87,3 +87,26 @@ def test_float_tiff_with_nan_is_refused(tmp_path):
     Image.fromarray(np.array([[1.0, np.nan]], np.float32)).save(path)
     with pytest.raises(ImageReadError, match="NaN"):
         read_image(path)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 300), (600, 9), (301, 17, 3)])
+def test_an_unfiltered_png_decodes_to_its_pixels(shape, monkeypatch, rng):
+    # Written by dctconv itself (Pillow cannot store every row unfiltered): Pillow and
+    # libpng (through imagecodecs) read the same pixels, CRCs checked; bands of rows are
+    # deflated one at a time (a small band here: several per picture).
+    import io
+
+    import imagecodecs
+
+    from dctconv.io import _images
+
+    monkeypatch.setattr(_images, "_PNG_BAND_BYTES", 1000)
+    picture = rng.integers(0, 256, shape).astype(np.uint8)
+    data = _images.picture_bytes(picture, unfiltered=True)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "PNG" and im.mode == ("L" if len(shape) == 2 else "RGB")
+        im.load()
+        assert np.array_equal(np.asarray(im), picture)
+    assert np.array_equal(imagecodecs.png_decode(data), picture)
+    with pytest.raises(ValueError, match="8-bit gray or RGB"):
+        _images.unfiltered_png(picture.astype(np.uint16))

@@ -327,3 +327,15 @@ def test_read_only_and_writable_images_share_one_compiled_ssim(rng):
     assert ssim(image, other, data_range=255) == expected
     ssim(other[::-1], image, data_range=255)
     assert len(_ssim._ssim_rows.signatures) == before
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_percentile_of_integer_errors_from_their_histogram_is_numpys(dtype, rng):
+    # The error picture's white point: counted instead of partitioned, the same float64 number
+    # as np.percentile (linear), for both halves of the interpolation weight and a few values only.
+    for trial in range(300):
+        size = int(rng.integers(1, 2000))
+        top = int(rng.integers(0, 4)) if trial % 3 == 0 else int(rng.integers(0, np.iinfo(dtype).max))
+        values = rng.integers(0, top + 1, size).astype(dtype)
+        for q in (metrics.ERROR_PERCENTILE, 0.0, 50.0, 62.5, 100.0):
+            assert metrics._percentile(values, q) == np.percentile(values, q), (size, top, q)

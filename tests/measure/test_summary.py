@@ -146,3 +146,33 @@ def test_a_large_image_is_averaged_into_its_panel(rng):
     image = np.full((1000, 1000), 77, np.uint8)
     picture = draw(image, image, error_scale=255.0, n=8)
     assert len(find(picture, np.full((summary.PANEL, summary.PANEL, 3), 77, np.uint8))) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+@pytest.mark.parametrize("factor", [1, 2, 3, 7])
+def test_mean_pool_is_scikit_images_block_mean(dtype, factor, rng):
+    # Integer pixels are summed as integers (whole sums below 2**53): the same float64 means as
+    # scikit-image's block_reduce with np.mean over the whole squares (partial ones cut).
+    from skimage.measure import block_reduce
+
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    high = 1.0 if info is None else info.max
+    image = (rng.random((45, 52)) * high).astype(dtype)
+    rows, cols = 45 // factor * factor, 52 // factor * factor
+    expected = block_reduce(image[:rows, :cols].astype(np.float64), (factor, factor), np.mean)
+    pooled = summary.mean_pool(image, factor)
+    assert pooled.dtype == np.float64
+    assert np.array_equal(pooled, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_the_error_panel_is_the_mean_absolute_error_of_each_square(dtype, rng):
+    high = 255 if dtype == np.uint8 else 65535 if dtype == np.uint16 else 1.0
+    image = (rng.random((90, 61)) * high).astype(dtype)
+    other = (rng.random((90, 61)) * high).astype(dtype)
+    error = np.abs(image.astype(np.float64) - other.astype(np.float64))
+    shown, largest = summary._shown_error(image, other, 3)
+    from skimage.measure import block_reduce
+
+    assert np.array_equal(shown, block_reduce(error[:90, :60], (3, 3), np.mean))
+    assert largest == error.max()

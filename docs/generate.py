@@ -626,8 +626,9 @@ def _science_steps() -> str:
             f"pixel as JPEG-LS does), each tried on the central {_bound.TRIAL_SIDE} x "
             f"{_bound.TRIAL_SIDE} pixels of the image (all of it when smaller); when a quality gives the "
             f"smallest file, the qualities {deltas} on either side of the best so far are tried too. The "
-            "candidate whose file is smallest, residual included (coded in ADRS or ADRP, whichever is smaller), "
-            "is used for the whole image.\n")
+            "candidate whose file is smallest, residual included (in the trial, coded in ADRS under DCT levels and "
+            "in ADRP with none), is used for the whole image, whose file holds the smaller of the two codings of "
+            "its residual.\n")
 
 
 @block("science-limits")

@@ -10,6 +10,7 @@ ADRP) decodes to the same pixels.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from dctconv.codec._dctz import pack, read_header, section
 from dctconv.codec._engine import (LEVEL_LIMIT, decode_map, decode_predicted_map, encode_map,
                                    encode_predicted_map)
 from dctconv.errors import CodecFileError
+from dctconv.io._images import read_image
 from hostile import reseal
 from reference_decoder import Damaged
 from reference_decoder import decode as reference_decode
@@ -232,6 +234,31 @@ def test_mutated_adrp_files_through_the_command_line_end_in_one_line(tmp_path):
             failed += 1
             assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"Error: {path}: ")
     assert failed >= 4  # at least the ones with their CRC left as it was
+
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@pytest.mark.parametrize("name, original, bound", [
+    ("dem16_bound2", lambda: terrain((45, 38), low=0, high=840, seed=7, dtype=np.uint16), 2),
+    ("field_bound005", lambda: with_holes(terrain((37, 44), low=-2.5, high=31, dtype=np.float32, seed=9), count=2,
+                                          radius=5), 0.05),
+])
+def test_adrs_files_written_before_adrp_decode_to_their_recorded_pixels(name, original, bound, monkeypatch):
+    # Written and decoded by dctconv at 9a04262 (before ADRP): ADPT, ADRS (and NANM).
+    data = (DATA / f"codec_v4_adrs_{name}.dctz").read_bytes()
+    assert "ADRS" in tags(data)
+    if name.startswith("dem16"):
+        recorded = read_image(DATA / f"codec_v4_adrs_{name}.png")[0]
+    else:
+        recorded = np.load(DATA / f"codec_v4_adrs_{name}.npy", allow_pickle=False)
+    decoded = dctconv.decode(data)
+    assert decoded.dtype == recorded.dtype and np.array_equal(decoded.view(np.uint8), recorded.view(np.uint8))
+    header = read_header(data)
+    monkeypatch.setattr(_core, "BAND_PIXELS", header.block_size ** 2 * header.grid[1])
+    monkeypatch.setattr(_core, "RESIDUAL_BAND_PIXELS", header.block_size * header.image_shape[1])
+    assert np.array_equal(dctconv.decode(data).view(np.uint8), recorded.view(np.uint8))
+    assert largest_error(original(), decoded) <= bound
 
 
 # ---------------------------------------------------------------- the encoder's choice

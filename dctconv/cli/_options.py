@@ -45,16 +45,40 @@ def output_dir_option(f):
     )(f)
 
 
-BLOCK_SIZE = WholeNumber(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE)
+class BlockSize(WholeNumber):
+    """A block size from MIN_BLOCK_SIZE to MAX_BLOCK_SIZE, or ``auto`` (returned as the string "auto")."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        return super().convert(value, param, ctx)
+
+
+BLOCK_SIZE = BlockSize(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE)
 BLOCK_SIZE_RANGE = f"{MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
+
+
+def _one_block_size(callback):
+    """The callback of a command that keeps one block size per file: ``auto`` is refused in one line."""
+
+    def check(ctx, param, value):
+        if value == "auto":
+            raise click.BadParameter(
+                f"{ctx.command.name} takes one block size per file; auto (block sizes chosen per region) is "
+                f"for compress: give a number from {BLOCK_SIZE_RANGE}", ctx=ctx, param=param,
+            )
+        return value if callback is None else callback(ctx, param, value)
+
+    return check
 
 
 def block_size_option(
     f=None, *, help=f"Patch side n ({BLOCK_SIZE_RANGE}); the transform has n*n kernels.  [default: {DEFAULT_BLOCK_SIZE}]",
-    callback=None,
+    callback=None, auto: bool = False,
 ):
     """``@block_size_option``, or ``@block_size_option(help=..., callback=...)`` for a command
-    whose default differs or that checks the value against another option."""
+    whose default differs or that checks the value against another option; ``auto``: the
+    command takes ``--block-size auto`` (the others refuse it in one line)."""
 
     def decorate(f):
         return click.option(
@@ -63,7 +87,8 @@ def block_size_option(
             "block_size",
             type=BLOCK_SIZE,
             default=None,
-            callback=callback,
+            callback=callback if auto else _one_block_size(callback),
+            metavar="N|auto" if auto else None,
             help=help,
         )(f)
 

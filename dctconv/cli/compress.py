@@ -12,6 +12,7 @@ import click
 from ..limits import DEFAULT_BLOCK_SIZE
 from . import _batch, _report
 from ._options import (
+    BLOCK_SIZE_RANGE,
     WholeNumber,
     block_size_option,
     cluster_options,
@@ -63,7 +64,7 @@ def _compress_table(reports) -> str:
             _report.one_line(r.source),
             str(r.block_size),
             _quantization_text(r),
-            f"{r.kept_per_block}/{r.block_size ** 2}",
+            "all" if r.block_size == "auto" else f"{r.kept_per_block}/{r.block_size ** 2}",
             f"{100 * r.nonzero_fraction:.1f}%",
             "inf" if r.psnr_db is None else f"{r.psnr_db:.2f}",
             "-" if r.ssim is None else f"{r.ssim:.4f}",
@@ -164,13 +165,27 @@ def _one_quantization(ctx, param, value):
     return value
 
 
+def _check_auto(ctx, *, keep, threshold, step, sweep) -> None:
+    """--block-size auto codes every frequency of quantized levels: --keep, --threshold and --step 0 are
+    refused, and --sweep (its curves are of one block size)."""
+    for given, name in ((keep is not None, "--keep"), (threshold > 0, "--threshold"),
+                        (step is not None and step == 0, "--step"), (sweep, "--sweep")):
+        if given:
+            what = "--step 0 (unquantized coefficients)" if name == "--step" else name
+            why = ("the sweep's curves are of one block size" if name == "--sweep"
+                   else "--block-size auto codes the quantized levels of every frequency")
+            raise click.BadParameter(f"{why}; drop {what} or give one block size.", ctx=ctx,
+                                     param_hint=f"'{name}'")
+
+
 @command
 @click.argument(
     "inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR...",
     type=click.Path(exists=True, path_type=Path),
 )
 @output_dir_option
-@block_size_option
+@block_size_option(auto=True, help=f"Block side n ({BLOCK_SIZE_RANGE}), or auto: 16, 8 or 4 chosen per 16 x 16 "
+                                   f"region for the least distortion plus rate.  [default: {DEFAULT_BLOCK_SIZE}]")
 @click.option("--quality", "-q", type=WholeNumber(1, 100), default=None, callback=_one_quantization,
               help="1 to 100: a step for each frequency, JPEG's table scaled as libjpeg scales it (at "
                    "n = 8 exactly JPEG's steps), and to the image's bit depth; higher keeps more.  "
@@ -242,7 +257,9 @@ def compress(ctx, inputs, output_dir, block_size, quality, step, keep, threshold
     from ..io._atomic import InputPaths
     from ..runtime._jobs import COMPRESS_DATA_IMPORTS, COMPRESS_IMPORTS, compress_file
     n = block_size or DEFAULT_BLOCK_SIZE
-    if keep is not None and not 1 <= keep <= n * n:
+    if n == "auto":
+        _check_auto(ctx, keep=keep, threshold=threshold, step=step, sweep=sweep)
+    elif keep is not None and not 1 <= keep <= n * n:
         raise click.BadParameter(
             f"must be from 1 to {n * n} for --block-size {n} (got {keep}).", ctx=ctx, param_hint="'--keep'"
         )

@@ -37,7 +37,8 @@ def _trusted_text(trusted: dict) -> str:
     words = {"quantization": lambda v: f"quantization {v}", "quality": lambda v: f"quality {v}",
              "kept_channels": lambda v: f"{v} of {n * n} channels kept", "step": lambda v: f"step {v:g}",
              "threshold": lambda v: f"threshold {v:g}"}
-    return ", ".join([f"block size {n}"] + [words[k](v) for k, v in trusted.items() if k in words])
+    sizes = "block sizes 16, 8 and 4 chosen per region" if n == "auto" else f"block size {n}"
+    return ", ".join([sizes] + [words[k](v) for k, v in trusted.items() if k in words])
 
 
 def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_pixels: int, as_json: bool):
@@ -76,7 +77,9 @@ def _verify_coefficient_file(ctx, coefficient_path: Path, image_path: Path, max_
             reason=found.reason, trusted=found.trusted,
         ))
     else:
-        _report.echo(f"file:      {coefficient_path} ({found.kind}, block size {check.block_size})")
+        sizes = ("block sizes 16, 8 and 4 chosen per region" if found.trusted.get("block_size") == "auto"
+                 else f"block size {check.block_size}")
+        _report.echo(f"file:      {coefficient_path} ({found.kind}, {sizes})")
         _report.echo(f"image:     {image_path}")
         compared = f"{found.compared:,} {found.unit} compared"
         if found.skipped:

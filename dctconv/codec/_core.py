@@ -12,7 +12,7 @@ import math
 import os
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from ._bound import (apply_residual, check_max_error, decode_mask, encode_mask, fill_nans, float32_spacing,
                      no_levels_step, residual_sections, REFINE_DELTAS, TRIAL_QUALITIES, trial_crop, trial_steps)
 from ._dctz import FORMAT_VERSION, MODES, CodecHeader, classic_sections, pack, read_header, section, sections
+from ._partition import REGION, SIZES, Partition
 from ._zigzag import check_keep, check_step, check_threshold, keep_mask, zigzag_order
 from ._entropy import MAX_BITS, CodedLevels, channel_classes, decode_integer_map
 from ._entropy import decode_levels as _decode_coded
@@ -54,12 +55,41 @@ class Levels:
     to ``(1 - offsets[0]) * step``, a larger one to ``(|level| - offsets[1]) * step``,
     with its sign. None: ``level * step``."""
 
+    passes: tuple[LevelPass, ...] = ()
+    """Block sizes chosen per region (``header.partitioned``): the levels of the blocks of each
+    size, 16, 8 and 4, each on its own grid; :attr:`levels`, :attr:`steps` and :attr:`offsets`
+    are then those of the 16 x 16 pass. Empty for a file of one block size."""
+    partition: Partition | None = None
+    """The partition of a file of block sizes chosen per region (``partition.sizes``: the side
+    of the block covering each 4 x 4 cell); None for a file of one block size."""
+
     @cached_property
     def coefficients(self) -> np.ndarray:
         """The decoded coefficient maps, float64 (n*n, rows, columns); computed once (compress
         reads them for the maps picture). Decoding pixels never makes them whole: it
         dequantizes a band of block rows at a time (:func:`prediction_pixels`)."""
         return dequantize(self.levels, self.steps, self.offsets, self.header.quantization)
+
+
+@dataclass(frozen=True)
+class LevelPass:
+    """The levels of the blocks of one size of a file whose block sizes are chosen per region."""
+
+    block_size: int
+    levels: np.ndarray
+    """(n*n, rows, columns) int levels on the grid of this size (of the image padded to a
+    multiple of 16); 0 in the blocks of the other sizes."""
+    steps: np.ndarray
+    """(n*n,) float64 steps of this size."""
+    offsets: np.ndarray | None
+    """(2, n*n) reconstruction offsets of this size (quality only), as in :class:`Levels`."""
+    present: np.ndarray
+    """(rows, columns) bool: the blocks of this size."""
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """float64 coefficient maps of this pass (0 outside its blocks)."""
+        return dequantize(self.levels, self.steps, self.offsets, "quality" if self.offsets is not None else "step")
 
 
 #: float32's largest finite number: a data range must stay within it.
@@ -181,6 +211,10 @@ def settings_header(
     data_range=None, max_error=None,
 ) -> CodecHeader:
     """Check the settings of :func:`encode` and return them as a header (without section sizes)."""
+    partitioned = isinstance(block_size, str) and block_size == "auto"
+    if partitioned:
+        _check_auto_settings(step=step, keep=keep, threshold=threshold)
+        block_size = REGION
     n = check_block_size(block_size)
     if quality is not None and step is not None:
         raise InvalidCompressionError("give quality or step, not both")
@@ -203,14 +237,29 @@ def settings_header(
         dead_zone=DEAD_ZONE if kind == "quality" else 0,
         data_range=data_range,
         max_error=max_error,
+        partitioned=partitioned,
     )
+
+
+def _check_auto_settings(*, step, keep, threshold) -> None:
+    """Block sizes chosen per region need quantized levels of every frequency."""
+    if keep is not None:
+        raise InvalidCompressionError("block size auto keeps every frequency of each block; drop keep (--keep) "
+                                      "or give one block size")
+    if threshold:
+        raise InvalidCompressionError("block size auto takes no threshold; drop threshold (--threshold) "
+                                      "or give one block size")
+    if step is not None and step == 0:
+        raise InvalidCompressionError("block size auto chooses among quantized levels; step 0 stores the "
+                                      "coefficients unquantized: give a step > 0 or one block size")
 
 
 def channel_steps(header: CodecHeader) -> np.ndarray:
     """(n*n,) steps of a header's quantization (zeros for "none")."""
     if header.quantization == "quality":
         # Files before version 4 record no range: theirs was the container's (value_range).
-        return step_table(header.block_size, quality=header.quality, data_range=header.value_range)
+        return step_table(header.block_size, quality=header.quality, data_range=header.value_range,
+                          flattened=header.partitioned)
     return step_table(header.block_size, step=header.step)
 
 
@@ -268,7 +317,9 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None, rdoq: bool 
         return Levels(header, kept, steps)
     lam = rdoq_lambda(steps, n) if rdoq and header.mode == "L" and header.max_error is None else None
     # At n = 8 (JPEG's tables) RDOQ starts from plain rounding, the error it must not exceed.
-    plain = np.rint(kept).astype(np.int64) if lam is not None and n == 8 else None
+    # (Block sizes chosen per region have flattened steps at n = 8 too: the plain choice there.)
+    jpeg_tables = n == 8 and not header.partitioned
+    plain = np.rint(kept).astype(np.int64) if lam is not None and jpeg_tables else None
     if header.dead_zone:
         np.rint(kept[:1], out=kept[:1])
         magnitude = np.empty(kept.shape[1:])
@@ -291,7 +342,7 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None, rdoq: bool 
     if lam is not None:
         from ._rdoq import rdoq_within, rdoq as choose
 
-        if n == 8:
+        if jpeg_tables:
             levels, offsets = rdoq_within(plain, coefficients, steps, n, lam,
                                           keep=header.keep, fit=lambda lv: fit_offsets(lv, coefficients, steps, n),
                                           error=lambda lv, off: _pixel_error(image, lv, steps, off, header))
@@ -341,10 +392,63 @@ def _class_representatives(block_size: int) -> np.ndarray:
 
 
 def offsets_size(header: CodecHeader) -> int:
-    """Bytes of reconstruction offsets at the start of the model section."""
+    """Bytes of reconstruction offsets at the start of the model section (of every size's, in
+    order 16, 8, 4, for block sizes chosen per region)."""
     if header.quantization != "quality":
         return 0
-    return 2 * (int(channel_classes(header.block_size).max()) + 1)
+    sizes = SIZES if header.partitioned else (header.block_size,)
+    return sum(2 * (int(channel_classes(n).max()) + 1) for n in sizes)
+
+
+def _pass_header(header: CodecHeader, size: int) -> CodecHeader:
+    """The header of one block size of a partitioned file, for its steps (:func:`channel_steps`) and its
+    quantization (:func:`quantize_image`)."""
+    return replace(header, block_size=size, keep=size * size)
+
+
+def quantize_partitioned(image, header: CodecHeader, *, lam_factor: float | None = None) -> Levels:
+    """The :class:`Levels` of block sizes chosen per region (:mod:`dctconv.codec._partition`).
+
+    The image is edge-padded to a multiple of 16 and quantized whole at 16, 8 and 4 as
+    :func:`quantize_image` does (the same dead zone); each block's distortion and rate
+    (:func:`dctconv.codec._engine.level_costs`) give the partition; the reconstruction
+    offsets of each size are then fitted on its chosen blocks only.
+    """
+    from . import _engine
+    from ._partition import LAMBDA, choose
+
+    height, width = image.shape
+    rows, cols = -(-height // REGION), -(-width // REGION)
+    padded = np.pad(image, ((0, rows * REGION - height), (0, cols * REGION - width)), mode="edge")
+    quantized = header.quantization == "quality"
+    distortion, rate, found = {}, {}, {}
+    for size in SIZES:
+        sub = _pass_header(header, size)
+        coefficients = forward(padded, size, dtype=np.float64)
+        levels = quantize_image(padded, sub, coefficients=coefficients)
+        decoded = dequantize(levels.levels, levels.steps, levels.offsets, header.quantization)
+        decoded -= coefficients
+        np.square(decoded, out=decoded)
+        distortion[size] = decoded.sum(axis=0)
+        del decoded, coefficients
+        rate[size] = _engine.level_costs(levels.levels, size, levels.steps)
+        found[size] = levels
+    steps = found[REGION].steps
+    lam = (LAMBDA if lam_factor is None else lam_factor) * float(steps[0]) ** 2
+    partition = choose(distortion, rate, lam)
+    passes = []
+    for size in SIZES:
+        present = partition.present(size) == 1
+        levels = found.pop(size)
+        chosen = levels.levels * present
+        offsets = None
+        if quantized:
+            coefficients = forward(padded, size, dtype=np.float64)
+            offsets = fit_offsets(chosen, coefficients, levels.steps, size)
+            del coefficients
+        passes.append(LevelPass(size, chosen, levels.steps, offsets, present))
+    first = passes[0]
+    return Levels(header, first.levels, first.steps, first.offsets, passes=tuple(passes), partition=partition)
 
 
 def encode(image, *, block_size=DEFAULT_BLOCK_SIZE, quality=None, step=None, keep=None, threshold=0.0,
@@ -480,7 +584,9 @@ def _chosen_step(image, source, nan, settings) -> dict:
         # "levels", None: no DCT levels at all (a step that rounds every one to 0), the
         # residual then being the near-lossless image that ADRP predicts pixel by pixel.
         if candidate[0] == "levels":
-            return {"step": no_levels_step(settings["data_range"], settings["block_size"]), "keep": 1}
+            # Block sizes chosen per region have no choice to make without levels: one size, 16.
+            n = REGION if settings["block_size"] == "auto" else settings["block_size"]
+            return {"step": no_levels_step(settings["data_range"], n), "keep": 1, "block_size": n}
         return {candidate[0]: candidate[1]}
 
     def size(candidate: tuple) -> int:
@@ -510,9 +616,11 @@ def _chosen_step(image, source, nan, settings) -> dict:
 
 def _encode_settings(image, source, nan, mode, settings, *, check=True, codings=("ADRS", "ADRP")):
     header = settings_header(image.shape, mode, **settings)
-    levels = quantize_image(source, header)
+    levels = quantize_partitioned(source, header) if header.partitioned else quantize_image(source, header)
     n = header.block_size
-    if header.quantization == "none":
+    if header.partitioned:
+        parts = _partitioned_sections(levels)
+    elif header.quantization == "none":
         kept = levels.levels[keep_mask(n, header.keep)].astype("<f8")
         parts = classic_sections(b"", np.zeros(0, np.uint32), zlib.compress(kept.tobytes(), 6))
     else:
@@ -538,6 +646,25 @@ def _encode_settings(image, source, nan, mode, settings, *, check=True, codings=
                 f"{header.max_error:g}; nothing was written"
             )
     return data, levels
+
+
+def _partitioned_sections(levels: Levels) -> dict[str, bytes]:
+    """PART and ADPT of block sizes chosen per region (docs/formats.md, "Block sizes chosen per region")."""
+    from . import _engine
+    from ._partition import stand_ins
+
+    partition = levels.partition
+    offsets = b""
+    passes = []
+    for level_pass in levels.passes:
+        size = level_pass.block_size
+        if level_pass.offsets is not None:
+            offsets += np.rint(level_pass.offsets[:, _class_representatives(size)] * 256).astype(np.uint8).tobytes()
+        decoded = [p.levels for p in levels.passes if p.block_size > size]
+        passes.append((level_pass.levels, partition.present(size), stand_ins(partition, size, decoded), size,
+                       level_pass.steps))
+    return {"PART": _engine.encode_partition(partition.split16, partition.split8),
+            "ADPT": offsets + _engine.encode_passes(passes)}
 
 
 def _largest_error(image, decoded) -> float:
@@ -583,7 +710,10 @@ def _levels_of(data, header: CodecHeader) -> Levels:
         model = adaptive
     split = offsets_size(header)
     if len(model) < split:
-        raise CodecFileError(f"{'ADPT' if adaptive else 'model'} section is shorter than its reconstruction offsets")
+        raise CodecFileError(f"{'ADPT' if adaptive or header.partitioned else 'model'} section is shorter than its "
+                             "reconstruction offsets")
+    if header.partitioned:
+        return _partitioned_levels(data, header, model[:split], model[split:])
     offsets = _offsets_of(model[:split], n) if split else None
     if adaptive:
         from . import _engine
@@ -594,6 +724,33 @@ def _levels_of(data, header: CodecHeader) -> Levels:
     channels = zigzag_order(n)[: header.keep]
     decoded = _decode_coded(coded, shape, channels, n, steps, version=header.format_version)
     return Levels(header, narrowest_levels(decoded), steps, offsets)
+
+
+def _partitioned_levels(data, header: CodecHeader, offset_bytes: bytes, coded: bytes) -> Levels:
+    """The :class:`Levels` of a file of block sizes chosen per region: PART, then the passes of ADPT."""
+    from . import _engine
+    from ._partition import stand_ins
+
+    rows, cols = header.grid
+    partition = Partition(*_engine.decode_partition(section(data, header, "PART"), rows, cols))
+    steps, offsets, start = [], [], 0
+    for size in SIZES:
+        sub = _pass_header(header, size)
+        steps.append(channel_steps(sub))
+        count = 2 * (int(channel_classes(size).max()) + 1) if header.quantization == "quality" else 0
+        offsets.append(_offsets_of(offset_bytes[start : start + count], size) if count else None)
+        start += count
+
+    def maps(size, decoded):
+        return partition.present(size), stand_ins(partition, size, decoded)
+
+    decoded = _engine.decode_passes(coded, SIZES, steps, maps)
+    passes = tuple(
+        LevelPass(size, narrowest_levels(levels), step, offset, partition.present(size) == 1)
+        for size, levels, step, offset in zip(SIZES, decoded, steps, offsets)
+    )
+    first = passes[0]
+    return Levels(header, first.levels, first.steps, first.offsets, passes=passes, partition=partition)
 
 
 def _stored_coefficients(raw: bytes, shape, mask: np.ndarray) -> np.ndarray:
@@ -705,6 +862,8 @@ def decode_memory(header: CodecHeader) -> int:
     rows, cols = header.grid
     height, width = header.image_shape
     level_bytes = 8 if header.quantization == "none" else 2
+    # Block sizes chosen per region: three passes of levels, each the size of the 16 x 16 grid's.
+    level_bytes *= len(SIZES) if header.partitioned else 1
     return n * n * rows * cols * level_bytes + height * width * header.dtype.itemsize
 
 
@@ -760,6 +919,8 @@ def prediction_pixels(levels: Levels) -> np.ndarray:
     reconstructs to 0.0 everywhere and is filled with the pixel of 0.0.
     """
     header = levels.header
+    if header.partitioned:
+        return _partitioned_pixels(levels)
     n = header.block_size
     height, width = header.image_shape
     pixels = np.empty((height, width), header.dtype)
@@ -778,6 +939,38 @@ def prediction_pixels(levels: Levels) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             image = inverse(coefficients, (last - first, width))
         del coefficients
+        if not np.isfinite(image).all():
+            raise CodecFileError("decoded pixels overflow (NaN or infinity): the file is damaged")
+        pixels[first:last] = _pixels_of(image, header)
+    return pixels
+
+
+def _partitioned_pixels(levels: Levels) -> np.ndarray:
+    """:func:`prediction_pixels` of block sizes chosen per region: in bands of 16 x 16 regions, the
+    reconstruction of each pass (0.0 outside its blocks, exactly) added up."""
+    header = levels.header
+    height, width = header.image_shape
+    pixels = np.empty((height, width), header.dtype)
+    step = band_rows(header)
+    for top in range(0, header.grid[0], step):
+        first, last = top * REGION, min(height, (top + step) * REGION)
+        image = None
+        for level_pass in levels.passes:
+            size = level_pass.block_size
+            k = REGION // size
+            band = level_pass.levels[:, top * k : top * k - (-(last - first) // size), : -(-width // size)]
+            if not band.any():
+                continue
+            coefficients = dequantize(band, level_pass.steps, level_pass.offsets, header.quantization)
+            with np.errstate(over="ignore", invalid="ignore"):
+                part = inverse(coefficients, (last - first, width))
+            del coefficients
+            if image is None:
+                image = part
+            else:
+                image += part
+        if image is None:
+            image = np.zeros((last - first, width))
         if not np.isfinite(image).all():
             raise CodecFileError("decoded pixels overflow (NaN or infinity): the file is damaged")
         pixels[first:last] = _pixels_of(image, header)

@@ -18,14 +18,20 @@ Version 4 (written today; little-endian)::
     36         8     data range low (float64)
     44         8     data range high (float64; > low, both finite)
     52         8     largest error promised, in pixel units (float64; -1 = no promise)
-    60         2     flags (uint16; 0, no flag is defined yet)
+    60         2     flags (uint16): bit 0 set, block sizes chosen per region (n = 16,
+                     the region's side; section PART); the other bits 0
     62         2     S, the number of sections (1 .. 16)
     64         12*S  section table: per section its tag (4 ASCII bytes), its length in bytes
                      (uint32) and the CRC-32 of its bytes (uint32, zlib.crc32)
     64+12S     4     CRC-32 of bytes 0 .. 64+12S (the header and the table)
     68+12S     ...   the sections, in table order, and nothing after them
 
-A tag appears at most once. A quantized file (quantization 0 or 1) holds its levels
+A tag appears at most once. A file whose flags set bit 0 (written with
+``--block-size auto``, :mod:`dctconv.codec._partition`) cuts the image, edge-padded to a
+multiple of 16, into 16 x 16 regions, each one 16 x 16 block, four 8 x 8 blocks, or a
+mix of 8 x 8 and 4 x 4 blocks by quadrant; ``PART`` holds that partition (coded by the
+engine) and ``ADPT`` the offsets of the three sizes, then their levels in three passes
+(16, 8, 4). Such a file has n = 16, K = 256, no threshold, and quantization 0 or 1. A quantized file (quantization 0 or 1) holds its levels
 in ``ADPT``: for quantization 0 the reconstruction offsets (two bytes per channel
 class, as below), then the levels coded by the adaptive binary range coder of
 ``dctconv.codec._engine`` (docs/formats.md gives it bit by bit). Version 4 files
@@ -124,7 +130,10 @@ SECTION_TAGS = {
     "ADPT": "the adaptively coded levels",
     "ADRS": "the adaptively coded residual",
     "ADRP": "the residual coded with per-pixel prediction",
+    "PART": "the partition into block sizes",
 }
+#: Header flag bit 0: block sizes chosen per region (section PART).
+FLAG_PARTITIONED = 1
 #: The sections of versions 1 to 3, in file order.
 _CLASSIC_TAGS = ("MODL", "WORD", "RAWB")
 #: The data range quality steps were scaled to before version 4: the container's.
@@ -167,6 +176,9 @@ class CodecHeader:
     """The largest error promised for every pixel, in pixel units; None: no promise."""
     section_table: tuple[tuple[str, int, int], ...] = ()
     """(tag, length, CRC-32) of each section in file order (version 4; empty before)."""
+    partitioned: bool = False
+    """Block sizes 16, 8 and 4 chosen per 16 x 16 region (``--block-size auto``; header flag bit 0):
+    :attr:`block_size` is then 16, the regions' side."""
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -236,7 +248,7 @@ def pack(header: CodecHeader, sections: dict[str, bytes]) -> bytes:
         float(low),
         float(high),
         -1.0 if header.max_error is None else float(header.max_error),
-        0,
+        FLAG_PARTITIONED if header.partitioned else 0,
         len(sections),
     )
     payloads = [bytes(payload) for payload in sections.values()]
@@ -303,7 +315,7 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
         (_, _, n, mode, quantization, quality, dead_zone, keep, height, width, step, threshold,
          low, high, max_error, flags, count) = _HEADER_V4.unpack_from(data)
         table, model_bytes, word_count, raw_bytes = _read_table(data, count)
-        if flags:
+        if flags & ~FLAG_PARTITIONED:
             raise CodecFileError(f"header sets flags {flags:#06x}, which this dctconv does not know")
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise CodecFileError(f"header gives data range {low!r} .. {high!r}, not two finite numbers low < high")
@@ -313,7 +325,20 @@ def read_header(data, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> CodecHe
             data_range=(low + 0.0, high + 0.0),
             max_error=None if max_error == -1 else max_error + 0.0,
             section_table=table,
+            partitioned=bool(flags & FLAG_PARTITIONED),
         )
+        tags = {tag for tag, _, _ in table}
+        if flags & FLAG_PARTITIONED:
+            if not (n == 16 and keep == 256 and threshold == 0 and quantization in (0, 1)):
+                raise CodecFileError(
+                    "header chooses block sizes per region (flag bit 0) but does not give n = 16, K = 256, "
+                    "no threshold and quantized levels"
+                )
+            if not {"PART", "ADPT"} <= tags:
+                raise CodecFileError("header chooses block sizes per region (flag bit 0) but sections PART "
+                                     "and ADPT are not both there")
+        elif "PART" in tags:
+            raise CodecFileError("section PART holds a partition but the header gives one block size (flag bit 0 clear)")
     if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE:
         raise CodecFileError(f"header gives block size {n}, not from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}")
     if mode >= len(_MODE_CODES):

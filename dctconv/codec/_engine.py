@@ -269,13 +269,43 @@ def _dec_start(data):
 
 
 @njit(cache=True)
-def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, buf, st, data, dst, decoding):
+def _coded_bits(st):
+    """The information the encoder has taken in so far, in bits, up to a constant: the bytes out and
+    pending, less what the range still holds (a block's cost is the difference across it)."""
+    return 8.0 * (st[4] + st[3]) - np.log2(float(st[1]))
+
+
+@njit(cache=True)
+def _dc_known(levels, present, sub, r, c):
+    """(DC level or its stand-in, known?) of block (r, c) of a pass of a partitioned file: a block of
+    this pass (present 1), a larger block's stand-in (present 2), else unknown (outside, or smaller blocks)."""
+    rows, cols = present.shape
+    if r < 0 or c < 0 or r >= rows or c >= cols:
+        return 0, False
+    p = present[r, c]
+    if p == 1:
+        return levels[0, r, c], True
+    if p == 2:
+        return sub[r, c], True
+    return 0, False
+
+
+@njit(cache=True)
+def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, buf, st, data, dst, decoding,
+                 present, sub, cost):
     """Encode (``decoding`` False: read ``levels``, write ``buf``) or decode (fill ``levels`` from ``data``).
 
     Returns (buf, error code). One function for both directions: the binarization
     and the contexts are then the same code, and numba compiles one loop.
+
+    ``present`` (rows, cols) uint8, empty for a file of one block size: a pass of a partitioned
+    file, whose blocks of this size (1) are coded and the others skipped (their levels 0);
+    ``sub`` gives the DC stand-ins of the blocks inside larger ones (2). ``cost`` (rows, cols),
+    empty unless the encoder wants them: the bits each block took (DC and AC).
     """
     nch, rows, cols = levels.shape
+    auto = present.size > 0
+    costed = cost.size > 0
     keep = zz.size
     n_side = edge_ch.shape[1]
     # Context layout (rows of probs).
@@ -296,7 +326,40 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
         if not decoding:
             buf = _reserve(buf, st, cols * ROOM + 64)
         for c in range(cols):
-            if r == 0 and c == 0:
+            if auto and present[r, c] != 1:
+                continue
+            if costed:
+                before = _coded_bits(st)
+            if auto:
+                a, ha = _dc_known(levels, present, sub, r, c - 1)
+                b, hb = _dc_known(levels, present, sub, r - 1, c)
+                d, hd = _dc_known(levels, present, sub, r - 1, c - 1)
+                if ha and hb and hd:
+                    hi = max(a, b)
+                    lo = min(a, b)
+                    if d >= hi:
+                        pred = lo
+                    elif d <= lo:
+                        pred = hi
+                    else:
+                        pred = a + b - d
+                    act = abs(a - d) + abs(b - d)
+                elif ha and hb:
+                    pred = (a + b) >> 1
+                    act = abs(a - b)
+                elif ha:
+                    pred = a
+                    act = abs(a - d) if hd else 0
+                elif hb:
+                    pred = b
+                    act = abs(b - d) if hd else 0
+                elif hd:
+                    pred = d
+                    act = 0
+                else:
+                    pred = 0
+                    act = 0
+            elif r == 0 and c == 0:
                 pred = 0
                 act = 0
             elif r == 0:
@@ -342,13 +405,19 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 _enc_uint(buf, st, probs, base, abs(diff))
                 if diff != 0:
                     _enc_bit(buf, st, probs, base + _SIGN, 1 if diff < 0 else 0)
+                if costed:
+                    cost[r, c] += _coded_bits(st) - before
     if keep == 1:
         return buf, err
     # AC, block by block.
     for r in range(rows):
         for c in range(cols):
+            if auto and present[r, c] != 1:
+                continue
             if not decoding:
                 buf = _reserve(buf, st, keep * ROOM + 64)
+            if costed:
+                before = _coded_bits(st)
             last_a = lastpos[r - 1, c] if r > 0 else 0
             last_l = lastpos[r, c - 1] if c > 0 else 0
             cbf_ctx = cbf_base + (1 if last_a > 0 else 0) + (1 if last_l > 0 else 0)
@@ -363,6 +432,8 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 coded = 1 if last > 0 else 0
                 _enc_bit(buf, st, probs, cbf_ctx, coded)
             if coded == 0:
+                if costed:
+                    cost[r, c] += _coded_bits(st) - before
                 continue
             for i in range(1, keep):
                 ch = zz[i]
@@ -380,7 +451,21 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 uc = up_ch[i]
                 if lc == 0 or uc == 0:
                     # (0, 1) or (1, 0): the DC levels across the block (in-block neighbour is DC).
-                    if ch == 1:
+                    if auto:
+                        # A neighbour's DC not known (smaller blocks, coded later) counts as this block's own.
+                        own = levels[0, r, c]
+                        if ch == 1:
+                            lo_v, known = _dc_known(levels, present, sub, r, c - 1)
+                            lo_v = lo_v if known else own
+                            hi_v, known = _dc_known(levels, present, sub, r, c + 1)
+                            hi_v = hi_v if known else own
+                        else:
+                            lo_v, known = _dc_known(levels, present, sub, r - 1, c)
+                            lo_v = lo_v if known else own
+                            hi_v, known = _dc_known(levels, present, sub, r + 1, c)
+                            hi_v = hi_v if known else own
+                        inside = abs(hi_v - lo_v)
+                    elif ch == 1:
                         lo_c = c - 1 if c > 0 else c
                         hi_c = c + 1 if c + 1 < cols else c
                         inside = abs(levels[0, r, hi_c] - levels[0, r, lo_c])
@@ -454,7 +539,11 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 if value == 0:
                     continue
                 vertical = ch < n_side
-                if (r == 0) if vertical else (c == 0):
+                missing = (r == 0) if vertical else (c == 0)
+                if auto and not missing:
+                    # A neighbour of another size holds other frequencies: no prediction across it.
+                    missing = present[r - 1, c] != 1 if vertical else present[r, c - 1] != 1
+                if missing:
                     bin_ = SIGN_BINS
                     predicted = 0
                 else:
@@ -480,6 +569,8 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                     _enc_bit(buf, st, probs, sign_ctx, 1 if (value < 0) != (predicted < 0) else 0)
             if decoding and dst[3] > 8:
                 return buf, _ERR_ENDS_EARLY
+            if costed:
+                cost[r, c] += _coded_bits(st) - before
     return buf, err
 
 
@@ -707,6 +798,10 @@ def _empty():
     return np.zeros(0, np.uint8)
 
 
+#: The ``present``, ``sub`` and ``cost`` of :func:`_code_levels` for a file of one block size.
+_FIXED = (np.zeros((0, 0), np.uint8), np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float64))
+
+
 def _error(code: int, tag: str) -> CodecFileError:
     return CodecFileError(
         {
@@ -739,7 +834,7 @@ def encode_levels(levels: np.ndarray, keep: int, block_size: int, steps=None) ->
     tables = level_tables(block_size, keep, steps)
     levels = np.ascontiguousarray(levels, dtype=np.int64)
     buf, st = _new_encoder()
-    buf, _ = _code_levels(levels, *tables, buf, st, _empty(), np.zeros(4, np.int64), False)
+    buf, _ = _code_levels(levels, *tables, buf, st, _empty(), np.zeros(4, np.int64), False, *_FIXED)
     buf = _finish(buf, st)
     return buf[1 : st[4]].tobytes()
 
@@ -750,7 +845,7 @@ def decode_levels(data, shape, keep: int, block_size: int, steps=None, *, tag: s
     data = np.frombuffer(data, np.uint8).copy()  # writable: the same compiled loop as the encoder's
     levels = np.zeros(shape, np.int64)
     st = _dec_start(data)
-    _, err = _code_levels(levels, *tables, _empty(), np.zeros(5, np.int64), data, st, True)
+    _, err = _code_levels(levels, *tables, _empty(), np.zeros(5, np.int64), data, st, True, *_FIXED)
     if err:
         raise _error(err, tag)
     _check_end(st, data.size, tag)
@@ -844,3 +939,106 @@ def decode_predicted_map(data, shape, *, tag: str = "ADRP") -> np.ndarray:
         raise _error(err, tag)
     _check_end(st, data.size, tag)
     return values
+
+
+# ---------------------------------------------------------------- partitioned files (--block-size auto)
+
+#: Contexts of the partition: a 16 x 16 region's split flag by its left and upper regions' (3), an
+#: 8 x 8 quadrant's by its left and upper quadrants' (3).
+PARTITION_CONTEXTS = 6
+
+
+@njit(cache=True)
+def _code_partition(split16, split8, buf, st, data, dst, decoding):
+    """Encode or decode the split flags of a partition (docs/formats.md, "The partition: section PART")."""
+    rows, cols = split16.shape
+    probs = np.empty((PARTITION_CONTEXTS, 2), np.int64)
+    probs[:, :] = PROB_ONE >> 1
+    for r in range(rows):
+        if not decoding:
+            buf = _reserve(buf, st, cols * 20 + 64)
+        for c in range(cols):
+            ctx = (1 if r > 0 and split16[r - 1, c] else 0) + (1 if c > 0 and split16[r, c - 1] else 0)
+            if decoding:
+                split16[r, c] = _dec_bit(data, dst, probs, ctx)
+                if dst[3] > 8:
+                    return buf, _ERR_ENDS_EARLY
+            else:
+                _enc_bit(buf, st, probs, ctx, 1 if split16[r, c] else 0)
+            if not split16[r, c]:
+                continue
+            for q in range(4):
+                rq = 2 * r + q // 2
+                cq = 2 * c + q % 2
+                ctx = 3 + (1 if rq > 0 and split8[rq - 1, cq] else 0) + (1 if cq > 0 and split8[rq, cq - 1] else 0)
+                if decoding:
+                    split8[rq, cq] = _dec_bit(data, dst, probs, ctx)
+                else:
+                    _enc_bit(buf, st, probs, ctx, 1 if split8[rq, cq] else 0)
+    return buf, 0
+
+
+def encode_partition(split16: np.ndarray, split8: np.ndarray) -> bytes:
+    """The PART bytes of a partition: ``split16`` (rows, cols) and ``split8`` (2 rows, 2 cols), 0 or 1."""
+    buf, st = _new_encoder()
+    buf, _ = _code_partition(np.ascontiguousarray(split16, np.uint8), np.ascontiguousarray(split8, np.uint8),
+                             buf, st, _empty(), np.zeros(4, np.int64), False)
+    buf = _finish(buf, st)
+    return buf[1 : st[4]].tobytes()
+
+
+def decode_partition(data, rows: int, cols: int, *, tag: str = "PART") -> tuple[np.ndarray, np.ndarray]:
+    """(split16, split8) uint8 that :func:`encode_partition` coded; CodecFileError unless they end exactly."""
+    data = np.frombuffer(data, np.uint8).copy()
+    split16 = np.zeros((rows, cols), np.uint8)
+    split8 = np.zeros((2 * rows, 2 * cols), np.uint8)
+    st = _dec_start(data)
+    _, err = _code_partition(split16, split8, _empty(), np.zeros(5, np.int64), data, st, True)
+    if err:
+        raise _error(err, tag)
+    _check_end(st, data.size, tag)
+    return split16, split8
+
+
+def level_costs(levels: np.ndarray, block_size: int, steps=None) -> np.ndarray:
+    """Bits that coding int64 ``levels`` (n*n, rows, cols), every channel kept, takes per block (rows, cols):
+    the encoder's own coding, measured at its range (``_coded_bits``) before and after each block."""
+    tables = level_tables(block_size, block_size * block_size, steps)
+    levels = np.ascontiguousarray(levels, dtype=np.int64)
+    cost = np.zeros(levels.shape[1:], np.float64)
+    buf, st = _new_encoder()
+    _code_levels(levels, *tables, buf, st, _empty(), np.zeros(4, np.int64), False, _FIXED[0], _FIXED[1], cost)
+    return cost
+
+
+def encode_passes(passes) -> bytes:
+    """The coded levels of a partitioned file: ``passes`` is one (levels, present, sub, block_size, steps) per
+    block size, largest first, coded one after the other in one stream (each with fresh contexts)."""
+    buf, st = _new_encoder()
+    for levels, present, sub, block_size, steps in passes:
+        tables = level_tables(block_size, block_size * block_size, steps)
+        buf, _ = _code_levels(np.ascontiguousarray(levels, np.int64), *tables, buf, st, _empty(),
+                              np.zeros(4, np.int64), False, np.ascontiguousarray(present, np.uint8),
+                              np.ascontiguousarray(sub, np.int64), _FIXED[2])
+    buf = _finish(buf, st)
+    return buf[1 : st[4]].tobytes()
+
+
+def decode_passes(data, sizes, steps, maps, *, tag: str = "ADPT") -> list[np.ndarray]:
+    """The int64 levels of each pass that :func:`encode_passes` coded: block sizes ``sizes``, their
+    ``steps``, and ``maps(size, decoded)`` giving a pass's (present, sub) from the passes decoded so far."""
+    data = np.frombuffer(data, np.uint8).copy()  # writable: the same compiled loop as the encoder's
+    st = _dec_start(data)
+    decoded = []
+    for block_size, pass_steps in zip(sizes, steps):
+        present, sub = maps(block_size, decoded)
+        levels = np.zeros((block_size * block_size, *present.shape), np.int64)
+        tables = level_tables(block_size, block_size * block_size, pass_steps)
+        _, err = _code_levels(levels, *tables, _empty(), np.zeros(5, np.int64), data, st, True,
+                              np.ascontiguousarray(present, np.uint8), np.ascontiguousarray(sub, np.int64),
+                              _FIXED[2])
+        if err:
+            raise _error(err, tag)
+        decoded.append(levels)
+    _check_end(st, data.size, tag)
+    return decoded

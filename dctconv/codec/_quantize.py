@@ -121,7 +121,7 @@ def scale_table(base, quality: int) -> np.ndarray:
     return np.clip((base * quality_scale(quality) + 50) // 100, 1, 255)
 
 
-def base_table(block_size: int) -> np.ndarray:
+def base_table(block_size: int, *, flattened: bool = False) -> np.ndarray:
     r"""The base step table of n x n blocks (quality 50), in natural order (row x, column y).
 
     For n = 8 it is :data:`JPEG_LUMINANCE`. For other n, frequency (x, y) of an n x n
@@ -136,7 +136,9 @@ def base_table(block_size: int) -> np.ndarray:
         \qquad \alpha = \mathtt{FLATTENING}
 
     JPEG's table weights errors by how visible they are; PSNR counts every frequency
-    alike, and on the tuning images a flatter table won at equal PSNR.
+    alike, and on the tuning images a flatter table won at equal PSNR. With ``flattened``
+    (block sizes chosen per region: every size's steps by one rule) n = 8 takes this
+    rule too instead of JPEG's table.
 
     Parameters
     ----------
@@ -156,7 +158,7 @@ def base_table(block_size: int) -> np.ndarray:
     [[16, 18], [16, 23]]
     """
     n = check_block_size(block_size)
-    if n == 8:
+    if n == 8 and not flattened:
         return JPEG_LUMINANCE.copy()
     position = np.minimum(np.arange(n) * 8.0 / n, 7.0)
     low = np.floor(position).astype(int)
@@ -190,13 +192,13 @@ def range_factor(dtype) -> float:
 
 
 def step_table(block_size: int, *, quality: int | None = None, step: float | None = None, dtype=np.uint8,
-               data_range=None) -> np.ndarray:
+               data_range=None, flattened: bool = False) -> np.ndarray:
     """Steps of the n*n channels (channel ``x*n + y`` is frequency (x, y)), as float64.
 
     Exactly one of ``quality`` and ``step`` is given. ``quality``:
     ``scale_table(base_table(n), quality) * factor`` where ``factor`` is
     ``(high - low) / 255`` for a ``data_range`` (low, high), else ``range_factor(dtype)``
-    (the container's range: files before version 4); ``step``: the same
+    (the container's range: files before version 4), ``flattened`` as in :func:`base_table`; ``step``: the same
     step for every channel, in coefficient units whatever the dtype (``step == 0``
     means no quantization; the table is then all zeros).
 
@@ -218,7 +220,7 @@ def step_table(block_size: int, *, quality: int | None = None, step: float | Non
         raise InvalidCompressionError("give either quality or step, not both and not neither")
     if step is not None:
         return np.full(n * n, float(step))
-    table = scale_table(base_table(n), check_quality(quality)).astype(np.float64)
+    table = scale_table(base_table(n, flattened=flattened), check_quality(quality)).astype(np.float64)
     if data_range is not None:
         low, high = data_range
         return table.reshape(-1) * ((float(high) - float(low)) / REFERENCE_RANGE)

@@ -391,6 +391,12 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         measured_pixels = np.where(nan, np.float32(low), pixels)
     nonzero = np.count_nonzero(levels.levels.reshape(n * n, -1), axis=1)
     blocks = levels.levels[0].size
+    # Block sizes chosen per region: the share of nonzero levels over the three passes' blocks.
+    nonzero_fraction = (sum(int(np.count_nonzero(p.levels)) for p in levels.passes)
+                        / sum(p.block_size ** 2 * int(p.present.sum()) for p in levels.passes)
+                        if header.partitioned else int(nonzero.sum()) / levels.levels.size)
+    if header.partitioned:
+        blocks = max(1, int(levels.passes[0].present.sum()))
     height, width = image.shape
     names = compress_output_names(path.stem, image_suffix(info.mode), sweep=sweep, pictures=pictures)
     with atomic_outputs(protected) as outputs:
@@ -444,13 +450,13 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
             image_mode=info.mode,
             width=width,
             height=height,
-            block_size=n,
+            block_size="auto" if header.partitioned else n,
             quality=header.quality,
             step=header.step,
             kept_per_block=header.keep,
             kept_fraction=header.keep / (n * n),
             threshold=header.threshold,
-            nonzero_fraction=int(nonzero.sum()) / levels.levels.size,
+            nonzero_fraction=nonzero_fraction,
             compressed_bytes=compressed_bytes,
             bits_per_pixel=8 * compressed_bytes / image.size,
             data_range=[low, high],

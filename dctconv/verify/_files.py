@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -289,7 +289,9 @@ def _verify_bound(path: Path, data, stored, image, nan, image_name: str) -> File
         trusted["quality"] = header.quality
     if header.step is not None:
         trusted["step"] = header.step
-    trusted.update(kept_channels=header.keep, threshold=header.threshold)
+    if not header.partitioned:
+        trusted["kept_channels"] = header.keep
+    trusted["threshold"] = header.threshold
     return FileVerification(check, "compressed", None, error.size, 0, reason,
                             skipped_what="pixels not compared", unit="decoded pixels", trusted=trusted)
 
@@ -305,7 +307,8 @@ def _settings_text(header) -> str:
         parts.append(f"K = {header.keep} of {n * n}")
     if header.threshold > 0:
         parts.append(f"threshold {header.threshold:g}")
-    return f"{n}x{n} blocks, " + ", ".join(parts)
+    blocks = "16x16, 8x8 and 4x4 blocks chosen per region" if getattr(header, "partitioned", False) else f"{n}x{n} blocks"
+    return f"{blocks}, " + ", ".join(parts)
 
 
 def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> FileVerification:
@@ -394,37 +397,19 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
     if nan.any():
         # The encoder filled the NaN pixels before the transform (dctconv.codec._bound.fill_nans).
         image = fill_nans(image, nan)
-    coefficients = np.asarray(_transform.forward(image, n, dtype=np.float64))
-    expected = quantize_image(image, header, coefficients=coefficients)
-    if header.quantization == "quality" and not np.array_equal(stored.levels, expected.levels):
-        # Files written before the encoder chose its levels by rate-distortion cost hold them rounded.
-        plain = quantize_image(image, header, coefficients=coefficients, rdoq=False)
-        if np.count_nonzero(stored.levels != plain.levels) < np.count_nonzero(stored.levels != expected.levels):
-            expected = plain
-    magnitude = n * float(np.max(np.abs(image.astype(np.float64))))
-    eps = tolerance(np.float64, terms=product_terms(n), magnitude=magnitude)
-    size = np.abs(coefficients)
-    # Either way by float rounding: near the threshold (one of the two is then 0) ...
-    either_way = (np.abs(size - header.threshold) <= eps) if header.threshold > 0 else np.zeros(size.shape, bool)
-    either_way[0] = False  # DC is never thresholded
-    if header.quantization == "none":
-        tol = eps
-        difference = np.abs(stored.levels - expected.levels)
+    if header.partitioned:
+        # Each block size's levels against the image's, in the blocks the file gives that size.
+        found = [_level_difference(_padded(image, 16), replace(header, block_size=p.block_size,
+                                                                keep=p.block_size ** 2),
+                                   p.levels, p.steps, p.present) for p in stored.passes]
+        worst = max(range(len(found)), key=lambda k: found[k][0].max(initial=0.0))
+        difference, skipped, tol = found[worst]
+        n = stored.passes[worst].block_size
+        skipped = sum(f[1] for f in found)
+        count = sum(p.block_size ** 2 * int(p.present.sum()) for p in stored.passes) - skipped
     else:
-        tol = 0.0
-        steps = stored.steps[:, None, None]
-        level_difference = np.abs(stored.levels - expected.levels)
-        # ... or near a rounding boundary (the levels then differ by 1): |c| / step + 1/2 an
-        # integer for plain rounding, |c| / step + 1/2 - z for AC levels with a dead zone z.
-        shift = np.full((size.shape[0], 1, 1), 0.5)
-        shift[1:] -= getattr(header, "dead_zone", 0) / 256
-        moved = size / steps + shift
-        either_way |= (np.abs(moved - np.rint(moved)) * steps <= eps) & (level_difference == 1)
-        difference = level_difference * steps
-    either_way &= difference > tol
-    difference = np.where(either_way, 0.0, difference)
-    skipped = int(either_way.sum())
-    count = difference.size - skipped
+        difference, skipped, tol = _level_difference(image, header, stored.levels, stored.steps, None)
+        count = difference.size - skipped
     location, error = _largest(difference, n)
     passed = error <= tol
     what = f"the compression of {image_name} ({_settings_text(header)})"
@@ -434,17 +419,72 @@ def verify_compressed_file(path, image, *, max_pixels=None, image_name=None) -> 
                   f"{name} holds {what}: largest difference {error:.3g}, within the tolerance {tol:.3g}")
     else:
         wrong = int(np.count_nonzero(difference > tol))
+        where = f"{n}x{n} " if header.partitioned else ""
         reason = (f"{name} does not hold {what}: {wrong:,} of {count:,} coefficients differ, the one at "
-                  f"{location} by {error:.3g}, more than the tolerance {tol:.3g}")
+                  f"{where}{location} by {error:.3g}, more than the tolerance {tol:.3g}")
     check = CheckResult(FILE_MATCHES_IMAGE, bool(passed), error, float(tol), n, f"{name} vs {image_name}")
-    trusted = {"block_size": n, "quantization": header.quantization}
+    trusted = {"block_size": "auto" if header.partitioned else n, "quantization": header.quantization}
     if header.quality is not None:
         trusted["quality"] = header.quality
     if header.step is not None:
         trusted["step"] = header.step
-    trusted.update(kept_channels=header.keep, threshold=header.threshold)
+    if not header.partitioned:
+        trusted["kept_channels"] = header.keep
+    trusted["threshold"] = header.threshold
     return FileVerification(
         check, "compressed", location, count, skipped, reason,
         skipped_what="coefficients within float rounding of a rounding tie or of the threshold not compared",
         trusted=trusted,
     )
+
+
+def _padded(image, side: int):
+    """``image`` edge-padded at the bottom and right to a multiple of ``side`` (as the encoder of block
+    sizes chosen per region pads it)."""
+    height, width = image.shape
+    return np.pad(image, ((0, -height % side), (0, -width % side)), mode="edge")
+
+
+def _in(levels, present):
+    """``levels`` in the blocks of ``present`` (rows, cols) only, 0 elsewhere (None: all of them)."""
+    return levels if present is None else levels * present
+
+
+def _level_difference(image, header, stored_levels, stored_steps, present):
+    """(difference per coefficient, coefficients skipped, tolerance) of stored levels against the image's
+    (see :func:`verify_compressed_file`); ``present`` (rows, cols): compare those blocks only."""
+    from ..codec._core import quantize_image
+
+    n = header.block_size
+    coefficients = np.asarray(_transform.forward(image, n, dtype=np.float64))
+    expected = quantize_image(image, header, coefficients=coefficients)
+    if header.quantization == "quality" and not np.array_equal(stored_levels, _in(expected.levels, present)):
+        # Files written before the encoder chose its levels by rate-distortion cost hold them rounded.
+        plain = quantize_image(image, header, coefficients=coefficients, rdoq=False)
+        if (np.count_nonzero(stored_levels != _in(plain.levels, present))
+                < np.count_nonzero(stored_levels != _in(expected.levels, present))):
+            expected = plain
+    magnitude = n * float(np.max(np.abs(image.astype(np.float64))))
+    eps = tolerance(np.float64, terms=product_terms(n), magnitude=magnitude)
+    size = np.abs(coefficients)
+    # Either way by float rounding: near the threshold (one of the two is then 0) ...
+    either_way = (np.abs(size - header.threshold) <= eps) if header.threshold > 0 else np.zeros(size.shape, bool)
+    either_way[0] = False  # DC is never thresholded
+    expected_levels = _in(expected.levels, present)
+    if header.quantization == "none":
+        tol = eps
+        difference = np.abs(stored_levels - expected_levels)
+    else:
+        tol = 0.0
+        steps = stored_steps[:, None, None]
+        level_difference = np.abs(stored_levels - expected_levels)
+        # ... or near a rounding boundary (the levels then differ by 1): |c| / step + 1/2 an
+        # integer for plain rounding, |c| / step + 1/2 - z for AC levels with a dead zone z.
+        shift = np.full((size.shape[0], 1, 1), 0.5)
+        shift[1:] -= getattr(header, "dead_zone", 0) / 256
+        moved = size / steps + shift
+        either_way |= (np.abs(moved - np.rint(moved)) * steps <= eps) & (level_difference == 1)
+        difference = level_difference * steps
+    either_way &= difference > tol
+    difference = np.where(either_way, 0.0, difference)
+    return difference, int(either_way.sum()), tol

@@ -335,7 +335,7 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None, rdoq: bool 
         raise InvalidCompressionError(
             f"quantization levels reach {peak:g}, beyond the codec's limit of 2**59; use a larger step"
         )
-    levels = kept.astype(np.int64)
+    levels = _as_levels(kept)
     if header.quantization != "quality":
         return Levels(header, levels, steps)
     offsets = fit_offsets(levels, coefficients, steps, n)
@@ -352,6 +352,19 @@ def quantize_image(image, header: CodecHeader, *, coefficients=None, rdoq: bool 
     return Levels(header, levels, steps, offsets)
 
 
+def _as_levels(kept: np.ndarray) -> np.ndarray:
+    """The integral float64 array ``kept`` as int64, converted in its own memory, a band at a time: a
+    second array of the image's size would be fresh memory, whose page faults cost more than the copy."""
+    if not (kept.flags.c_contiguous and kept.flags.writeable and kept.dtype == np.float64):
+        return kept.astype(np.int64)
+    flat = kept.reshape(-1)
+    levels = flat.view(np.int64)
+    band = 1 << 18
+    for start in range(0, flat.size, band):
+        levels[start : start + band] = flat[start : start + band]  # numpy copies the overlapping band first
+    return levels.reshape(kept.shape)
+
+
 def _pixel_error(image, levels, steps, offsets, header) -> float:
     """Squared error of the pixels ``levels`` decode to (no residual), summed."""
     coefficients = dequantize(levels, steps, offsets, "quality")
@@ -362,15 +375,13 @@ def _pixel_error(image, levels, steps, offsets, header) -> float:
 
 def fit_offsets(levels: np.ndarray, coefficients: np.ndarray, steps: np.ndarray, block_size: int) -> np.ndarray:
     """Reconstruction offsets of :func:`quantize_image`, (2, n*n) per channel, from its nonzero levels."""
+    from ._rdoq import offset_sums
+
     classes = channel_classes(block_size)
     count = int(classes.max()) + 1
-    index = np.flatnonzero(levels)
-    channel = index // (levels.shape[1] * levels.shape[2])
-    magnitude = np.abs(levels.reshape(-1)[index])
-    error = magnitude - np.abs(coefficients.reshape(-1)[index] / steps[channel])
-    key = classes[channel] + count * (magnitude >= 2)  # row 0: |q| = 1, row 1: |q| >= 2
-    total = np.bincount(key, weights=error, minlength=2 * count)
-    number = np.bincount(key, minlength=2 * count)
+    # One compiled pass (numpy's took index, magnitude and error arrays of every nonzero level).
+    total, number = offset_sums(np.asarray(levels, np.int64), np.asarray(coefficients, np.float64),
+                                np.asarray(steps, np.float64), classes.astype(np.int64), count)
     mean = np.divide(total, number, out=np.zeros(2 * count), where=number > 0)
     codes = np.clip(np.rint(mean * 256), 0, 127).astype(np.uint8)
     return _offsets_of(codes.tobytes(), block_size)

@@ -31,6 +31,8 @@ References
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -280,6 +282,39 @@ def _decide(levels, coefficients, steps, offsets, lam, zz, cls, left_ch, up_ch, 
     return changed
 
 
+@njit(cache=True)
+def offset_sums(levels, coefficients, steps, classes, count):
+    """Per class and for |q| = 1 (row 0) and |q| >= 2 (row 1): the sum of ``|q| - |x| / step`` over
+    the nonzero levels, and their number (``fit_offsets`` in one pass, with no temporaries), in flat order."""
+    nch, rows, cols = levels.shape
+    total = np.zeros(2 * count)
+    number = np.zeros(2 * count, np.int64)
+    for ch in range(nch):
+        step = steps[ch]
+        k = classes[ch]
+        for r in range(rows):
+            for c in range(cols):
+                q = levels[ch, r, c]
+                if q != 0:
+                    m = abs(q)
+                    key = k + count if m >= 2 else k
+                    total[key] += m - abs(coefficients[ch, r, c] / step)
+                    number[key] += 1
+    return total, number
+
+
+@lru_cache(maxsize=32)
+def _tables(block_size: int, keep: int):
+    """The engine's tables of the positions (zigzag channel, class, in-block neighbours, class count),
+    once per block size and K: a small file's encode would otherwise spend as long on them as on RDOQ."""
+    from ._engine import level_tables
+
+    tables = level_tables(block_size, keep)[:5]
+    for table in tables[:4]:
+        table.flags.writeable = False
+    return tables
+
+
 def rdoq(levels: np.ndarray, coefficients: np.ndarray, steps: np.ndarray, block_size: int, lam, *,
          keep: int | None = None, offsets: np.ndarray | None = None, passes: int = 1) -> int:
     """Choose the AC levels of ``levels`` in place by rate-distortion cost (module docstring).
@@ -309,11 +344,9 @@ def rdoq(levels: np.ndarray, coefficients: np.ndarray, steps: np.ndarray, block_
     changed : int
         How many levels the last round changed.
     """
-    from ._engine import level_tables
-
     n = int(block_size)
     keep = n * n if keep is None else int(keep)
-    zz, cls, left_ch, up_ch, n_classes, _, _ = level_tables(n, keep)
+    zz, cls, left_ch, up_ch, n_classes = _tables(n, keep)
     lam = np.broadcast_to(np.asarray(lam, np.float64), (n * n,)).copy()
     offsets = np.zeros((2, n * n)) if offsets is None else np.ascontiguousarray(offsets, np.float64)
     steps = np.ascontiguousarray(steps, np.float64)

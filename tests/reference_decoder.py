@@ -52,6 +52,11 @@ class RangeDecoder:
         self.f = [16384] * contexts
         self.s = [16384] * contexts
 
+    def fresh(self, contexts: int):
+        """Every context back to its start (a new pass of a partitioned file; the range runs on)."""
+        self.f = [16384] * contexts
+        self.s = [16384] * contexts
+
     def _byte(self) -> int:
         if self.pos < len(self.data):
             value = self.data[self.pos]
@@ -156,8 +161,10 @@ def steps_of(n: int, quantization: int, quality: int, step: float, low: float, h
 # ---------------------------------------------------------------- the levels (ADPT)
 
 
-def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: np.ndarray) -> np.ndarray:
-    """docs/formats.md, "The levels: section ADPT", after the offsets."""
+def decode_levels(coded, n: int, keep: int, rows: int, cols: int, steps: np.ndarray, *, P=None, sub=None):
+    """docs/formats.md, "The levels: section ADPT", after the offsets. With ``P`` (the status of each
+    position) and ``sub`` (the stand-ins), a pass of a partitioned file ("Block sizes chosen per
+    region"): ``coded`` is then the RangeDecoder, running on from the pass before."""
     order = zigzag(n)[:keep]
     cls = classes(n)
     A = int(cls.max())
@@ -166,12 +173,41 @@ def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: 
     LAST = SIG + A * 36
     MAG = LAST + A * 3
     SIGN = MAG + A * 6 * 30
-    rd = RangeDecoder(coded, SIGN + 24)
+    auto = P is not None
+    if auto:
+        rd = coded
+        rd.fresh(SIGN + 24)
+    else:
+        rd = RangeDecoder(coded, SIGN + 24)
     q = [[[0] * cols for _ in range(rows)] for _ in range(n * n)]
     D = q[0]
+
+    def known(r, c):
+        """(value, known?) of a neighbour position (rule 2)."""
+        if not (0 <= r < rows and 0 <= c < cols) or P[r][c] == 0:
+            return 0, False
+        return (D[r][c], True) if P[r][c] == 1 else (sub[r][c], True)
+
     for r in range(rows):
         for c in range(cols):
-            if r == 0 and c == 0:
+            if auto and P[r][c] != 1:
+                continue
+            if auto:
+                (a, ka), (b, kb), (d, kd) = known(r, c - 1), known(r - 1, c), known(r - 1, c - 1)
+                if ka and kb and kd:
+                    p = min(a, b) if d >= max(a, b) else max(a, b) if d <= min(a, b) else a + b - d
+                    g = abs(a - d) + abs(b - d)
+                elif ka and kb:
+                    p, g = (a + b) >> 1, abs(a - b)
+                elif ka:
+                    p, g = a, abs(a - d) if kd else 0
+                elif kb:
+                    p, g = b, abs(b - d) if kd else 0
+                elif kd:
+                    p, g = d, 0
+                else:
+                    p, g = 0, 0
+            elif r == 0 and c == 0:
                 p, g = 0, 0
             elif r == 0:
                 p = D[0][c - 1]
@@ -196,7 +232,8 @@ def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: 
             if abs(D[r][c]) >= 1 << 59:
                 raise Damaged("a DC level beyond 2**59")
     if keep == 1:
-        rd.check_end()
+        if not auto:
+            rd.check_end()
         return np.array(q, np.int64)
     xs, ys = np.divmod(order, n)
     # Sign prediction weights per edge position (docs: w(0) = 256, w(u) from the steps).
@@ -215,6 +252,8 @@ def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: 
     clamp = 1 << 20
     for r in range(rows):
         for c in range(cols):
+            if auto and P[r][c] != 1:
+                continue
             La = L[r - 1][c] if r > 0 else 0
             Ll = L[r][c - 1] if c > 0 else 0
             if not rd.bit(CBF + (La > 0) + (Ll > 0)):
@@ -231,7 +270,13 @@ def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: 
                     around = 2 * abs(q[ch][r][c - 1])
                 else:
                     around = 0
-                if (x, y) == (0, 1):
+                if auto and (x, y) in ((0, 1), (1, 0)):
+                    own = D[r][c]
+                    (lo, klo), (hi, khi) = ((known(r, c - 1), known(r, c + 1)) if (x, y) == (0, 1)
+                                            else (known(r - 1, c), known(r + 1, c)))
+                    g = abs((hi if khi else own) - (lo if klo else own))
+                    b, m = min(bitlen(g), 3), g >> 3
+                elif (x, y) == (0, 1):
                     g = abs(D[r][min(c + 1, cols - 1)] - D[r][max(c - 1, 0)])
                     b, m = min(bitlen(g), 3), g >> 3
                 elif (x, y) == (1, 0):
@@ -264,7 +309,10 @@ def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: 
                     continue
                 line, w = lines[i], weights[i]
                 vertical = xs[i] == 0  # (0, k): across the block above
-                if (r == 0) if vertical else (c == 0):
+                missing = (r == 0) if vertical else (c == 0)
+                if auto and not missing:
+                    missing = (P[r - 1][c] if vertical else P[r][c - 1]) != 1
+                if missing:
                     j, p = 7, 0
                 else:
                     rn, cn = (r - 1, c) if vertical else (r, c - 1)
@@ -277,8 +325,97 @@ def decode_levels(coded: bytes, n: int, keep: int, rows: int, cols: int, steps: 
                 differs = rd.bit(SIGN + 3 * j + min(v, 3) - 1)
                 if differs != (p < 0):
                     q[ch][r][c] = -v
-    rd.check_end()
+    if not auto:
+        rd.check_end()
     return np.array(q, np.int64)
+
+
+# ---------------------------------------------------------------- block sizes chosen per region (PART)
+
+
+def decode_partition(coded: bytes, R: int, C: int):
+    """docs/formats.md, "PART, the partition": the side of the block covering each 4 x 4 cell (4R x 4C)."""
+    rd = RangeDecoder(coded, 6)
+    S16 = [[0] * C for _ in range(R)]
+    S8 = [[0] * (2 * C) for _ in range(2 * R)]
+    for r in range(R):
+        for c in range(C):
+            S16[r][c] = rd.bit((r > 0 and S16[r - 1][c] == 1) + (c > 0 and S16[r][c - 1] == 1))
+            if S16[r][c]:
+                for q in range(4):
+                    i, j = 2 * r + q // 2, 2 * c + q % 2
+                    S8[i][j] = rd.bit(3 + (i > 0 and S8[i - 1][j] == 1) + (j > 0 and S8[i][j - 1] == 1))
+    rd.check_end()
+    sides = np.zeros((4 * R, 4 * C), np.int64)
+    for r in range(R):
+        for c in range(C):
+            for q in range(4):
+                i, j = 2 * r + q // 2, 2 * c + q % 2
+                side = 16 if not S16[r][c] else (4 if S8[i][j] else 8)
+                sides[2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = side
+    return sides
+
+
+def decode_partitioned(sections, quantization, quality, step, low, high, height, width):
+    """docs/formats.md, "Block sizes chosen per region": the float64 image before rounding."""
+    R, C = -(-height // 16), -(-width // 16)
+    sides = decode_partition(sections["PART"], R, C)
+    section = sections["ADPT"]
+    counts = {s: int(classes(s).max()) + 1 for s in (16, 8, 4)}
+    head = sum(2 * k for k in counts.values()) if quantization == 0 else 0
+    if len(section) < head:
+        raise Damaged("ADPT shorter than its offsets")
+    rd = RangeDecoder(section[head:], 1)
+    image = np.zeros((16 * R, 16 * C))
+    start, decoded = 0, {}
+    for s in (16, 8, 4):
+        rows, cols = 16 * R // s, 16 * C // s
+        cover = sides[:: s // 4, :: s // 4]  # the side covering each position's first cell
+        P = np.where(cover == s, 1, np.where(cover > s, 2, 0)).tolist()
+        sub = [[0] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                if P[r][c] == 2:
+                    L = int(cover[r][c])
+                    E = decoded[L][0][r * s // L][c * s // L]
+                    sub[r][c] = int(E) >> int(math.log2(L // s))
+        if quantization == 1:
+            steps = np.full(s * s, step)
+        else:
+            scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+            # B by the rule for n other than 8 at every size, 8 included.
+            position = np.minimum(np.arange(s) * 8.0 / s, 7.0)
+            lo = np.floor(position).astype(int)
+            hi = np.minimum(lo + 1, 7)
+            f = position - lo
+            table = JPEG_LUMINANCE.astype(np.float64)
+            rws = table[lo] * (1 - f)[:, None] + table[hi] * f[:, None]
+            sampled = rws[:, lo] * (1 - f)[None, :] + rws[:, hi] * f[None, :]
+            base = np.clip(np.rint(16 * (sampled / 16) ** 0.25), 1, 255).astype(np.int64)
+            steps = np.clip((base * scale + 50) // 100, 1, 255).astype(np.float64).reshape(-1) * ((high - low) / 255)
+        levels = decode_levels(rd, s, s * s, rows, cols, steps, P=P, sub=sub)
+        decoded[s] = levels
+        maps = levels * steps[:, None, None]
+        if quantization == 0:
+            cls = classes(s)
+            codes = np.frombuffer(section[start : start + 2 * counts[s]], np.uint8).reshape(2, counts[s])
+            start += 2 * counts[s]
+            if codes.max() > 127:
+                raise Damaged("an offset beyond half a step")
+            offsets = codes[:, cls] / 256.0
+            maps = np.zeros(levels.shape)
+            nonzero = levels != 0
+            channel = np.broadcast_to(np.arange(s * s)[:, None, None], levels.shape)[nonzero]
+            q = levels[nonzero]
+            o = np.where(np.abs(q) == 1, offsets[0][channel], offsets[1][channel])
+            value = q * steps[channel]
+            value -= np.sign(q) * o * steps[channel]
+            maps[nonzero] = value
+        present = (np.array(P) == 1)
+        blocks = idct_blocks(maps, s)
+        image += np.where(np.kron(present, np.ones((s, s))) == 1, blocks, 0.0)
+    rd.check_end()
+    return image[:height, :width]
 
 
 # ---------------------------------------------------------------- integer maps (ADRS, NANM kind 2)
@@ -401,7 +538,7 @@ def decode(data: bytes, *, reconstruction: bool = False):
         raise Damaged("shorter than the header")
     (magic, version, n, mode, quantization, quality, _dead_zone, keep, height, width, step, _threshold,
      low, high, max_error, flags, count) = HEADER.unpack_from(data)
-    if magic != b"DCTZ" or version != 4 or flags:
+    if magic != b"DCTZ" or version != 4 or flags & ~1:
         raise Damaged("not a version 4 file")
     table = [struct.unpack_from("<4sII", data, 64 + 12 * k) for k in range(count)]
     if zlib.crc32(data[: 64 + 12 * count]) != struct.unpack_from("<I", data, 64 + 12 * count)[0]:
@@ -418,7 +555,11 @@ def decode(data: bytes, *, reconstruction: bool = False):
     rows, cols = -(-height // n), -(-width // n)
     steps = steps_of(n, quantization, quality, step, low, high) if quantization < 2 else None
     cls = classes(n)
-    if quantization == 2:
+    if flags & 1:
+        if "PART" not in sections or "ADPT" not in sections or n != 16 or quantization == 2:
+            raise Damaged("flag bit 0 without PART and ADPT, n = 16 and quantized levels")
+        image = decode_partitioned(sections, quantization, quality, step, low, high, height, width)
+    elif quantization == 2:
         kept = np.frombuffer(zlib.decompress(sections["RAWB"]), "<f8")
         maps = np.zeros((n * n, rows, cols))
         mask = np.zeros(n * n, bool)
@@ -443,7 +584,8 @@ def decode(data: bytes, *, reconstruction: bool = False):
             value = q * steps[channel]
             value -= np.sign(q) * o * steps[channel]
             maps[nonzero] = value
-    image = idct_blocks(maps, n)[:height, :width]
+    if not flags & 1:
+        image = idct_blocks(maps, n)[:height, :width]
     dtype = np.dtype(MODES[mode])
     if dtype.kind == "f":
         top = np.finfo(np.float32).max

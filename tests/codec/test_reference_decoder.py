@@ -42,6 +42,12 @@ CORPUS = {
     "float bound": (FIELD, dict(block_size=4, max_error=0.05)),
     "float NaN runs": (HOLES, dict(block_size=4, quality=75, max_error=0.5)),
     "float NaN speckle": (SPECKLED, dict(block_size=8, quality=40)),
+    # Block sizes chosen per region: 8-bit (RDOQ), a flat step, 16-bit with its bound, float NaN.
+    "auto quality 75": (sample_crop(box=(100, 100, 171, 150)), dict(block_size="auto", quality=75)),
+    "auto quality 30": (PHOTO, dict(block_size="auto", quality=30)),
+    "auto flat step": (PHOTO, dict(block_size="auto", step=6.0)),
+    "auto 16-bit bound": (TERRAIN, dict(block_size="auto", quality=70, max_error=3)),
+    "auto float NaN": (HOLES, dict(block_size="auto", quality=80)),
     # ADRP: the residual predicted pixel by pixel, with and without DCT levels under it.
     "32-bit lossless": (mr_slice((30, 35)).astype(np.int32) * 70000 - 2**30, dict(max_error=0)),
     "16-bit bound 3": (TERRAIN, dict(max_error=3)),
@@ -81,8 +87,18 @@ def test_the_corpus_covers_every_section_and_kind():
         for tag, start_end in header.section_offsets().items():
             if tag == "NANM":
                 kinds.add(data[start_end[0]])
-    assert tags == {"ADPT", "ADRS", "ADRP", "NANM", "MODL", "WORD", "RAWB"}  # MODL/WORD/RAWB: step 0's (empty, empty, zlib)
+    assert tags == {"ADPT", "ADRS", "ADRP", "NANM", "MODL", "WORD", "RAWB", "PART"}  # MODL/WORD/RAWB: step 0's (empty, empty, zlib)
     assert kinds == {0, 2}
+
+
+def test_the_corpus_has_every_block_size_of_a_partition():
+    from dctconv.codec._core import decode_levels
+
+    sides = set()
+    for image, settings in CORPUS.values():
+        if settings.get("block_size") == "auto":
+            sides |= set(np.unique(decode_levels(dctconv.encode(image, **settings)).partition.sizes).tolist())
+    assert sides == {4, 8, 16}
 
 
 def test_the_reference_decoder_refuses_damaged_data():

@@ -89,11 +89,13 @@ def test_float_tiff_with_nan_is_refused(tmp_path):
         read_image(path)
 
 
+@pytest.mark.parametrize("unfiltered", [True, False])
 @pytest.mark.parametrize("shape", [(1, 1), (7, 300), (600, 9), (301, 17, 3)])
-def test_an_unfiltered_png_decodes_to_its_pixels(shape, monkeypatch, rng):
-    # Written by dctconv itself (Pillow cannot store every row unfiltered): Pillow and
-    # libpng (through imagecodecs) read the same pixels, CRCs checked; bands of rows are
-    # deflated one at a time (a small band here: several per picture).
+def test_pictures_written_by_dctconv_decode_to_their_pixels(shape, unfiltered, monkeypatch, rng):
+    # Gray pictures are written by dctconv itself, every row unfiltered or "up" (Pillow tries
+    # every filter on every row): Pillow and libpng (through imagecodecs) read the same pixels,
+    # CRCs checked; bands of rows are filtered and deflated one at a time (a small band here:
+    # several per picture, each "up" band reaching back into the one before).
     import io
 
     import imagecodecs
@@ -102,11 +104,23 @@ def test_an_unfiltered_png_decodes_to_its_pixels(shape, monkeypatch, rng):
 
     monkeypatch.setattr(_images, "_PNG_BAND_BYTES", 1000)
     picture = rng.integers(0, 256, shape).astype(np.uint8)
-    data = _images.picture_bytes(picture, unfiltered=True)
+    picture[::5] = picture[0]  # rows equal to the one above: "up" makes them zero
+    data = _images.picture_bytes(picture, unfiltered=unfiltered)
     with Image.open(io.BytesIO(data)) as im:
         assert im.format == "PNG" and im.mode == ("L" if len(shape) == 2 else "RGB")
         im.load()
         assert np.array_equal(np.asarray(im), picture)
     assert np.array_equal(imagecodecs.png_decode(data), picture)
     with pytest.raises(ValueError, match="8-bit gray or RGB"):
-        _images.unfiltered_png(picture.astype(np.uint16))
+        _images.png_bytes(picture.astype(np.uint16))
+
+
+def test_an_8_bit_image_is_written_up_filtered_and_read_back_exactly(tmp_path, rng):
+    import imagecodecs
+
+    image = rng.integers(0, 256, (70, 45)).astype(np.uint8)
+    save_image(tmp_path / "a.png", image, "L")
+    data = (tmp_path / "a.png").read_bytes()
+    assert data == image_bytes(image, "L")
+    assert np.array_equal(imagecodecs.png_decode(data), image)
+    assert np.array_equal(read_image(tmp_path / "a.png")[0], image)

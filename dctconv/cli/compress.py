@@ -34,7 +34,14 @@ def _compress_json(result) -> dict:
     return {"input": str(result.source), "outputs": [str(p) for p in result.outputs], **numbers}
 
 
+def _no_levels(report) -> bool:
+    """True for a file whose DCT levels are all 0 under a bound: its residual codes every pixel."""
+    return report.max_error_bound is not None and report.kept_per_block == 1 and report.nonzero_fraction == 0
+
+
 def _quantization_text(report) -> str:
+    if _no_levels(report):
+        return "no DCT"
     if report.quality is not None:
         return f"q{report.quality}"
     return "none" if report.step == 0 else f"step {report.step:g}"
@@ -56,6 +63,12 @@ def _compress_table(reports) -> str:
         if r.ssim is None:
             notes.append(f"Note: {_report.one_line(r.source)}: SSIM -: the image is {r.width} x {r.height} pixels; "
                          "SSIM needs at least 3 on each side")
+        if _no_levels(r):
+            # The step and K such a file records are how it zeroes the DCT, not a quantization
+            # anyone chose: the table says what the file is instead.
+            notes.append(f"Note: {_report.one_line(r.source)}: no DCT: every level is 0 and each pixel is "
+                         "coded by the bounded residual, predicted from its neighbours (as JPEG-LS codes pixels); "
+                         "this was the smallest file within the bound")
         extra = ()
         if science:
             extra = (f"{r.data_range[0]:.6g}..{r.data_range[1]:.6g}", _number(r.max_abs_error), _number(r.rmse),

@@ -117,3 +117,43 @@ def test_bad_scientific_input(tmp_path):
     assert result.stderr.splitlines()[-1] == (
         f"Error: {tif}: float image contains 3 infinite values; replace them with NaN (no data) or with "
         "finite values")
+
+
+def _reference_levels(data: bytes) -> np.ndarray:
+    """The levels of a quantization-1 file, read by the reference decoder written from docs/formats.md."""
+    import struct
+
+    import reference_decoder as ref
+
+    (_, _, n, _, quantization, quality, _, keep, height, width, step, _, low, high, _, _, count) = \
+        ref.HEADER.unpack_from(data)
+    table = [struct.unpack_from("<4sII", data, 64 + 12 * k) for k in range(count)]
+    start, sections = 64 + 12 * count + 4, {}
+    for tag, length, _ in table:
+        sections[tag.decode()] = data[start : start + length]
+        start += length
+    assert quantization == 1
+    steps = ref.steps_of(n, quantization, quality, step, low, high)
+    return ref.decode_levels(sections["ADPT"], n, keep, -(-height // n), -(-width // n), steps)
+
+
+def test_a_file_without_dct_levels_says_so(tmp_path):
+    # Noise on a ramp, lossless: coding every pixel by the predicted residual, with every DCT
+    # level 0, is the smallest file; the table must not show that file's zeroing step as a
+    # quantization someone chose.
+    rng = np.random.default_rng(3)
+    image = (np.add.outer(np.arange(48), np.arange(48)) * 200 + rng.integers(0, 50, (48, 48))).astype(np.uint16)
+    source = save(tmp_path / "noisy.png", image)
+    out = tmp_path / "out"
+    result = run("compress", source, "-o", out, "--no-pictures", "--max-error", 0)
+    assert result.exit_code == 0, result.output
+    assert not _reference_levels((out / "noisy_compressed.dctz").read_bytes()).any()
+    row = result.stdout.splitlines()[1].split()
+    assert row[2:4] == ["no", "DCT"], row
+    assert any(line.startswith("Note:") and "no DCT: every level is 0" in line for line in result.stdout.splitlines())
+    assert np.array_equal(pixels(out / "noisy_reconstruction.png"), image)
+    # A file with levels keeps its steps in the table and has no such note.
+    kept = run("compress", source, "-o", tmp_path / "q", "--no-pictures", "--max-error", 0, "--quality", 95)
+    assert kept.exit_code == 0, kept.output
+    assert kept.stdout.splitlines()[1].split()[2] == "q95"
+    assert "no DCT" not in kept.output

@@ -63,12 +63,6 @@ def _compress_table(reports) -> str:
         if r.ssim is None:
             notes.append(f"Note: {_report.one_line(r.source)}: SSIM -: the image is {r.width} x {r.height} pixels; "
                          "SSIM needs at least 3 on each side")
-        if _no_levels(r):
-            # The step and K such a file records are how it zeroes the DCT, not a quantization
-            # anyone chose: the table says what the file is instead.
-            notes.append(f"Note: {_report.one_line(r.source)}: no DCT: every level is 0 and each pixel is "
-                         "coded by the bounded residual, predicted from its neighbours (as JPEG-LS codes pixels); "
-                         "this was the smallest file within the bound")
         extra = ()
         if science:
             extra = (f"{r.data_range[0]:.6g}..{r.data_range[1]:.6g}", _number(r.max_abs_error), _number(r.rmse),
@@ -84,6 +78,13 @@ def _compress_table(reports) -> str:
             f"{r.bits_per_pixel:.3f}",
             f"{r.compressed_bytes:,}",
         ) + extra)
+    bare = [_report.one_line(r.source) for r in reports if _no_levels(r)]
+    if bare:
+        # The step and K such a file records are how it zeroes the DCT, not a quantization
+        # anyone chose: the table says what the file is instead, once for all of them.
+        notes.append(f"Note: no DCT ({', '.join(bare)}): every level is 0 and each pixel is coded by the "
+                     "bounded residual, predicted from its neighbours as JPEG-LS codes pixels: the smallest "
+                     "file within the bound")
     align = "lrrrrrrrr" + ("rrrr" if science else "")
     lines = _report.table(rows, align=align)
     if science:

@@ -5,6 +5,8 @@
    (``method=6``) on the sample photos (astronaut, camera, coins) and, reported apart,
    on images that are not those photos (text; scikit-image's cell, moon, page, horse). BD-rate (PSNR) of dctconv against each, computed by the
    ``bjontegaard`` package (Akima interpolation over the overlapping PSNR range).
+   ``--block-size auto`` likewise, against n = 4, JPEG and WebP, and against WebP at the same SSIM
+   (scikit-image), with its encode time on the photo of 3 beside n = 4's.
 2. n = 8 at quality 25, 50, 75, 90: dctconv's file over JPEG's and the PSNR difference.
 3. Speed on a 4096 x 4096 8-bit photo (astronaut enlarged with Lanczos, Gaussian noise
    sigma 2): ``dctconv.encode`` (n = 4, quality 75) against WebP method 6 at quality 75,
@@ -131,6 +133,58 @@ def run_rd() -> dict:
         print(f"{name}: BD-rate vs JPEG {results[name]['bd_rate_vs_jpeg']:+.1f} %, "
               f"vs WebP {results[name]['bd_rate_vs_webp']:+.1f} %", flush=True)
     results["_load"] = [start, os.getloadavg()[0]]
+    return results
+
+
+def ssim_curve(image, codec) -> list[tuple[float, float, float]]:
+    """(bits per pixel, PSNR, SSIM) over QUALITIES; SSIM by scikit-image at data_range 255."""
+    from skimage.metrics import structural_similarity
+
+    points = []
+    for quality in QUALITIES:
+        size, decoded = codec(image, quality)
+        points.append((8 * size / image.size, peak_signal_noise_ratio(image, decoded, data_range=255),
+                       structural_similarity(image, decoded, data_range=255)))
+    return points
+
+
+def run_auto(rounds: int) -> dict:
+    """--block-size auto: BD-rates (PSNR) against n = 4, JPEG and WebP, and against WebP at the same
+    SSIM, per image; then its encode time on the 4096 x 4096 photo beside n = 4's, interleaved."""
+    results = {}
+    start = os.getloadavg()[0]
+    for name in [*PHOTOS, *NOT_PHOTOS]:
+        image = load(name)
+        curves = {
+            "auto": ssim_curve(image, lambda im, q: ours(im, "auto", q)),
+            "n4": ssim_curve(image, lambda im, q: ours(im, 4, q)),
+            "jpeg": ssim_curve(image, lambda im, q: pillow(im, "JPEG", q)),
+            "webp": ssim_curve(image, lambda im, q: pillow(im, "WEBP", q)),
+        }
+        psnr = {key: [(r, p) for r, p, _ in points] for key, points in curves.items()}
+        ssim = {key: [(r, q) for r, _, q in points] for key, points in curves.items()}
+        results[name] = {
+            "curves": curves,
+            "vs_n4": bd_rate(psnr["n4"], psnr["auto"]),
+            "vs_jpeg": bd_rate(psnr["jpeg"], psnr["auto"]),
+            "vs_webp": bd_rate(psnr["webp"], psnr["auto"]),
+            "vs_webp_ssim": bd_rate(ssim["webp"], ssim["auto"]),
+            "n4_vs_webp_ssim": bd_rate(ssim["webp"], ssim["n4"]),
+        }
+        print(f"{name}: auto vs n = 4 {results[name]['vs_n4']:+.1f} %, vs JPEG {results[name]['vs_jpeg']:+.1f} %, "
+              f"vs WebP {results[name]['vs_webp']:+.1f} % (SSIM {results[name]['vs_webp_ssim']:+.1f} %)", flush=True)
+    results["_load"] = [start, os.getloadavg()[0]]
+    image = big_photo()
+    times = {"n4": [], "auto": []}
+    load_start = os.getloadavg()[0]
+    for _ in range(rounds):
+        for key, n in (("n4", 4), ("auto", "auto")):
+            begin = time.perf_counter()
+            data = dctconv.encode(image, block_size=n, quality=75)
+            times[key].append(time.perf_counter() - begin)
+            results[f"speed_{key}_bytes"] = len(data)
+    results["speed"] = {key: statistics.median(values) for key, values in times.items()}
+    results["speed_load"] = [load_start, os.getloadavg()[0]]
     return results
 
 
@@ -365,6 +419,41 @@ def report(results: dict) -> str:
                if "_load" in rd else ""),
             "",
         ]
+    auto = results.get("auto")
+    if auto:
+        measured = [name for name in [*PHOTOS, *NOT_PHOTOS] if name in auto]
+        mean = {key: statistics.mean(auto[name][key] for name in PHOTOS)
+                for key in ("vs_n4", "vs_jpeg", "vs_webp", "vs_webp_ssim", "n4_vs_webp_ssim")}
+        lines += [
+            "## --block-size auto: block sizes 16, 8 and 4 chosen per 16 x 16 region, quality 5 to 95",
+            "",
+            "BD-rate of `dctconv.encode(block_size=\"auto\")` against n = 4, JPEG and WebP at the same PSNR, "
+            "and against WebP at the same SSIM (scikit-image, data_range 255), beside n = 4's at the same SSIM.",
+            "",
+            "| image | vs n = 4 | vs JPEG | vs WebP | vs WebP (SSIM) | n = 4 vs WebP (SSIM) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in measured:
+            row = auto[name]
+            lines.append(f"| {label(name)} | {row['vs_n4']:+.1f} % | {row['vs_jpeg']:+.1f} % | {row['vs_webp']:+.1f} % "
+                         f"| {row['vs_webp_ssim']:+.1f} % | {row['n4_vs_webp_ssim']:+.1f} % |")
+        lines += [
+            f"| **mean of the photos** | **{mean['vs_n4']:+.1f} %** | **{mean['vs_jpeg']:+.1f} %** | "
+            f"**{mean['vs_webp']:+.1f} %** | **{mean['vs_webp_ssim']:+.1f} %** | **{mean['n4_vs_webp_ssim']:+.1f} %** |",
+            "",
+            f"Targets (issue 19): auto against WebP, mean of the photos <= 0 %: {verdict(mean['vs_webp'] <= 0)}"
+            + ("" if mean["vs_webp"] <= 0 else f" (by {mean['vs_webp']:.1f} points)")
+            + f"; at the same SSIM <= +10 %: {verdict(mean['vs_webp_ssim'] <= 10)}"
+            + ("" if mean["vs_webp_ssim"] <= 10 else f" (by {mean['vs_webp_ssim'] - 10:.1f} points)")
+            + f". Load average {auto['_load'][0]:.2f} at the start, {auto['_load'][1]:.2f} at the end (1 minute).",
+            "",
+            f"Encode of the 4096 x 4096 photo (quality 75, median of interleaved rounds): n = 4 "
+            f"{auto['speed']['n4']:.2f} s, auto {auto['speed']['auto']:.2f} s "
+            f"({auto['speed']['auto'] / auto['speed']['n4']:.2f} times; {auto['speed_auto_bytes']:,} bytes against "
+            f"{auto['speed_n4_bytes']:,}). Load average {auto['speed_load'][0]:.2f} at the start, "
+            f"{auto['speed_load'][1]:.2f} at the end.",
+            "",
+        ]
     n8 = results.get("n8")
     if n8:
         lines += [
@@ -462,8 +551,8 @@ def report(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", choices=["rd", "n8", "speed", "latency"],
-                        default=["rd", "n8", "speed", "latency"])
+    parser.add_argument("--only", nargs="+", choices=["rd", "auto", "n8", "speed", "latency"],
+                        default=["rd", "auto", "n8", "speed", "latency"])
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (default 3)")
     args = parser.parse_args(argv)
     # Sections not run this time keep their last results: --only speed refreshes the
@@ -472,6 +561,8 @@ def main(argv=None) -> int:
     results = json.loads(previous.read_text(encoding="utf-8")) if previous.exists() else {}
     if "rd" in args.only:
         results["rd"] = run_rd()
+    if "auto" in args.only:
+        results["auto"] = run_auto(args.rounds)
     if "n8" in args.only:
         results["n8"] = run_n8()
     if "speed" in args.only:

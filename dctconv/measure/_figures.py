@@ -274,7 +274,9 @@ def summary_titles(name: str, header, quality, *, compressed_bytes: int, bits_pe
     bound_text = "" if bound is None else f" (bound {bound:.6g})"
     title = (f"{name}: {psnr_text}{range_text}{ssim_text}   {bits_per_pixel:.3f} bits/pixel "
              f"({_format_bytes(compressed_bytes)})")
-    subtitle = (f"{n}×{n} blocks, {_settings_text(header)}, {keep_text}{threshold_text}, "
+    blocks_text = ("16×16, 8×8 and 4×4 blocks chosen per region (edges drawn; frequencies: the 16×16 ones)"
+                   if getattr(header, "partitioned", False) else f"{n}×{n} blocks")
+    subtitle = (f"{blocks_text}, {_settings_text(header)}, {keep_text}{threshold_text}, "
                 f"{100 * nonzero_fraction:.1f} % nonzero;  "
                 f"largest error {quality.max_abs_error:g}{bound_text}, error map {error_map_top()} = {255 / error_scale:.3g}")
     return title, subtitle

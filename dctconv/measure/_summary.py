@@ -430,6 +430,7 @@ def summary_picture(
     title: str,
     subtitle: str = "",
     channel_share=None,
+    partition=None,
 ) -> np.ndarray:
     """Draw the summary: original, reconstruction, error map and frequency grid, under a title.
 
@@ -461,6 +462,11 @@ def summary_picture(
     channel_share : array_like of float, shape (n*n,), optional
         Share of the blocks in which each channel holds a nonzero level; when
         given, the grid is shaded by it (with a colour bar) instead of kept/dropped.
+    partition : ndarray of int, shape (ceil(H/16) * 4, ceil(W/16) * 4), optional
+        Block sizes chosen per region: the side of the block covering each 4 x 4 cell
+        (:attr:`dctconv.codec._partition.Partition.sizes`); the blocks' edges are drawn
+        over the reconstruction in :data:`PARTITION_COLOUR` (where the panel is smaller
+        than the image, as the share of each panel pixel that is an edge).
 
     Returns
     -------
@@ -478,7 +484,8 @@ def summary_picture(
     window = f"(black {low:.6g}, white {high:.6g})"
     panels = [
         (_panel(mean_pool(original, factor), gray(), low, high), ["original", window]),
-        (_panel(mean_pool(reconstruction, factor), gray(), low, high), ["reconstruction", window]),
+        (_with_partition(_panel(mean_pool(reconstruction, factor), gray(), low, high), partition, (height, width),
+                         factor), ["reconstruction" if partition is None else "reconstruction and its blocks", window]),
         (_panel(error, ERROR_COLOURS(), 0.0, white), ["|original − reconstruction|"]),
     ]
     drawing = _Drawing()
@@ -516,6 +523,35 @@ def summary_picture(
     for i, text in enumerate(title_lines):
         drawing.text(drawing.width / 2 + MARGIN / 2, MARGIN + i * title_line, text, TITLE_SIZE, anchor="ma")
     return drawing.pixels()
+
+
+#: The colour of the block edges drawn over the reconstruction (``partition``): orange, apart from every gray.
+PARTITION_COLOUR = (255, 140, 0)
+
+
+def _with_partition(panel: np.ndarray, partition, shape, factor: int) -> np.ndarray:
+    """``panel`` (the reconstruction, RGB) with the edges of the partition's blocks drawn over it."""
+    if partition is None:
+        return panel
+    height, width = shape
+    sides = np.asarray(partition).repeat(4, axis=0).repeat(4, axis=1)[:height, :width]
+    rows, cols = np.arange(height)[:, None], np.arange(width)[None, :]
+    top = rows % sides == 0  # the first row of each block
+    left = cols % sides == 0
+    k, (panel_rows, panel_cols) = panel_scale(mean_pool(top, factor).shape)
+    if k:
+        # One panel pixel wide: the first of the k rows (columns) that an image row (column) becomes.
+        edge = (top.repeat(k, 0).repeat(k, 1) & (np.arange(panel_rows) % k == 0)[:, None]) | (
+            left.repeat(k, 0).repeat(k, 1) & (np.arange(panel_cols) % k == 0)[None, :])
+        alpha = edge.astype(np.float32)
+    else:
+        from PIL import Image
+
+        share = mean_pool((top | left).astype(np.float32), factor)
+        alpha = np.asarray(Image.fromarray(share.astype(np.float32)).resize((panel_cols, panel_rows),
+                                                                             Image.Resampling.BOX))
+    alpha = (0.85 * np.clip(alpha, 0, 1))[..., None]
+    return np.rint(panel * (1 - alpha) + np.array(PARTITION_COLOUR) * alpha).astype(np.uint8)
 
 
 def save_summary(path, original, reconstruction, **options) -> None:

@@ -482,6 +482,7 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
             summary = summary_picture(
                 measured_image, measured_pixels, channel_mask=mask, error_scale=error_scale, value_range=(low, high),
                 channel_share=nonzero / blocks, title=title, subtitle=subtitle,
+                partition=levels.partition.sizes if header.partitioned else None,
             )
         # The latest tasks first: one the other thread has not started is done here (Background.submit).
         encoded = {kind: tasks[kind]() for kind in reversed(tasks)}

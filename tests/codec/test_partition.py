@@ -229,3 +229,29 @@ def test_hostile_partitions_and_passes_give_one_line_in_bounded_memory():
         tracemalloc.stop()
     assert peak < 20 * 2**20
     assert outcomes["refused"] > 60
+
+
+def test_the_summary_draws_the_blocks_over_the_reconstruction():
+    from dctconv.measure._summary import PARTITION_COLOUR, _with_partition, panel_scale
+
+    # 32 x 48 pixels: the top left region one 16 x 16 block, the top middle one four 8 x 8, the top
+    # right one 8 x 8 quadrants but the top left one four 4 x 4 blocks; the bottom row 16 x 16 blocks.
+    sizes = np.full((8, 12), 16)
+    sizes[:4, 4:8] = 8
+    sizes[:4, 8:] = 8
+    sizes[:2, 8:10] = 4
+    blocks = [(0, 0, 16), (16, 0, 16), (16, 16, 16), (16, 32, 16), (0, 16, 8), (0, 24, 8), (8, 16, 8),
+              (8, 24, 8), (8, 32, 8), (8, 40, 8), (0, 40, 8), (0, 32, 4), (0, 36, 4), (4, 32, 4), (4, 36, 4)]
+    top, left = np.zeros((32, 48), bool), np.zeros((32, 48), bool)
+    for y, x, side in blocks:
+        top[y, x : x + side] = True
+        left[y : y + side, x] = True
+    k, (rows, cols) = panel_scale((32, 48))
+    drawn = _with_partition(np.full((rows, cols, 3), 128, np.uint8), sizes, (32, 48), 1)
+    orange = np.all(np.abs(drawn.astype(int) - np.rint(0.15 * 128 + 0.85 * np.array(PARTITION_COLOUR))) <= 1, axis=2)
+    # An edge is one panel pixel wide: the first of the k panel rows (columns) of its image row (column).
+    first_row = (np.arange(rows) % k == 0)[:, None]
+    first_col = (np.arange(cols) % k == 0)[None, :]
+    expected = (top.repeat(k, 0).repeat(k, 1) & first_row) | (left.repeat(k, 0).repeat(k, 1) & first_col)
+    np.testing.assert_array_equal(orange, expected)
+    assert np.all(drawn[~expected] == 128)

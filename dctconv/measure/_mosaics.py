@@ -235,7 +235,7 @@ def _framed(raw, *, row_centers, col_centers, caption, font_size=None):
     return canvas, (top, left)
 
 
-def maps_picture(coefficients, *, mask=None, dc_range=None) -> np.ndarray:
+def maps_picture(coefficients, *, mask=None, dc_range=None, partition=None) -> np.ndarray:
     """:func:`maps_mosaic` with its labels: what ``<stem>_maps.png`` holds.
 
     Above the mosaic, each tile column's frequency y; left of it, each tile row's
@@ -255,6 +255,10 @@ def maps_picture(coefficients, *, mask=None, dc_range=None) -> np.ndarray:
     dc_range : (float, float), optional
         DC values drawn black and white (``compress``: n times the data range, the DC
         of blocks at its low and high ends); default the DC map's minimum and maximum.
+    partition : ndarray of int, shape (4 R, 4 C), optional
+        Block sizes chosen per region (:attr:`dctconv.codec._partition.Partition.sizes`):
+        drawn right of the mosaic, one square per 4 x 4 cell, 16 x 16 blocks white, 8 x 8
+        gray, 4 x 4 dark (:data:`PARTITION_GRAYS`); the maps are then the 16 x 16 blocks'.
 
     Returns
     -------
@@ -268,10 +272,31 @@ def maps_picture(coefficients, *, mask=None, dc_range=None) -> np.ndarray:
     >>> picture.dtype, picture.shape[0] > 133, picture.shape[1] > 133
     (dtype('uint8'), True, True)
     """
-    return _labeled_maps(coefficients, mask, dc_range)[0]
+    picture = _labeled_maps(coefficients, mask, dc_range, partition is not None)[0]
+    return picture if partition is None else _with_partition_panel(picture, partition)
 
 
-def _labeled_maps(coefficients, mask, dc_range=None):
+#: Grays of the partition panel of :func:`maps_picture`: block side -> gray.
+PARTITION_GRAYS = {16: 235, 8: 150, 4: 55}
+
+
+def _with_partition_panel(picture: np.ndarray, partition) -> np.ndarray:
+    """``picture`` with the partition drawn right of it, as large as fits its height, on white."""
+    sizes = np.asarray(partition)
+    grays = np.zeros(sizes.shape, np.uint8)
+    for side, value in PARTITION_GRAYS.items():
+        grays[sizes == side] = value
+    scale = max(1, (picture.shape[0] - 16) // sizes.shape[0])
+    panel = grays.repeat(scale, axis=0).repeat(scale, axis=1)
+    height = max(picture.shape[0], panel.shape[0] + 16)
+    out = np.full((height, picture.shape[1] + 16 + panel.shape[1] + 8), 255, np.uint8)
+    out[: picture.shape[0], : picture.shape[1]] = picture
+    top = (height - panel.shape[0]) // 2
+    out[top : top + panel.shape[0], picture.shape[1] + 16 : picture.shape[1] + 16 + panel.shape[1]] = panel
+    return out
+
+
+def _labeled_maps(coefficients, mask, dc_range=None, partitioned: bool = False):
     """:func:`maps_picture`'s picture, the (top, left) corner of the mosaic in it, and its caption lines."""
     picture, dc_range, ac_peak = _mosaic(coefficients, mask, dc_range)
     channels, rows, cols = coefficients.shape
@@ -287,6 +312,9 @@ def _labeled_maps(coefficients, mask, dc_range=None):
     if mask is not None:
         kept = int(np.count_nonzero(mask))
         caption.append(f"hatched: dropped (zeroed) by compression; {kept} of {channels} maps kept")
+    if partitioned:
+        caption.append("these are the 16 x 16 blocks' maps (0 elsewhere); right: the block sizes chosen per "
+                       "region, white 16 x 16, gray 8 x 8, dark 4 x 4")
     framed, origin = _framed(
         picture,
         row_centers=[line + x * (rows + line) + rows / 2 for x in range(n)],

@@ -377,7 +377,8 @@ def _compress_file(path: Path, out_dir: Path, background: Background, *, block_s
         from ..measure._mosaics import error_picture_with_legend, maps_picture
 
         tasks["maps"] = background.submit(
-            lambda: picture_bytes(maps_picture(_DecodedMaps(levels), mask=mask, dc_range=(n * low, n * high))))
+            lambda: picture_bytes(maps_picture(_DecodedMaps(levels), mask=mask, dc_range=(n * low, n * high),
+                                               partition=levels.partition.sizes if header.partitioned else None)))
     # What decode gives (the same levels and sections, through the same function):
     # transform --inverse of the file writes these pixels exactly.
     pixels = decoded_pixels(data, levels)

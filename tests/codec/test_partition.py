@@ -255,3 +255,25 @@ def test_the_summary_draws_the_blocks_over_the_reconstruction():
     expected = (top.repeat(k, 0).repeat(k, 1) & first_row) | (left.repeat(k, 0).repeat(k, 1) & first_col)
     np.testing.assert_array_equal(orange, expected)
     assert np.all(drawn[~expected] == 128)
+
+
+def test_the_maps_picture_has_a_partition_panel():
+    from dctconv.measure._mosaics import maps_picture
+
+    sizes = np.full((8, 12), 16)
+    sizes[:4, 4:8] = 8
+    sizes[:2, 8:10] = 4
+    maps = np.zeros((256, 2, 3))
+    from dctconv.measure._mosaics import _labeled_maps
+
+    labeled = _labeled_maps(maps, None, None, True)[0]  # the mosaic with its labels and caption
+    drawn = maps_picture(maps, partition=sizes)
+    height, width = labeled.shape
+    np.testing.assert_array_equal(drawn[:height, :width], labeled)
+    assert drawn.shape[1] > width + 16  # the panel right of it
+    assert np.all(drawn[:, width : width + 16] == 255)
+    scale = max(1, (height - 16) // 8)
+    squares = drawn[:, width + 16 : width + 16 + 12 * scale]
+    rows = squares[(drawn.shape[0] - 8 * scale) // 2 :: scale][:8, ::scale]
+    expected = np.where(sizes == 16, 235, np.where(sizes == 8, 150, 55))
+    np.testing.assert_array_equal(rows, expected)

@@ -81,6 +81,15 @@ def quantize_residual(image, prediction, max_error: float, mode: str, data_range
         near = math.floor(max_error)
         q = np.sign(residual) * np.floor((np.abs(residual) + near) / step)
     q[np.isnan(q)] = 0
+    from ._engine import LEVEL_LIMIT
+
+    if q.size and not np.abs(q).max() < LEVEL_LIMIT:
+        # Only a float bound a hair above float32's resolution makes the step this small.
+        raise InvalidCompressionError(
+            f"max error {max_error:g} is too close to the resolution of float32 values up to "
+            f"{max(abs(data_range[0]), abs(data_range[1])):g} ({float32_spacing(data_range):.3g}): the residual "
+            "needs levels beyond 2**59; give a larger bound"
+        )
     return q.astype(np.int64)
 
 

@@ -866,11 +866,19 @@ def encode_map(values) -> bytes:
     values = np.asarray(values)
     if values.ndim != 3 or values.dtype.kind not in "iu":
         raise ValueError(f"integer maps must be a (C, R, W) integer array, got {values.dtype} {values.shape}")
+    _check_map_values(values)
     buf, st = _new_encoder()
     for plane in values:
         buf, _ = _code_map(np.ascontiguousarray(plane, np.int64), buf, st, _empty(), np.zeros(4, np.int64), False)
     buf = _finish(buf, st)
     return buf[1 : st[4]].tobytes()
+
+
+def _check_map_values(values: np.ndarray) -> None:
+    """ValueError unless every value is below 2**59 in magnitude: the decoders refuse the others,
+    so a map beyond it would code a file no decoder reads."""
+    if values.size and max(int(values.max()), -int(values.min())) >= LEVEL_LIMIT:
+        raise ValueError("integer map values must stay below 2**59 in magnitude")
 
 
 def decode_map(data, shape, *, tag: str = "ADRS") -> np.ndarray:
@@ -915,6 +923,7 @@ def encode_predicted_map(values, *, shift: int | None = None) -> bytes:
     values = np.asarray(values)
     if values.ndim != 2 or values.dtype.kind not in "iu":
         raise ValueError(f"an integer map must be a (R, W) integer array, got {values.dtype} {values.shape}")
+    _check_map_values(values)
     values = np.ascontiguousarray(values, np.int64)
     shift = gradient_shift(values) if shift is None else int(shift)
     buf, st = _new_encoder()

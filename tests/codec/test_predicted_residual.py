@@ -57,7 +57,8 @@ def test_random_maps_round_trip(data):
         values += np.add.outer(np.arange(rows), np.arange(cols)) * scale
     elif kind == "walk":
         values = np.cumsum(np.cumsum(values, axis=0), axis=1)
-    values = np.clip(np.rint(values), -(LEVEL_LIMIT - 1), LEVEL_LIMIT - 1).astype(np.int64)
+    # Clipped as integers: LEVEL_LIMIT - 1 as a float64 is 2**59 itself, beyond the coder's range.
+    values = np.clip(np.rint(np.clip(values, -2.0**60, 2.0**60)).astype(np.int64), -(LEVEL_LIMIT - 1), LEVEL_LIMIT - 1)
     shift = data.draw(st.one_of(st.none(), st.integers(0, 62)))
     coded = encode_predicted_map(values, shift=shift)
     assert np.array_equal(decode_predicted_map(coded, values.shape), values)
@@ -289,3 +290,25 @@ def test_a_constant_32_bit_image_and_an_all_nan_field():
     assert np.isnan(dctconv.decode(dctconv.encode(field, max_error=0.5, data_range=(0, 1)))).all()
     mr = mr_slice((33, 47)).astype(np.int32) * 9999 - 2**30
     assert np.array_equal(dctconv.decode(dctconv.encode(mr, max_error=0)), mr)
+
+
+@pytest.mark.parametrize("coder", ["ADRS", "ADRP"])
+def test_maps_beyond_the_decoders_range_are_refused_when_encoding(coder):
+    # 2**59 decodes as a damaged section: the encoder must not write it (it did).
+    values = np.zeros((3, 4), np.int64)
+    values[1, 2] = LEVEL_LIMIT
+    encode = (lambda v: encode_map(v[None])) if coder == "ADRS" else encode_predicted_map
+    with pytest.raises(ValueError, match="below 2\\*\\*59"):
+        encode(values)
+    values[1, 2] = -LEVEL_LIMIT
+    with pytest.raises(ValueError, match="below 2\\*\\*59"):
+        encode(values)
+    values[1, 2] = LEVEL_LIMIT - 1
+    assert np.array_equal(decode_predicted_map(encode_predicted_map(values), values.shape), values)
+
+
+def test_a_float_bound_a_hair_above_float32s_resolution_gets_one_line():
+    # E - u (the residual's half step) is then about 1e-17: levels beyond any coder's range.
+    image = (np.random.default_rng(0).random((32, 32)) * 1e6).astype(np.float32)
+    with pytest.raises(dctconv.errors.InvalidCompressionError, match="too close to the resolution of float32"):
+        dctconv.encode(image, max_error=np.nextafter(0.0625, 1.0))

@@ -299,12 +299,17 @@ WHY = {
     "numpy": "the arrays, and the matrix products that are the convolution",
     "pillow": "reading and writing images in the common formats and bit depths; JPEG and WebP "
     "the other codecs the sweep compares with; the labels of the maps, kernels and error "
-    "pictures (`ImageDraw`, no matplotlib needed)",
+    "pictures (`ImageDraw`, no matplotlib needed). Gray PNGs (8-bit reconstructions, the maps and "
+    "error pictures) are the exception: `io._images.png_bytes` writes them with zlib and one PNG "
+    "filter for every row, because Pillow's encoder tries every filter on every row with no setting "
+    "to fix one, and that search was the largest share of writing a 4096² compress's pictures; the "
+    "tests read its files back with Pillow and with libpng (imagecodecs)",
     "scipy": "`scipy.fft` and `scipy.signal`: the independent references that `verify` checks against",
     "scikit-image": "PSNR and SSIM as its well-tested functions compute them (`measure._metrics` "
     "repeats their operations without importing `skimage.metrics`, which imports `scipy.stats`; the "
     "tests compare to the last bit); `skimage.util.montage` lays out the maps and kernels mosaics, "
-    "`skimage.measure.block_reduce` averages large images down for the summary picture",
+    "`skimage.measure.block_reduce` averages large float images down for the summary picture "
+    "(integer ones are summed as integers, tested against it)",
     "matplotlib": "the rate-distortion figure of `compress --sweep`; its DejaVu Sans font (found "
     "without importing matplotlib) for the labels Pillow draws; the summary picture's colour maps "
     "(inferno, Blues), tabulated in `measure._summary` and compared with matplotlib's by the tests",
@@ -313,7 +318,8 @@ WHY = {
     "numba": "the codec's entropy engine (`codec/_engine.py`): its per-coefficient loops (adaptive binary "
              "range coding, contexts from decoded neighbours) compiled to machine code at first use and "
              "cached; wheels wherever numpy has them, no compiler at install (see \"The compiled engine\"); "
-             "also the SSIM's window means (`measure/_ssim.py`)",
+             "also the encoder's rate-distortion decisions (`codec/_rdoq.py`; `--block-size auto` measures each block's bits in the engine itself) and the "
+             "SSIM's window means (`measure/_ssim.py`)",
     "bjontegaard": "the BD-rates of the sweep (Bjontegaard delta rate)",
     "pytest": "the test runner",
     "hypothesis": "property tests over random sizes, block sizes and dtypes",

@@ -18,7 +18,8 @@ def warm() -> None:
 
     Through :func:`dctconv.encode` itself, so that every loop a default ``compress`` runs
     is loaded: the quantization's (RDOQ, :mod:`dctconv.codec._rdoq`), the engine's both ways
-    (:mod:`dctconv.codec._engine`) and the SSIM's.
+    (:mod:`dctconv.codec._engine`), the map coders of a 16-bit image's bounded residual and
+    the SSIM's.
     """
     try:
         import numpy as np
@@ -28,6 +29,8 @@ def warm() -> None:
         image = (np.add.outer(np.arange(8), np.arange(8)) * 9 % 256).astype(np.uint8)
         image[2:5, 3:7] = 200
         decode(encode(image))
+        # A 16-bit image's default keeps a bound: its residual's map coders (ADRS, ADRP) load too.
+        decode(encode(image.astype(np.uint16) * 250))
     except Exception:  # noqa: BLE001 - the workers load the engine themselves, and report it
         pass
     try:

@@ -116,8 +116,10 @@ def probe(_):
     from dctconv.codec import _engine, _rdoq
     from dctconv.measure import _ssim
     # Compiled (or loaded from numba's cache) before this worker's first file.
+    # The map coders of a bound's residual (ADRS, ADRP) too: every 16-bit image's default has one.
     return min(len(_engine._code_levels.signatures), len(_rdoq._decide.signatures),
-               len(_ssim._ssim_rows.signatures))
+               len(_ssim._ssim_rows.signatures), len(_engine._code_map.signatures),
+               len(_engine._code_pmap.signatures))
 '''
 
 

@@ -291,6 +291,60 @@ def _dc_known(levels, present, sub, r, c):
 
 
 @njit(cache=True)
+def _around(levels, ch, r, c):
+    """|The same coefficient| in the blocks above and to the left (one missing: the other twice)."""
+    if r > 0 and c > 0:
+        return abs(levels[ch, r - 1, c]) + abs(levels[ch, r, c - 1])
+    if r > 0:
+        return 2 * abs(levels[ch, r - 1, c])
+    if c > 0:
+        return 2 * abs(levels[ch, r, c - 1])
+    return 0
+
+
+@njit(cache=True)
+def _inside(levels, ch, lc, uc, r, c):
+    """The in-block neighbours' magnitudes |(x, y - 1)| + |(x - 1, y)| of channel ``ch``; for (0, 1) and
+    (1, 0), whose in-block neighbour is DC, the difference of the DC levels across the block instead
+    (the block's own where the image ends)."""
+    if lc != 0 and uc != 0:
+        return abs(levels[lc, r, c]) + abs(levels[uc, r, c])
+    rows = levels.shape[1]
+    cols = levels.shape[2]
+    if ch == 1:
+        lo_c = c - 1 if c > 0 else c
+        hi_c = c + 1 if c + 1 < cols else c
+        return abs(levels[0, r, hi_c] - levels[0, r, lo_c])
+    lo_r = r - 1 if r > 0 else r
+    hi_r = r + 1 if r + 1 < rows else r
+    return abs(levels[0, hi_r, c] - levels[0, lo_r, c])
+
+
+@njit(cache=True)
+def _sig_and_mag(k, i, around, inside, across, last_a, last_l, sig_base, mag_base):
+    """(significance context, first context of the magnitude's set) of zigzag position ``i`` (class ``k``)
+    from :func:`_around`, :func:`_inside` (``across``: a DC difference) and the neighbours' last positions.
+
+    One function for the coder and for RDOQ's estimate of its bits (:mod:`dctconv.codec._rdoq`).
+    """
+    if across:
+        b = 0
+        while (inside >> b) > 0 and b < 3:
+            b += 1
+        inside >>= 3  # for the magnitude's grade
+    else:
+        b = min(inside, 3)
+    a = min(around, 2)
+    t = (1 if last_a >= i else 0) + (1 if last_l >= i else 0)
+    act = around + inside
+    grade = 0
+    while act > 0 and grade < MAG_GRADES - 1:
+        act >>= 1
+        grade += 1
+    return sig_base + k * SIG_CONTEXTS + (t * 3 + a) * 4 + b, mag_base + (k * MAG_GRADES + grade) * SET_SIZE
+
+
+@njit(cache=True)
 def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, buf, st, data, dst, decoding,
                  present, sub, cost):
     """Encode (``decoding`` False: read ``levels``, write ``buf``) or decode (fill ``levels`` from ``data``).
@@ -438,54 +492,31 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
             for i in range(1, keep):
                 ch = zz[i]
                 k = cls[i]
-                # The same coefficient above and to the left (one missing: the other twice).
-                if r > 0 and c > 0:
-                    around = abs(levels[ch, r - 1, c]) + abs(levels[ch, r, c - 1])
-                elif r > 0:
-                    around = 2 * abs(levels[ch, r - 1, c])
-                elif c > 0:
-                    around = 2 * abs(levels[ch, r, c - 1])
-                else:
-                    around = 0
+                around = _around(levels, ch, r, c)
                 lc = left_ch[i]
                 uc = up_ch[i]
-                if lc == 0 or uc == 0:
-                    # (0, 1) or (1, 0): the DC levels across the block (in-block neighbour is DC).
-                    if auto:
-                        # A neighbour's DC not known (smaller blocks, coded later) counts as this block's own.
-                        own = levels[0, r, c]
-                        if ch == 1:
-                            lo_v, known = _dc_known(levels, present, sub, r, c - 1)
-                            lo_v = lo_v if known else own
-                            hi_v, known = _dc_known(levels, present, sub, r, c + 1)
-                            hi_v = hi_v if known else own
-                        else:
-                            lo_v, known = _dc_known(levels, present, sub, r - 1, c)
-                            lo_v = lo_v if known else own
-                            hi_v, known = _dc_known(levels, present, sub, r + 1, c)
-                            hi_v = hi_v if known else own
-                        inside = abs(hi_v - lo_v)
-                    elif ch == 1:
-                        lo_c = c - 1 if c > 0 else c
-                        hi_c = c + 1 if c + 1 < cols else c
-                        inside = abs(levels[0, r, hi_c] - levels[0, r, lo_c])
+                across = lc == 0 or uc == 0
+                if auto and across:
+                    # (0, 1) or (1, 0): the DC levels across the block; a neighbour's DC not known
+                    # (smaller blocks, coded later) counts as this block's own.
+                    own = levels[0, r, c]
+                    if ch == 1:
+                        lo_v, known = _dc_known(levels, present, sub, r, c - 1)
+                        lo_v = lo_v if known else own
+                        hi_v, known = _dc_known(levels, present, sub, r, c + 1)
+                        hi_v = hi_v if known else own
                     else:
-                        lo_r = r - 1 if r > 0 else r
-                        hi_r = r + 1 if r + 1 < rows else r
-                        inside = abs(levels[0, hi_r, c] - levels[0, lo_r, c])
-                    b = 0
-                    while (inside >> b) > 0 and b < 3:
-                        b += 1
-                    inside >>= 3  # for the magnitude's grade
+                        lo_v, known = _dc_known(levels, present, sub, r - 1, c)
+                        lo_v = lo_v if known else own
+                        hi_v, known = _dc_known(levels, present, sub, r + 1, c)
+                        hi_v = hi_v if known else own
+                    inside = abs(hi_v - lo_v)
                 else:
-                    inside = abs(levels[lc, r, c]) + abs(levels[uc, r, c])
-                    b = min(inside, 3)
-                a = min(around, 2)
-                t = (1 if last_a >= i else 0) + (1 if last_l >= i else 0)
+                    inside = _inside(levels, ch, lc, uc, r, c)
+                sig_ctx, base = _sig_and_mag(k, i, around, inside, across, last_a, last_l, sig_base, mag_base)
                 if i == keep - 1:
                     sig = 1  # every earlier nonzero level said "not the last"
                 else:
-                    sig_ctx = sig_base + k * SIG_CONTEXTS + (t * 3 + a) * 4 + b
                     if decoding:
                         sig = _dec_bit(data, dst, probs, sig_ctx)
                     else:
@@ -493,12 +524,6 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                         _enc_bit(buf, st, probs, sig_ctx, sig)
                 if sig == 0:
                     continue
-                act = around + inside
-                grade = 0
-                while act > 0 and grade < MAG_GRADES - 1:
-                    act >>= 1
-                    grade += 1
-                base = mag_base + (k * MAG_GRADES + grade) * SET_SIZE
                 if decoding:
                     mag = _dec_uint(data, dst, probs, base)
                     if mag < 0:

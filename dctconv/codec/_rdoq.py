@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from ._engine import _EXP, _MANT, MAG_GRADES, SET_SIZE, SIG_CONTEXTS
+from ._engine import _EXP, _MANT, MAG_GRADES, SET_SIZE, SIG_CONTEXTS, _around, _inside, _sig_and_mag
 
 #: PSNR that :func:`rdoq_within` keeps above plain rounding's, in dB.
 MARGIN_DB = 0.03
@@ -90,42 +90,9 @@ def _uint_count(counts, base, value):
 
 @njit(cache=True)
 def _contexts(levels, r, c, i, ch, k, lc, uc, last_a, last_l, n_classes, sig_base, mag_base):
-    """(significance context, magnitude set base) of position ``i`` of block (r, c), as the engine has them."""
-    rows = levels.shape[1]
-    cols = levels.shape[2]
-    if r > 0 and c > 0:
-        around = abs(levels[ch, r - 1, c]) + abs(levels[ch, r, c - 1])
-    elif r > 0:
-        around = 2 * abs(levels[ch, r - 1, c])
-    elif c > 0:
-        around = 2 * abs(levels[ch, r, c - 1])
-    else:
-        around = 0
-    if lc == 0 or uc == 0:
-        if ch == 1:
-            lo_c = c - 1 if c > 0 else c
-            hi_c = c + 1 if c + 1 < cols else c
-            inside = abs(levels[0, r, hi_c] - levels[0, r, lo_c])
-        else:
-            lo_r = r - 1 if r > 0 else r
-            hi_r = r + 1 if r + 1 < rows else r
-            inside = abs(levels[0, hi_r, c] - levels[0, lo_r, c])
-        b = 0
-        while (inside >> b) > 0 and b < 3:
-            b += 1
-        inside >>= 3
-    else:
-        inside = abs(levels[lc, r, c]) + abs(levels[uc, r, c])
-        b = min(inside, 3)
-    a = min(around, 2)
-    t = (1 if last_a >= i else 0) + (1 if last_l >= i else 0)
-    sig_ctx = sig_base + k * SIG_CONTEXTS + (t * 3 + a) * 4 + b
-    act = around + inside
-    grade = 0
-    while act > 0 and grade < MAG_GRADES - 1:
-        act >>= 1
-        grade += 1
-    return sig_ctx, mag_base + (k * MAG_GRADES + grade) * SET_SIZE
+    """(significance context, magnitude set base) of position ``i`` of block (r, c): the engine's own functions."""
+    return _sig_and_mag(k, i, _around(levels, ch, r, c), _inside(levels, ch, lc, uc, r, c), lc == 0 or uc == 0,
+                        last_a, last_l, sig_base, mag_base)
 
 
 @njit(cache=True)

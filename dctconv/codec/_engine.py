@@ -291,6 +291,16 @@ def _dc_known(levels, present, sub, r, c):
 
 
 @njit(cache=True)
+def _median(a, b, d):
+    """LOCO-I's median edge detector [4]_ from the left ``a``, upper ``b`` and upper-left ``d`` neighbours."""
+    if d >= max(a, b):
+        return min(a, b)
+    if d <= min(a, b):
+        return max(a, b)
+    return a + b - d
+
+
+@njit(cache=True)
 def _around(levels, ch, r, c):
     """|The same coefficient| in the blocks above and to the left (one missing: the other twice)."""
     if r > 0 and c > 0:
@@ -389,14 +399,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 b, hb = _dc_known(levels, present, sub, r - 1, c)
                 d, hd = _dc_known(levels, present, sub, r - 1, c - 1)
                 if ha and hb and hd:
-                    hi = max(a, b)
-                    lo = min(a, b)
-                    if d >= hi:
-                        pred = lo
-                    elif d <= lo:
-                        pred = hi
-                    else:
-                        pred = a + b - d
+                    pred = _median(a, b, d)
                     act = abs(a - d) + abs(b - d)
                 elif ha and hb:
                     pred = (a + b) >> 1
@@ -428,14 +431,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
                 a = levels[0, r, c - 1]
                 b = levels[0, r - 1, c]
                 d = levels[0, r - 1, c - 1]
-                hi = max(a, b)
-                lo = min(a, b)
-                if d >= hi:
-                    pred = lo
-                elif d <= lo:
-                    pred = hi
-                else:
-                    pred = a + b - d
+                pred = _median(a, b, d)
                 act = abs(a - d) + abs(b - d)
             s = 0
             while act > 0 and s < DC_SETS - 1:
@@ -721,12 +717,7 @@ def _code_pmap(values, shift, buf, st, data, dst, decoding):
                     a = b
                     d = b
                 e = values[r - 1, c + 1] if c + 1 < cols else b
-            if d >= max(a, b):
-                med = min(a, b)
-            elif d <= min(a, b):
-                med = max(a, b)
-            else:
-                med = a + b - d
+            med = _median(a, b, d)
             g1 = e - b
             g2 = b - d
             g3 = d - a

@@ -178,6 +178,7 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
         waiting = iter(enumerate(items))
         running, unstarted = {}, []
         broken = None
+        quiet = None
 
         def start_next() -> None:
             for index, item in waiting:
@@ -208,6 +209,12 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
             for index in [*unstarted, *(index for index, _ in waiting)]:
                 yield index, None, broken or WorkerLostError(_why_lost(said))
         except (KeyboardInterrupt, GeneratorExit):
+            # The signal that stops a run reaches this process and its workers at once (a
+            # process group's SIGTERM, a terminal's Ctrl-C): a worker's interrupted file can come
+            # back as a KeyboardInterrupt before this process handles its own signal, which then
+            # broke off the wait below, and the files that had finished went unlisted. The run
+            # is stopping already: a signal from here on changes nothing.
+            quiet = _signals_ignored()
             pool.shutdown(wait=True, cancel_futures=True)
             finished = [(index, future.result()) for future, index in running.items()
                         if future.done() and not future.cancelled() and future.exception() is None]
@@ -218,6 +225,25 @@ def map_in_processes(items, work, *, jobs: int, preload=()):
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if quiet is not None:
+                quiet()
+
+
+def _signals_ignored():
+    """Make SIGINT and SIGTERM do nothing in this process (main thread only); return what restores
+    their handlers, or None where they cannot be changed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    return restore
 
 
 @contextlib.contextmanager

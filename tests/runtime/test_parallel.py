@@ -198,3 +198,40 @@ def test_a_worker_that_crashes_says_why_and_one_that_is_killed_blames_memory():
     assert [str(exc) for _, _, exc in outcomes] == [
         "not enough memory to process it, or its worker process crashed (it ended abruptly); "
         "retry with fewer --jobs"] * 2
+
+
+_LATE_SIGNAL_PROBE = '''
+import os, signal, threading, time
+
+def work(item):
+    main, index = item
+    if index == 0:
+        time.sleep(1.5)
+        return "finished"
+    # This worker's file is interrupted at once, and the run's own SIGTERM reaches the main
+    # process only later, while it waits for the file in progress (index 0) to finish.
+    threading.Timer(0.5, os.kill, (main, signal.SIGTERM)).start()
+    raise KeyboardInterrupt
+'''
+
+_LATE_SIGNAL_PARENT = '''
+import json, os
+from dctconv.runtime._parallel import Interrupted, run_each
+from probe import work
+try:
+    run_each([(os.getpid(), 0), (os.getpid(), 1)], work, label="t", on_failure=lambda item, exc: None, jobs=2)
+    print(json.dumps("not interrupted"))
+except Interrupted as stop:
+    print(json.dumps([index for _, index in stop.finished]))
+'''
+
+
+def test_a_signal_that_comes_after_a_workers_interrupt_still_lists_the_finished_files(tmp_path):
+    # A fresh-clone CI run said "interrupted before any of the 8 files finished" with one file's
+    # outputs complete: the main process's own SIGTERM broke off its wait for that file.
+    (tmp_path / "probe.py").write_text(_LATE_SIGNAL_PROBE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _LATE_SIGNAL_PARENT], capture_output=True, text=True, env=env,
+                          timeout=60)  # before the fix the main process hung there
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [0], done.stdout

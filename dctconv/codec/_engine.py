@@ -301,6 +301,15 @@ def _median(a, b, d):
 
 
 @njit(cache=True)
+def _last_position(levels, zz, r, c):
+    """The zigzag position of block (r, c)'s last nonzero AC level, 0 for none."""
+    for i in range(zz.size - 1, 0, -1):
+        if levels[zz[i], r, c] != 0:
+            return i
+    return 0
+
+
+@njit(cache=True)
 def _around(levels, ch, r, c):
     """|The same coefficient| in the blocks above and to the left (one missing: the other twice)."""
     if r > 0 and c > 0:
@@ -474,11 +483,7 @@ def _code_levels(levels, zz, cls, left_ch, up_ch, n_classes, edge_ch, edge_w, bu
             if decoding:
                 coded = _dec_bit(data, dst, probs, cbf_ctx)
             else:
-                last = 0
-                for i in range(keep - 1, 0, -1):
-                    if levels[zz[i], r, c] != 0:
-                        last = i
-                        break
+                last = _last_position(levels, zz, r, c)
                 coded = 1 if last > 0 else 0
                 _enc_bit(buf, st, probs, cbf_ctx, coded)
             if coded == 0:

@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from ._engine import _EXP, _MANT, MAG_GRADES, SET_SIZE, SIG_CONTEXTS, _around, _inside, _sig_and_mag
+from ._engine import _EXP, _MANT, MAG_GRADES, SET_SIZE, SIG_CONTEXTS, _around, _inside, _last_position, _sig_and_mag
 
 #: PSNR that :func:`rdoq_within` keeps above plain rounding's, in dB.
 MARGIN_DB = 0.03
@@ -107,11 +107,7 @@ def _count(levels, zz, cls, left_ch, up_ch, n_classes):
         for c in range(cols):
             last_a = lastpos[r - 1, c] if r > 0 else 0
             last_l = lastpos[r, c - 1] if c > 0 else 0
-            last = 0
-            for i in range(keep - 1, 0, -1):
-                if levels[zz[i], r, c] != 0:
-                    last = i
-                    break
+            last = _last_position(levels, zz, r, c)
             cbf_ctx = cbf_base + (1 if last_a > 0 else 0) + (1 if last_l > 0 else 0)
             counts[cbf_ctx, 1 if last > 0 else 0] += 1
             lastpos[r, c] = last
@@ -167,11 +163,7 @@ def _decide(levels, coefficients, steps, offsets, lam, zz, cls, left_ch, up_ch, 
         for c in range(cols):
             last_a = lastpos[r - 1, c] if r > 0 else 0
             last_l = lastpos[r, c - 1] if c > 0 else 0
-            end = 0
-            for i in range(keep - 1, 0, -1):
-                if levels[zz[i], r, c] != 0:
-                    end = i
-                    break
+            end = _last_position(levels, zz, r, c)
             if end == 0:
                 continue
             cbf_ctx = cbf_base + (1 if last_a > 0 else 0) + (1 if last_l > 0 else 0)
